@@ -1,0 +1,1 @@
+"""Real video: decoding and encoding with PyAV, datasets, sampling and transforms."""

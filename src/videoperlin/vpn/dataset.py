@@ -1,0 +1,249 @@
+"""VPNDataset: Video Perlin Noise clips rendered on the fly, deterministic per (seed, index).
+
+Sample ``index`` has class ``index % len(space)`` (balanced to within one clip per class) and
+every random choice about it comes from a generator seeded by ``splitmix64(seed, index)``, drawn
+on the CPU in a fixed order. Nothing depends on global RNG state, on the worker, on the order of
+access or on which other samples share a batch, so ``ds[i]`` is the same clip in any process, any
+DataLoader worker count and any device (up to float rounding on GPUs).
+
+Intra-class variety (all switchable):
+
+* gradients: a fresh random unit gradient on every lattice node (always; this *is* the noise);
+* ``random_phase``: a random lattice offset in [0, 1) cell per axis and octave, so the grid never
+  lines up with the pixel grid the same way twice;
+* ``contrast_jitter`` j: contrast drawn from U(1 - j, 1 + j);
+* ``brightness_jitter`` j: mean gray level drawn from 0.5 + U(-j, j).
+
+Intensity is ``gray = 0.5 + brightness + contrast * noise / (6 * sigma)`` clamped to [0, 1], with
+``sigma`` the analytic standard deviation of the (fractal) noise, so a unit-contrast clip has a
+std of about 0.16 and almost never clips. Random draws happen even when an option is off, so
+switching one option never changes the others' values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from videoperlin.errors import ConfigError
+from videoperlin.noise import (
+    AXES,
+    Octave,
+    fractal_std,
+    lattice_nodes,
+    octave_cells,
+    random_unit_gradients,
+    render_octaves,
+    validate_cells,
+)
+from videoperlin.vpn.labels import LabelSpace
+
+_MASK64 = (1 << 64) - 1
+
+
+def splitmix64(seed: int, index: int) -> int:
+    """Mix (seed, index) into a well-spread 63-bit generator seed (SplitMix64 finaliser)."""
+    z = (seed * 0x9E3779B97F4A7C15 + index + 0x632BE59BD9B4E019) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (z ^ (z >> 31)) >> 1
+
+
+@dataclass
+class SampleParams:
+    """Everything random about one clip (drawn on the CPU from its own generator)."""
+
+    label: int
+    cells: list[tuple[int, int, int]]  # per octave, (ft, fy, fx)
+    phases: Tensor  # (octaves, 3) float64, ordered (t, y, x)
+    gradients: list[Tensor]  # per octave, (3, Lt, Ly, Lx) float32, amplitude folded in
+    contrast: float
+    brightness: float
+
+
+def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int) and not isinstance(size, bool):
+        return size, size
+    if isinstance(size, Sequence) and len(size) == 2 and all(isinstance(s, int) for s in size):
+        return int(size[0]), int(size[1])
+    raise ConfigError(f"size {size!r} must be an int or a (height, width) pair of ints")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+class VPNDataset(Dataset):
+    """Map-style dataset of VPN clips: ``ds[i] -> (clip (3, T, H, W) float32 in [0, 1], label)``.
+
+    The three channels are one grayscale clip repeated as a zero-copy ``expand`` view.
+    :meth:`batch` renders many clips in one call on any device, for loops that skip the DataLoader.
+    """
+
+    def __init__(
+        self,
+        space: LabelSpace,
+        num_videos: int = 1000,
+        frames: int = 16,
+        size: int | Sequence[int] = 112,
+        seed: int = 0,
+        *,
+        octaves: int = 1,
+        persistence: float = 0.5,
+        lacunarity: float = 2.0,
+        tileable: bool = False,
+        random_phase: bool = True,
+        contrast_jitter: float = 0.25,
+        brightness_jitter: float = 0.1,
+    ) -> None:
+        _require(isinstance(space, LabelSpace), f"space must be a LabelSpace, got {type(space).__name__}")
+        _require(isinstance(num_videos, int) and num_videos >= 1, f"num_videos {num_videos!r} must be a positive integer")
+        _require(isinstance(frames, int) and frames >= 1, f"frames {frames!r} must be a positive integer")
+        _require(isinstance(seed, int) and seed >= 0, f"seed {seed!r} must be a non-negative integer")
+        _require(isinstance(octaves, int) and octaves >= 1, f"octaves {octaves!r} must be an integer >= 1")
+        _require(0.0 < persistence <= 1.0, f"persistence {persistence!r} must be in (0, 1]")
+        _require(lacunarity >= 1.0, f"lacunarity {lacunarity!r} must be >= 1")
+        _require(0.0 <= contrast_jitter < 1.0, f"contrast_jitter {contrast_jitter!r} must be in [0, 1)")
+        _require(0.0 <= brightness_jitter <= 0.5, f"brightness_jitter {brightness_jitter!r} must be in [0, 0.5]")
+        self.space = space
+        self.num_videos = num_videos
+        self.frames = frames
+        self.height, self.width = _as_size(size)
+        _require(self.height >= 1 and self.width >= 1, f"size {size!r} must be positive")
+        self.seed = seed
+        self.octaves = octaves
+        self.persistence = float(persistence)
+        self.lacunarity = float(lacunarity)
+        self.tileable = tileable
+        self.random_phase = random_phase
+        self.contrast_jitter = float(contrast_jitter)
+        self.brightness_jitter = float(brightness_jitter)
+        self._check_frequencies_fit()
+        self._intensity_scale = 1.0 / (6.0 * fractal_std(octaves, self.persistence))
+
+    def _check_frequencies_fit(self) -> None:
+        fx, fy, ft = self.space.max_frequencies()
+        for axis, base, samples in (("fx", fx, self.width), ("fy", fy, self.height), ("ft", ft, self.frames)):
+            top = octave_cells(base, self.octaves - 1, self.lacunarity)
+            where = f" at octave {self.octaves}" if self.octaves > 1 else ""
+            try:
+                validate_cells(top, samples, axis)
+            except ConfigError:
+                unit = "frames" if axis == "ft" else "pixels"
+                raise ConfigError(
+                    f"{axis} {base}{where} means {top} lattice cells on an axis of {samples} {unit}; "
+                    f"use frequencies <= {samples}, fewer octaves or a larger clip"
+                ) from None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.space)
+
+    def __len__(self) -> int:
+        return self.num_videos
+
+    def label(self, index: int) -> int:
+        """Class of sample ``index`` (round-robin over classes, so the set is balanced)."""
+        return index % len(self.space)
+
+    def _check_index(self, index: int) -> int:
+        if isinstance(index, Tensor):
+            index = int(index)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"VPNDataset index must be an int, got {type(index).__name__}")
+        if index < 0:
+            index += self.num_videos
+        if not 0 <= index < self.num_videos:
+            raise IndexError(f"VPNDataset index {index} out of range for {self.num_videos} videos")
+        return index
+
+    def sample_params(self, index: int) -> SampleParams:
+        """Draw every random quantity of sample ``index`` from its own seeded CPU generator."""
+        index = self._check_index(index)
+        label = self.label(index)
+        fx, fy, ft = self.space.frequencies(label)
+        gen = torch.Generator().manual_seed(splitmix64(self.seed, index))
+        phases = torch.rand((self.octaves, 3), generator=gen, dtype=torch.float64)
+        jitter = torch.rand(2, generator=gen, dtype=torch.float64).tolist()
+        if not self.random_phase:
+            phases.zero_()
+        contrast = 1.0 + self.contrast_jitter * (2.0 * jitter[0] - 1.0)
+        brightness = self.brightness_jitter * (2.0 * jitter[1] - 1.0)
+        cells, gradients = [], []
+        for octave in range(self.octaves):
+            octave_freqs = tuple(octave_cells(f, octave, self.lacunarity) for f in (ft, fy, fx))
+            nodes = tuple(lattice_nodes(c, self.tileable) for c in octave_freqs)
+            grads = random_unit_gradients(nodes, gen)
+            if octave:
+                grads.mul_(self.persistence**octave)
+            cells.append(octave_freqs)
+            gradients.append(grads)
+        return SampleParams(label, cells, phases, gradients, contrast, brightness)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        clips, labels = self.batch([index])
+        return clips[0], int(labels[0])
+
+    def batch(self, indices: Iterable[int], device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+        """Render many clips at once: ``(clips (B, 3, T, H, W), labels (B,))`` on ``device``.
+
+        Agrees with ``ds[i]`` to float tolerance; the 3 channels are an ``expand`` view.
+        """
+        params = [self.sample_params(i) for i in indices]
+        if not params:
+            raise ValueError("VPNDataset.batch needs at least one index")
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        gray = self.render(params, device)
+        labels = torch.tensor([p.label for p in params], dtype=torch.long, device=device)
+        return gray[:, None].expand(-1, 3, -1, -1, -1), labels
+
+    def render(self, params: list[SampleParams], device: torch.device) -> Tensor:
+        """Grayscale clips (B, T, H, W) in [0, 1] for the given sample parameters."""
+        octaves = []
+        for octave in range(self.octaves):
+            grads = [p.gradients[octave] for p in params]
+            nodes = [max(g.shape[1 + axis] for g in grads) for axis in range(3)]
+            lattice = torch.zeros((len(params), 3, *nodes), dtype=torch.float32)
+            for b, g in enumerate(grads):
+                lattice[b, :, : g.shape[1], : g.shape[2], : g.shape[3]] = g
+            cells = torch.tensor([p.cells[octave] for p in params], dtype=torch.long)
+            phase = torch.stack([p.phases[octave] for p in params])
+            octaves.append(Octave(lattice.to(device), cells.to(device), phase.to(device), self.tileable))
+        scale = torch.tensor([p.contrast * self._intensity_scale for p in params], dtype=torch.float32)
+        bias = torch.tensor([0.5 + p.brightness for p in params], dtype=torch.float32)
+        clips = render_octaves(octaves, (self.frames, self.height, self.width), scale.to(device), bias.to(device))
+        return clips.clamp_(0.0, 1.0)
+
+    def spec(self) -> dict[str, Any]:
+        """Everything needed to rebuild this dataset exactly (JSON-serialisable)."""
+        return {
+            "label_space": self.space.to_dict(),
+            "num_videos": self.num_videos,
+            "frames": self.frames,
+            "size": [self.height, self.width],
+            "seed": self.seed,
+            "octaves": self.octaves,
+            "persistence": self.persistence,
+            "lacunarity": self.lacunarity,
+            "tileable": self.tileable,
+            "random_phase": self.random_phase,
+            "contrast_jitter": self.contrast_jitter,
+            "brightness_jitter": self.brightness_jitter,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> VPNDataset:
+        """Inverse of :meth:`spec`."""
+        spec = dict(spec)
+        space = LabelSpace.from_dict(spec.pop("label_space"))
+        size = spec.pop("size")
+        return cls(space, size=tuple(size) if isinstance(size, list) else size, **spec)
+
+
+__all__ = ["VPNDataset", "SampleParams", "splitmix64", "AXES"]

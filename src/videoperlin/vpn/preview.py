@@ -1,0 +1,77 @@
+"""Pictures of the label space: a teaser-style grid (PNG) and an animated GIF of a few classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from videoperlin.errors import ConfigError
+from videoperlin.utils.atomic import atomic_path
+from videoperlin.vpn.dataset import VPNDataset
+
+
+def _one_clip_per_class(ds: VPNDataset, classes: list[int]) -> np.ndarray:
+    """Grayscale clips (K, T, H, W) in [0, 1]: the first sample index of each class."""
+    clips, _ = ds.batch(classes)  # index k < num_classes has label k
+    return clips[:, 0].numpy()
+
+
+def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
+    """Teaser-style grid: x-frequency down the rows, y-frequency across the columns, one frame per class.
+
+    ``ft`` picks the temporal frequency shown (default: the lowest); ``frame`` the frame (default: middle).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    space = ds.space
+    ft = space.ft[0] if ft is None else ft
+    if ft not in space.ft:
+        raise ConfigError(f"--ft {ft} is not in the label space's ft list {list(space.ft)}")
+    frame = ds.frames // 2 if frame is None else frame
+    if not 0 <= frame < ds.frames:
+        raise ConfigError(f"--frame {frame} is outside 0..{ds.frames - 1}")
+    classes = [space.index(fx, fy, ft) for fx in space.fx for fy in space.fy]
+    clips = _one_clip_per_class(ds, classes)
+    rows, cols = len(space.fx), len(space.fy)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.6), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.imshow(clips[k, frame], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for r, fx in enumerate(space.fx):
+        axes[r, 0].set_ylabel(f"fx={fx}", fontsize=8)
+    for c, fy in enumerate(space.fy):
+        axes[0, c].set_title(f"fy={fy}", fontsize=8)
+    fig.suptitle(f"VPN classes at ft={ft} (frame {frame} of {ds.frames}, {ds.height}x{ds.width})", fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return out
+
+
+def preview_gif(ds: VPNDataset, out: str | Path, classes: list[int] | None = None, fps: int = 8) -> Path:
+    """Animated GIF of a few classes side by side (default: up to 6 spread over the label space)."""
+    from PIL import Image
+
+    if classes is None:
+        count = min(6, len(ds.space))
+        classes = sorted({round(k * (len(ds.space) - 1) / max(count - 1, 1)) for k in range(count)})
+    bad = [k for k in classes if not 0 <= k < len(ds.space)]
+    if bad:
+        raise ConfigError(f"class indices {bad} are outside 0..{len(ds.space) - 1}")
+    clips = _one_clip_per_class(ds, classes)
+    gap = np.ones((ds.frames, ds.height, 4), dtype=np.float32)
+    strip = np.concatenate([part for clip in clips for part in (clip, gap)][:-1], axis=2)
+    frames = [Image.fromarray(np.rint(f * 255).astype(np.uint8), mode="L") for f in strip]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    return out
