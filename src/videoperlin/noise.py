@@ -129,11 +129,17 @@ class Octave:
 
 @dataclass
 class _Factors:
-    """The small per-batch operands of one octave: everything except the two big contractions."""
+    """The small per-batch operands of one octave: everything except the big contractions.
 
-    x_done: Tensor  # (B, Lt, 3, Ly, W): gradients contracted over x
-    y_factors: Tensor  # (B, 2, H, 3Ly): rows [W_Y, 0, 0] -> P and [0, D_Y, W_Y] -> Q
-    t_factors: Tensor  # (B, T, 2Lt): [D_T, W_T], pairs with [P; Q]
+    ``P = G_t x_x W_X x_y W_Y`` pairs with ``D_T``; ``Q = G_y x_x W_X x_y D_Y + G_x x_x D_X x_y W_Y``
+    pairs with ``W_T``.
+    """
+
+    x_done: Tensor  # (B, Lt, 3, Ly, W): gradient components (t, y, x) contracted over x
+    w_y: Tensor  # (B, H, Ly): y-factor of P
+    dw_y: Tensor  # (B, H, 2Ly): [D_Y, W_Y], y-factor of Q
+    d_t: Tensor  # (B, T, Lt)
+    w_t: Tensor  # (B, T, Lt)
 
 
 def _octave_factors(
@@ -141,11 +147,10 @@ def _octave_factors(
 ) -> _Factors:
     """Contract x and build the y and t factor matrices of one octave, for the whole batch.
 
-    ``P = G_t x_y W_Y x_x W_X`` pairs with ``D_T``; ``Q = G_y x_y D_Y x_x W_X + G_x x_y W_Y x_x D_X``
-    pairs with ``W_T``. A per-sample ``scale`` multiplies the gradients. A per-sample ``bias`` is
-    added to the x-contracted x-component: every interpolation matrix ``W`` has rows summing to 1
-    (partition of unity), so a constant there passes through ``W_Y`` and ``W_T`` unchanged and
-    lands on every output voxel for free.
+    A per-sample ``scale`` multiplies the gradients. A per-sample ``bias`` is added to the
+    x-contracted x-component: every interpolation matrix ``W`` has rows summing to 1 (partition of
+    unity), so a constant there passes through ``W_Y`` and ``W_T`` unchanged and lands on every
+    output voxel for free.
     """
     frames, height, width = size
     grads = octave.gradients
@@ -159,14 +164,12 @@ def _octave_factors(
     x_done = torch.matmul(grads.transpose(1, 2), x_factors[:, None])  # (B, Lt, 3, Ly, W)
     if bias is not None:
         x_done[:, :, 2] += bias.to(x_done)[:, None, None, None]
-    zeros = torch.zeros_like(wy)
-    y_factors = torch.stack([torch.cat([wy, zeros, zeros], 2), torch.cat([zeros, dy, wy], 2)], dim=1)
-    return _Factors(x_done, y_factors, torch.cat([dt, wt], dim=2))
+    return _Factors(x_done, wy, torch.cat([dy, wy], dim=2), dt, wt)
 
 
 #: Bytes of y-stage intermediate per CPU chunk: small enough to stay in L2/L3 cache, so the only
-#: trip to main memory is the output. On a 2-core EPYC (2 MiB L2 per core) 2-4 MiB chunks render
-#: 32 low-preset 16x112x112 clips at ~3,600 clips/s against ~3,100 unchunked (benchmarks/generate.py).
+#: trip to main memory is the output. On a 2-core EPYC (2 MiB L2 per core) 2-4 MiB chunks were
+#: fastest (benchmarks/generate.py); unchunked was about 20% slower.
 CPU_CHUNK_BYTES = 3 * 2**20
 
 
@@ -177,20 +180,34 @@ def _chunk_size(batch: int, nodes_t: int, size: tuple[int, int, int], device: to
     return max(1, min(batch, CPU_CHUNK_BYTES // per_sample))
 
 
+def _accumulate_chunk(f: _Factors, start: int, stop: int, out: Tensor, first: bool) -> None:
+    """Add one octave's noise for samples start:stop into ``out`` (b, T, H*W): y, then t."""
+    x_done = f.x_done[start:stop]
+    b, lt, _, ly, width = x_done.shape
+    p = torch.matmul(f.w_y[start:stop, None], x_done[:, :, 0]).reshape(b, lt, -1)
+    q = torch.matmul(f.dw_y[start:stop, None], x_done[:, :, 1:].reshape(b, lt, 2 * ly, width)).reshape(b, lt, -1)
+    if first:
+        torch.bmm(f.d_t[start:stop], p, out=out)
+    else:
+        out.baddbmm_(f.d_t[start:stop], p)
+    out.baddbmm_(f.w_t[start:stop], q)
+
+
 def render_octaves(
     octaves: list[Octave],
     size: tuple[int, int, int],
     scale: Tensor | None = None,
     bias: Tensor | None = None,
     out: Tensor | None = None,
+    clamp: tuple[float, float] | None = None,
 ) -> Tensor:
     """Sum of Perlin octaves, ``bias + scale * sum_o noise_o``, as a (B, T, H, W) float32 tensor.
 
     Amplitudes per octave are expected to be folded into each octave's gradients. ``scale`` and
-    ``bias`` are per-sample (B,) tensors (defaults 1 and 0) folded into the small factors, so a
-    single-octave batch is written in one pass; each further octave accumulates in place. The two
+    ``bias`` are per-sample (B,) tensors (defaults 1 and 0) folded into the small factors. The
     large contractions (y, then t) run in cache-sized chunks of the batch on the CPU
-    (:data:`CPU_CHUNK_BYTES`). ``out`` may be a preallocated contiguous (B, T, H, W) float32 tensor.
+    (:data:`CPU_CHUNK_BYTES`), and ``clamp=(lo, hi)`` is applied to each chunk while it is still
+    in cache. ``out`` may be a preallocated contiguous (B, T, H, W) float32 tensor.
     """
     frames, height, width = size
     batch = octaves[0].gradients.shape[0]
@@ -203,14 +220,9 @@ def render_octaves(
     for start in range(0, batch, chunk):
         stop = min(batch, start + chunk)
         for number, f in enumerate(factors):
-            x_done = f.x_done[start:stop]
-            b, lt, _, ly, _ = x_done.shape
-            right = torch.matmul(f.y_factors[start:stop, :, None], x_done.reshape(b, 1, lt, 3 * ly, width))
-            right = right.reshape(b, 2 * lt, height * width)  # [P; Q]
-            if number == 0:
-                torch.bmm(f.t_factors[start:stop], right, out=flat[start:stop])
-            else:
-                flat[start:stop].baddbmm_(f.t_factors[start:stop], right)
+            _accumulate_chunk(f, start, stop, flat[start:stop], first=number == 0)
+        if clamp is not None:
+            flat[start:stop].clamp_(*clamp)
     return out
 
 

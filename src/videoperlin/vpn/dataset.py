@@ -217,8 +217,8 @@ class VPNDataset(Dataset):
             octaves.append(Octave(lattice.to(device), cells.to(device), phase.to(device), self.tileable))
         scale = torch.tensor([p.contrast * self._intensity_scale for p in params], dtype=torch.float32)
         bias = torch.tensor([0.5 + p.brightness for p in params], dtype=torch.float32)
-        clips = render_octaves(octaves, (self.frames, self.height, self.width), scale.to(device), bias.to(device))
-        return clips.clamp_(0.0, 1.0)
+        size = (self.frames, self.height, self.width)
+        return render_octaves(octaves, size, scale.to(device), bias.to(device), clamp=(0.0, 1.0))
 
     def spec(self) -> dict[str, Any]:
         """Everything needed to rebuild this dataset exactly (JSON-serialisable)."""

@@ -1,0 +1,7 @@
+"""``python -m videoperlin`` runs the command line."""
+
+import sys
+
+from videoperlin.cli import main
+
+sys.exit(main())

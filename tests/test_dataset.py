@@ -1,0 +1,178 @@
+"""VPNDataset: shapes, determinism, batching, variety switches, and that the label is the frequency."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from videoperlin.errors import ConfigError
+from videoperlin.vpn import LabelSpace, VPNDataset
+
+
+def small(space="tiny", **kw) -> VPNDataset:
+    options = {"num_videos": 64, "frames": 8, "size": 32, "seed": 3, **kw}
+    return VPNDataset(LabelSpace.preset(space) if isinstance(space, str) else space, **options)
+
+
+def test_item_shape_range_and_zero_copy_channels():
+    ds = small()
+    clip, label = ds[5]
+    assert clip.shape == (3, 8, 32, 32) and clip.dtype == torch.float32
+    assert isinstance(label, int) and label == 5 % len(ds.space)
+    assert 0.0 <= clip.min() and clip.max() <= 1.0 and clip.std() > 0.05
+    assert clip.stride(0) == 0  # the three channels are one expanded grayscale clip
+    assert torch.equal(clip[0], clip[2])
+
+
+def test_classes_are_balanced():
+    ds = small(num_videos=50)
+    counts = np.bincount([ds.label(i) for i in range(len(ds))], minlength=ds.num_classes)
+    assert counts.max() - counts.min() <= 1
+
+
+def test_batch_agrees_with_items_and_ignores_batch_composition():
+    ds = small("low", size=48)
+    clips, labels = ds.batch([9, 2, 40], device="cpu")
+    assert clips.shape == (3, 3, 8, 48, 48) and labels.tolist() == [ds.label(i) for i in (9, 2, 40)]
+    for row, i in enumerate([9, 2, 40]):
+        torch.testing.assert_close(clips[row], ds[i][0], atol=1e-6, rtol=0)
+    alone, _ = ds.batch([2])
+    torch.testing.assert_close(alone[0], clips[1], atol=1e-6, rtol=0)
+
+
+def test_index_errors_and_negative_indices():
+    ds = small(num_videos=10)
+    torch.testing.assert_close(ds[-1][0], ds[9][0])
+    with pytest.raises(IndexError):
+        ds[10]
+    assert len(list(iter(ds))) == 10  # the sequence protocol stops at the end
+
+
+def test_different_seeds_and_indices_give_different_clips():
+    a, b = small(seed=0), small(seed=1)
+    assert not torch.equal(a[0][0], b[0][0])
+    assert not torch.equal(a[0][0], a[len(a.space)][0])  # same class, different sample
+
+
+_DIGEST = """
+import sys, torch
+from videoperlin.vpn import LabelSpace, VPNDataset
+ds = VPNDataset(LabelSpace.preset("low"), num_videos=500, frames=8, size=32, seed=11)
+clips, _ = ds.batch([3, 77, 499])
+print(repr(clips[:, 0].double().sum(dim=(1, 2, 3)).tolist()), repr(clips[:, 0, 4, 7, 9].tolist()))
+"""
+
+
+def test_identical_across_processes():
+    outputs = {subprocess.run([sys.executable, "-c", _DIGEST], capture_output=True, text=True, check=True).stdout
+               for _ in range(2)}
+    assert len(outputs) == 1
+    ds = VPNDataset(LabelSpace.preset("low"), num_videos=500, frames=8, size=32, seed=11)
+    clips, _ = ds.batch([3, 77, 499])
+    local = f"{clips[:, 0].double().sum(dim=(1, 2, 3)).tolist()!r} {clips[:, 0, 4, 7, 9].tolist()!r}\n"
+    assert outputs == {local}
+
+
+def test_identical_across_dataloader_worker_counts():
+    ds = small("low", num_videos=24)
+    results = []
+    for workers in (0, 2):
+        loader = DataLoader(ds, batch_size=5, shuffle=False, num_workers=workers)
+        results.append(torch.cat([clips for clips, _ in loader]))
+    assert torch.equal(results[0], results[1])
+    shuffled = DataLoader(ds, batch_size=4, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0))
+    order = torch.cat([clips for clips, _ in shuffled])
+    for clip in order[:6]:  # each shuffled clip is one of the in-order clips, bit for bit
+        assert any(torch.equal(clip, ref) for ref in results[0])
+
+
+def test_variety_switches():
+    fixed = small(random_phase=False, contrast_jitter=0.0, brightness_jitter=0.0)
+    p = fixed.sample_params(3)
+    assert p.phases.abs().max() == 0 and p.contrast == 1.0 and p.brightness == 0.0
+    jittered = small()
+    q = jittered.sample_params(3)
+    assert q.phases.abs().max() > 0 and q.contrast != 1.0 and q.brightness != 0.0
+    # Switching variety off keeps the gradients: the draws are the same, only their use differs.
+    assert all(torch.equal(a, b) for a, b in zip(p.gradients, q.gradients))
+    means = torch.stack([jittered[i][0].mean() for i in range(16)])
+    flat_means = torch.stack([fixed[i][0].mean() for i in range(16)])
+    assert means.std() > flat_means.std()
+
+
+def test_frequencies_must_fit_the_clip():
+    with pytest.raises(ConfigError, match="fx 24 means 24 lattice cells on an axis of 16 pixels"):
+        VPNDataset(LabelSpace.preset("high"), size=16)
+    with pytest.raises(ConfigError, match="ft 4 at octave 3 means 16 lattice cells on an axis of 8 frames"):
+        VPNDataset(LabelSpace.preset("tiny"), frames=8, octaves=3)
+    for kwargs in ({"num_videos": 0}, {"frames": -1}, {"seed": -2}, {"contrast_jitter": 1.5}, {"size": (4,)}):
+        with pytest.raises(ConfigError):
+            VPNDataset(LabelSpace.preset("tiny"), **kwargs)
+
+
+def test_spec_round_trip():
+    ds = small(octaves=2, tileable=True)
+    again = VPNDataset.from_spec(ds.spec())
+    assert again.spec() == ds.spec()
+    torch.testing.assert_close(again[4][0], ds[4][0])
+
+
+# ---- the label is the frequency -------------------------------------------------------------
+
+def _mean_frequency(gray: torch.Tensor, axis: int) -> torch.Tensor:
+    """Power-weighted mean |frequency| along one axis of (B, T, H, W) clips (DC removed)."""
+    centred = gray - gray.mean(dim=(1, 2, 3), keepdim=True)
+    power = torch.fft.rfft(centred, dim=axis).abs() ** 2
+    other = [d for d in (1, 2, 3) if d != axis]
+    power = power.mean(dim=other)  # (B, F)
+    freqs = torch.arange(power.shape[1], dtype=power.dtype)
+    return (power * freqs).sum(1) / power.sum(1)
+
+
+@pytest.mark.parametrize("axis_name, axis", [("fx", 3), ("fy", 2), ("ft", 1)])
+def test_spectrum_rises_with_each_frequency(axis_name, axis):
+    values = [1, 2, 4, 8]
+    spec = {"fx": [2], "fy": [2], "ft": [2]}
+    spec[axis_name] = values
+    ds = VPNDataset(LabelSpace(**spec), num_videos=4 * 12, frames=32, size=64, seed=0)
+    clips, labels = ds.batch(range(len(ds)))
+    centroid = _mean_frequency(clips[:, 0], axis)
+    per_class = [centroid[labels == k].mean().item() for k in range(4)]
+    assert all(b > 1.3 * a for a, b in zip(per_class, per_class[1:])), per_class
+
+
+def _spectral_features(gray: torch.Tensor) -> torch.Tensor:
+    centred = gray - gray.mean(dim=(1, 2, 3), keepdim=True)
+    feats = []
+    for axis in (1, 2, 3):
+        power = torch.fft.rfft(centred, dim=axis).abs() ** 2
+        profile = power.mean(dim=[d for d in (1, 2, 3) if d != axis])
+        feats.append(torch.log(profile / profile.sum(1, keepdim=True) + 1e-8))
+    return torch.cat(feats, dim=1)
+
+
+def test_spectral_nearest_centroid_identifies_classes():
+    space = LabelSpace(fx=[1, 2, 4, 8], fy=[1, 3, 8], ft=[1, 4])  # 24 classes, chance 4.2%
+    ds = VPNDataset(space, num_videos=len(space) * 16, frames=16, size=64, seed=0)
+    clips, labels = ds.batch(range(len(ds)))
+    feats = _spectral_features(clips[:, 0])
+    train = torch.arange(len(ds)) < len(space) * 8
+    centroids = torch.stack([feats[train & (labels == k)].mean(0) for k in range(len(space))])
+    predicted = torch.cdist(feats[~train], centroids).argmin(1)
+    accuracy = (predicted == labels[~train]).float().mean().item()
+    assert accuracy > 0.5, accuracy  # 0.68 measured; chance is 1/24; scrambled labels give 0.05
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_batch_matches_cpu():
+    ds = small("low", size=64)
+    cpu, _ = ds.batch(range(8))
+    gpu, labels = ds.batch(range(8), device="cuda")
+    assert gpu.is_cuda and labels.is_cuda
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=0)

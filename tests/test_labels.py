@@ -1,0 +1,84 @@
+"""LabelSpace: index <-> frequency round trips, presets, names and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from videoperlin.errors import ConfigError
+from videoperlin.vpn import PRESETS, LabelSpace
+from videoperlin.vpn.labels import parse_frequency_list
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip(name):
+    space = LabelSpace.preset(name)
+    spec = PRESETS[name]
+    assert len(space) == len(spec["fx"]) * len(spec["fy"]) * len(spec["ft"])
+    seen = set()
+    for k in range(len(space)):
+        fx, fy, ft = space.frequencies(k)
+        assert space.index(fx, fy, ft) == k
+        seen.add((fx, fy, ft))
+    assert len(seen) == len(space)
+    assert len(set(space.names())) == len(space)
+
+
+def test_index_order_is_fx_outermost_and_names_are_zero_padded():
+    space = LabelSpace(fx=[4, 8], fy=[12, 1], ft=[2, 1, 3])
+    assert space.frequencies(0) == (4, 12, 2)
+    assert space.frequencies(1) == (4, 12, 1)
+    assert space.frequencies(3) == (4, 1, 2)
+    assert space.frequencies(6) == (8, 12, 2)
+    assert space.name(space.index(4, 12, 2)) == "x004_y012_t02"
+
+
+def test_paper_preset_facts():
+    assert LabelSpace.preset("high").max_frequencies()[:2] == (24, 24)  # reaches x024_y024
+    low, high = LabelSpace.preset("low"), LabelSpace.preset("high")
+    assert max(low.fx) <= min(high.fx) and len(low) == len(high) and low.ft == high.ft
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"fx": [0, 1], "fy": [1], "ft": [1]}, "fx frequency 0"),
+        ({"fx": [1], "fy": [-3], "ft": [1]}, "fy frequency -3"),
+        ({"fx": [1], "fy": [1], "ft": [1.5]}, "ft frequency 1.5"),
+        ({"fx": [1, 1], "fy": [1], "ft": [1]}, "twice"),
+        ({"fx": [], "fy": [1], "ft": [1]}, "non-empty"),
+        ({"fx": ["2"], "fy": [1], "ft": [1]}, "not an integer"),
+    ],
+)
+def test_bad_frequencies_name_the_value(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        LabelSpace(**spec)
+
+
+def test_unknown_preset_and_lookups():
+    with pytest.raises(ConfigError, match="unknown preset 'medium'"):
+        LabelSpace.preset("medium")
+    space = LabelSpace.preset("tiny")
+    with pytest.raises(ConfigError, match="not a class"):
+        space.index(2, 2, 2)
+    with pytest.raises(ConfigError, match="out of range"):
+        space.frequencies(len(space))
+
+
+def test_from_file_and_dict_round_trip(tmp_path):
+    space = LabelSpace(fx=[1, 3], fy=[2], ft=[1, 2])
+    (tmp_path / "s.json").write_text(json.dumps(space.to_dict()))
+    (tmp_path / "s.yaml").write_text("fx: [1, 3]\nfy: [2]\nft: [1, 2]\n")
+    assert LabelSpace.from_file(tmp_path / "s.json") == space
+    assert LabelSpace.from_file(tmp_path / "s.yaml") == space
+    with pytest.raises(ConfigError, match="missing ft"):
+        LabelSpace.from_dict({"fx": [1], "fy": [1]})
+    with pytest.raises(ConfigError, match="cannot read"):
+        LabelSpace.from_file(tmp_path / "absent.json")
+
+
+def test_parse_frequency_list():
+    assert parse_frequency_list("1, 2,4", "fx") == [1, 2, 4]
+    with pytest.raises(ConfigError, match="--fy value 'a'"):
+        parse_frequency_list("1,a", "fy")
