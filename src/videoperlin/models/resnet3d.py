@@ -1,0 +1,194 @@
+"""VideoResNet: 3D ResNets and (2+1)D ResNets from one definition and a conv builder.
+
+Follows 3D-ResNets-PyTorch (K. Hara, "Can Spatiotemporal 3D CNNs Retrace the History of 2D CNNs
+and ImageNet?", CVPR 2018): conv1 ``t x 7 x 7`` with stride (t_stride, 2, 2), 3x3x3 max-pool with
+stride 2, four stages of widths 64/128/256/512 (times ``widen_factor``), shortcut A (zero-padded
+identity) or B (1x1x1 conv + BN when the shape changes), global average pooling, ``fc``.
+Parameter names match that codebase, so its checkpoints load directly.
+
+Every model offers the fine-tuning interface ``num_classes``, ``reset_classifier(n)``,
+``forward_features(x)`` (the last feature map, B x C x T' x H' x W') and ``forward_head(f)``
+(pool, dropout, fc). ``model.config`` holds the name and options that rebuild it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from videoperlin.errors import ConfigError
+from videoperlin.models.builders import BUILDERS
+
+STAGE_WIDTHS = (64, 128, 256, 512)
+
+
+def shortcut_a(x: Tensor, planes: int, stride: int) -> Tensor:
+    """Parameter-free shortcut: subsample by ``stride`` and zero-pad channels up to ``planes``.
+
+    Unlike 3D-ResNets-PyTorch, which concatenates ``out.data`` (detaching the shortcut from the
+    graph), gradients flow through the identity here.
+    """
+    out = x[:, :, ::stride, ::stride, ::stride] if stride > 1 else x
+    pad = planes - out.shape[1]
+    return F.pad(out, (0, 0, 0, 0, 0, 0, 0, pad)) if pad > 0 else out
+
+
+class ShortcutA(nn.Module):
+    """Module form of :func:`shortcut_a` (no parameters)."""
+
+    def __init__(self, planes: int, stride: int) -> None:
+        super().__init__()
+        self.planes, self.stride = planes, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return shortcut_a(x, self.planes, self.stride)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3x3 (or (2+1)D) convolutions with a residual connection."""
+
+    expansion = 1
+
+    def __init__(self, builder, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.builder = builder
+        builder.add(self, "1", in_planes, planes, (3, 3), (stride, stride))
+        builder.add(self, "2", planes, planes, (3, 3), (1, 1))
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.builder.apply(self, "1", x), inplace=True)
+        out = self.builder.apply(self, "2", out)
+        residual = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + residual, inplace=True)
+
+
+class Bottleneck(nn.Module):
+    """1x1x1 reduce, 3x3x3 (or (2+1)D) with the stride, 1x1x1 expand by 4, residual."""
+
+    expansion = 4
+
+    def __init__(self, builder, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.builder = builder
+        self.conv1 = nn.Conv3d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm3d(planes)
+        builder.add(self, "2", planes, planes, (3, 3), (stride, stride))
+        self.conv3 = nn.Conv3d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm3d(planes * self.expansion)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = F.relu(self.builder.apply(self, "2", out), inplace=True)
+        out = self.bn3(self.conv3(out))
+        residual = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + residual, inplace=True)
+
+
+class VideoResNet(nn.Module):
+    """A 3D or (2+1)D ResNet for clips (B, C, T, H, W); see the module docstring."""
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        layers: tuple[int, int, int, int],
+        conv_type: str = "3d",
+        num_classes: int = 400,
+        in_channels: int = 3,
+        conv1_t_size: int = 7,
+        conv1_t_stride: int = 1,
+        no_max_pool: bool = False,
+        shortcut: str = "B",
+        widen_factor: float = 1.0,
+        dropout: float = 0.0,
+        temporal_padding: str = "zeros",
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        _check_options(conv_type, num_classes, in_channels, conv1_t_size, conv1_t_stride, shortcut, widen_factor, dropout)
+        self.config = dict(config or {})
+        self.builder = BUILDERS[conv_type](temporal_padding)
+        widths = [max(1, int(w * widen_factor)) for w in STAGE_WIDTHS]
+        self.in_planes = widths[0]
+        self.no_max_pool = no_max_pool
+        self.builder.add(self, "1", in_channels, widths[0], (conv1_t_size, 7), (conv1_t_stride, 2))
+        self.maxpool = nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, widths[0], layers[0], shortcut, stride=1)
+        self.layer2 = self._make_layer(block, widths[1], layers[1], shortcut, stride=2)
+        self.layer3 = self._make_layer(block, widths[2], layers[2], shortcut, stride=2)
+        self.layer4 = self._make_layer(block, widths[3], layers[3], shortcut, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.num_features = widths[3] * block.expansion
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(self.num_features, num_classes)
+        self._init_weights()
+
+    def _make_layer(self, block, planes: int, blocks: int, shortcut: str, stride: int) -> nn.Sequential:
+        downsample = None
+        out_planes = planes * block.expansion
+        if stride != 1 or self.in_planes != out_planes:
+            if shortcut == "A":
+                downsample = ShortcutA(out_planes, stride)
+            else:
+                downsample = nn.Sequential(nn.Conv3d(self.in_planes, out_planes, 1, stride=stride, bias=False),
+                                           nn.BatchNorm3d(out_planes))
+        layers = [block(self.builder, self.in_planes, planes, stride, downsample)]
+        self.in_planes = out_planes
+        layers += [block(self.builder, self.in_planes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    @property
+    def num_classes(self) -> int:
+        return self.fc.out_features
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace ``fc`` with a freshly initialised one for ``num_classes`` classes."""
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ConfigError(f"num_classes {num_classes!r} must be a positive integer")
+        self.fc = nn.Linear(self.num_features, num_classes).to(self.fc.weight.device)
+        self.config["num_classes"] = num_classes
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Stem and the four stages: (B, C, T, H, W) -> (B, num_features, T', H', W')."""
+        if x.dim() != 5:
+            raise ValueError(f"expected a (B, C, T, H, W) clip batch, got shape {tuple(x.shape)}")
+        x = F.relu(self.builder.apply(self, "1", x), inplace=True)
+        if not self.no_max_pool:
+            x = self.maxpool(x)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
+        """Global average pool, dropout and ``fc`` (or the pooled features if ``pre_logits``)."""
+        pooled = torch.flatten(self.avgpool(features), 1)
+        return pooled if pre_logits else self.fc(self.dropout(pooled))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _check_options(conv_type, num_classes, in_channels, conv1_t_size, conv1_t_stride, shortcut, widen_factor, dropout):
+    checks = [
+        (conv_type in BUILDERS, f"conv_type {conv_type!r} must be one of {', '.join(BUILDERS)}"),
+        (isinstance(num_classes, int) and num_classes >= 1, f"num_classes {num_classes!r} must be a positive integer"),
+        (isinstance(in_channels, int) and in_channels >= 1, f"in_channels {in_channels!r} must be a positive integer"),
+        (isinstance(conv1_t_size, int) and conv1_t_size >= 1, f"conv1_t_size {conv1_t_size!r} must be a positive integer"),
+        (isinstance(conv1_t_stride, int) and conv1_t_stride >= 1, f"conv1_t_stride {conv1_t_stride!r} must be >= 1"),
+        (shortcut in ("A", "B"), f"shortcut {shortcut!r} must be 'A' or 'B'"),
+        (0 < widen_factor, f"widen_factor {widen_factor!r} must be > 0"),
+        (0 <= dropout < 1, f"dropout {dropout!r} must be in [0, 1)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
