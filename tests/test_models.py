@@ -94,7 +94,7 @@ def test_load_pretrained_reports_every_key(tmp_path):
     assert set(report.skipped) == {"fc.weight", "fc.bias"} and report.missing == []
     assert set(report.loaded) == set(source.state_dict()) - {"fc.weight", "fc.bias"}
     torch.testing.assert_close(target.conv1.weight, source.conv1.weight)
-    with pytest.raises(ConfigError, match="class counts differ.*drop_classifier"):
+    with pytest.raises(ConfigError, match="class counts differ.*drop_classifier=True"):
         load_pretrained(target, path, drop_classifier=False)
 
 

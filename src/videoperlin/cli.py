@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--frame", type=int, default=None, help="frame shown (default: middle)")
     pre.set_defaults(func=cmd_preview)
     add_model_commands(sub)
+    from videoperlin.cli_train import add_train_commands
+
+    add_train_commands(sub)
     return parser
 
 
@@ -224,7 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except VideoperlinError as exc:
-        print(f"videoperlin: error: {exc}", file=sys.stderr)
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        # An error re-raised from a DataLoader worker carries the worker's traceback; keep its last line.
+        message = lines[-1].split(": ", 1)[-1] if "Traceback" in str(exc) else " ".join(lines)
+        print(f"videoperlin: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("videoperlin: interrupted; rerun the same command to resume", file=sys.stderr)

@@ -93,7 +93,7 @@ def read_checkpoint_file(path: str | Path) -> tuple[dict[str, Tensor], dict[str,
         raise ConfigError(f"{path} holds a {type(obj).__name__}, not a state dict or checkpoint dict")
     for key in ("state_dict", "model"):
         if key in obj and isinstance(obj[key], Mapping):
-            meta = {k: v for k, v in obj.items() if k != key and (k == "model_config" or not isinstance(v, Mapping))}
+            meta = {k: v for k, v in obj.items() if k != key}
             return strip_prefix(obj[key]), meta
     if not all(isinstance(v, Tensor) for v in obj.values()):
         raise ConfigError(f"{path} is a dict without 'state_dict' or 'model' and not all its values are tensors")
@@ -124,7 +124,7 @@ def _classify(model_state: Mapping[str, Tensor], state: Mapping[str, Tensor], dr
     classifier = [m for m in mismatched if m.startswith(CLASSIFIER_PREFIX)]
     if classifier and len(classifier) == len(mismatched):
         raise ConfigError(f"{source}: classifier shape differs ({classifier[0]}); the class counts differ, so "
-                          f"load with drop_classifier=True (CLI: --reset-head) to swap the head")
+                          f"swap the head: drop_classifier=True (in the CLI, leave out --keep-head)")
     if mismatched:
         raise ConfigError(f"{source}: {len(mismatched)} tensor shapes differ from the model, e.g. {mismatched[0]}; "
                           f"the checkpoint is for another architecture or options (depth, width, conv1 size)")

@@ -1,0 +1,1 @@
+"""Looking inside networks: conv1 kernels, tuning, curves."""

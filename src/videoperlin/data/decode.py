@@ -1,0 +1,136 @@
+"""Decoding videos to uint8 frame arrays with PyAV, with an on-disk cache of small decoded copies.
+
+``decode_video(path, short_side=128)`` returns (T, H, W, 3) uint8 RGB frames, resized by FFmpeg's
+scaler so the short side is ``short_side`` (aspect kept, even sizes). Exported VPN ``.npy`` files
+((T, H, W) grayscale, uint8 or float in [0, 1]) decode the same way. Every failure -- missing,
+zero-byte, not a video, no decodable frame -- raises :class:`VideoDecodeError` naming the file.
+
+:class:`FrameCache` keeps decoded arrays as ``.npy`` files keyed by the source's path, size, mtime
+and short side, so CPU epochs after the first skip decoding entirely. Writes are atomic; a corrupt
+cache entry is decoded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import av
+import numpy as np
+
+from videoperlin.errors import VideoperlinError
+from videoperlin.utils.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".npy")
+
+
+class VideoDecodeError(VideoperlinError):
+    """A video could not be read; the message names the file and the reason."""
+
+
+def _scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    if not short_side:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def _decode_npy(path: Path, short_side: int | None) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise VideoDecodeError(f"{path}: not a readable .npy clip ({exc})") from None
+    if array.ndim == 3:
+        array = np.repeat(array[..., None], 3, axis=3)
+    if array.ndim != 4 or array.shape[3] != 3 or array.shape[0] == 0:
+        raise VideoDecodeError(f"{path}: .npy clip must be (T, H, W) or (T, H, W, 3), got {array.shape}")
+    if array.dtype != np.uint8:
+        array = np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if short_side and min(array.shape[1:3]) != short_side:
+        import torch
+        import torch.nn.functional as F
+
+        width, height = _scaled_size(array.shape[2], array.shape[1], short_side)
+        frames = torch.from_numpy(array).permute(0, 3, 1, 2).float()
+        frames = F.interpolate(frames, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        array = frames.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    return np.ascontiguousarray(array)
+
+
+def decode_video(path: str | Path, short_side: int | None = 128) -> np.ndarray:
+    """All frames of a video as (T, H, W, 3) uint8 RGB, short side resized to ``short_side``."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoDecodeError(f"{path}: file does not exist")
+    if path.stat().st_size == 0:
+        raise VideoDecodeError(f"{path}: file is empty (0 bytes)")
+    if path.suffix.lower() == ".npy":
+        return _decode_npy(path, short_side)
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoDecodeError(f"{path}: has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                width, height = _scaled_size(frame.width, frame.height, short_side)
+                frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+    except VideoDecodeError:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        if not frames:
+            raise VideoDecodeError(f"{path}: cannot be decoded as video ({exc})") from None
+        log.warning("%s: decoding stopped after %d frames (%s); using those", path, len(frames), exc)
+    if not frames:
+        raise VideoDecodeError(f"{path}: contains no decodable frames")
+    return np.stack(frames)
+
+
+class FrameCache:
+    """Decoded-frame cache: ``.npy`` files under ``directory`` (None: decode every time)."""
+
+    def __init__(self, directory: str | Path | None, short_side: int | None = 128) -> None:
+        self.directory = Path(directory) if directory else None
+        self.short_side = short_side
+        if self.directory:
+            self.directory.mkdir(parents=True, exist_ok=True)
+
+    def _key(self, path: Path) -> Path:
+        stat = path.stat()
+        digest = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.short_side}".encode()).hexdigest()
+        return self.directory / digest[:2] / f"{digest}.npy"  # type: ignore[operator]
+
+    def load(self, path: str | Path) -> np.ndarray:
+        """Frames of ``path`` from the cache, decoding (and storing) them on a miss."""
+        path = Path(path)
+        if self.directory is None or not path.is_file():
+            return decode_video(path, self.short_side)
+        entry = self._key(path)
+        if entry.exists():
+            try:
+                return np.load(entry, allow_pickle=False)
+            except (ValueError, OSError, EOFError):
+                log.warning("cache entry %s for %s is corrupt; decoding again", entry, path)
+        frames = decode_video(path, self.short_side)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(entry) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, frames)
+        return frames
+
+
+def video_fps(path: str | Path) -> float | None:
+    """Average frame rate of a video's first video stream (None for .npy clips or when unknown)."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        return None
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate
+            return float(rate) if rate else None
+    except (av.FFmpegError, IndexError, OSError):
+        return None

@@ -1,0 +1,212 @@
+"""Dataset sources: turn a ``--data`` argument into a list of :class:`VideoRecord` and class names.
+
+Recognised layouts (detected in this order):
+
+* **UCF-101**: a video root ``<Class>/<video>.avi`` with ``classInd.txt``, ``trainlist0N.txt`` and
+  ``testlist0N.txt`` in the root, in ``ucfTrainTestlist/`` or in ``splits_dir``; ``split`` picks N.
+* **HMDB-51**: a video root ``<class>/<video>.avi`` with ``<class>_test_split<N>.txt`` files
+  (``video.avi 1`` = train, ``2`` = test, ``0`` = unused) in the root, in ``testTrainMulti_7030_splits/``
+  or in ``splits_dir``.
+* **Kinetics-400/700 CSV** (``label,youtube_id,time_start,time_end,split``): clips named
+  ``<id>_<start:06d>_<end:06d>.mp4`` looked up beside the CSV, under ``<label>/`` or ``<split>/<label>/``.
+* **ActivityNet JSON** as used by 3D-ResNets-PyTorch (``labels``, ``database[vid] = {subset,
+  annotations: [{label, segment}]}``): one record per annotated segment, video ``v_<vid>.mp4``
+  or ``<vid>.mp4`` (any video extension) beside the JSON.
+* **CSV manifest** with columns ``path,label`` and optional ``group``, ``dataset`` (paths relative to
+  the CSV); ``dataset`` selects rows.
+* **Class folders** ``root/<class>/<video>`` (an exported VPN folder is one).
+
+Subsets are normalised to ``train`` and ``val`` (UCF/HMDB "test" lists are the evaluation split).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from videoperlin.data.decode import VIDEO_EXTENSIONS
+from videoperlin.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One labelled video (or segment of a video)."""
+
+    path: Path
+    label: int
+    group: str | None = None
+    subset: str | None = None  # "train", "val" or None (no predefined split)
+    segment: tuple[float, float] | None = None  # seconds, for ActivityNet annotations
+
+
+@dataclass
+class VideoSource:
+    """Records plus class names and the layout they came from."""
+
+    records: list[VideoRecord]
+    class_names: list[str]
+    kind: str
+    missing: list[str] = field(default_factory=list)  # listed videos not found on disk
+
+    def subset(self, name: str) -> list[VideoRecord]:
+        return [r for r in self.records if r.subset == name]
+
+
+def _find_file(root: Path, names: list[str], splits_dir: Path | None) -> Path | None:
+    for folder in [splits_dir, root, *[p for p in root.iterdir() if p.is_dir()]] if root.is_dir() else []:
+        if folder is None:
+            continue
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+                  and not p.name.startswith("."))
+
+
+def load_class_folders(root: Path) -> VideoSource:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    records = [VideoRecord(video, k) for k, name in enumerate(classes) for video in _videos_in(root / name)]
+    if not records:
+        raise ConfigError(f"--data {root}: no videos found in <class>/<video> folders "
+                          f"(extensions {', '.join(VIDEO_EXTENSIONS)})")
+    return VideoSource(records, classes, "folders")
+
+
+def load_csv_manifest(path: Path, dataset: str | None) -> VideoSource:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise ConfigError(f"{path}: a manifest needs a header with at least 'path,label' columns")
+    if dataset is not None:
+        available = sorted({r.get("dataset") or "" for r in rows})
+        rows = [r for r in rows if r.get("dataset") == dataset]
+        if not rows:
+            raise ConfigError(f"{path}: no rows with dataset={dataset!r}; available: {', '.join(available)}")
+    classes = sorted({r["label"] for r in rows})
+    index = {name: k for k, name in enumerate(classes)}
+    records = [VideoRecord(path.parent / r["path"], index[r["label"]], r.get("group") or None) for r in rows]
+    return VideoSource(records, classes, "csv")
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    return [(n, line.strip()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+
+
+def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoSource:
+    class_ind = _find_file(root, ["classInd.txt"], splits_dir)
+    lists = {s: _find_file(root, [f"{s}list0{split}.txt"], splits_dir) for s in ("train", "test")}
+    for name, found in lists.items():
+        if found is None:
+            raise ConfigError(f"UCF-101 split file {name}list0{split}.txt not found in {splits_dir or root} "
+                              f"(or ucfTrainTestlist/); check --split or --splits-dir")
+    classes = [line.split()[1] for _, line in _read_lines(class_ind)]  # type: ignore[arg-type]
+    index = {name: k for k, name in enumerate(classes)}
+    records = []
+    for subset, list_path in lists.items():
+        for number, line in _read_lines(list_path):  # type: ignore[arg-type]
+            relative = line.split()[0]
+            label_name = relative.split("/")[0]
+            if label_name not in index:
+                raise ConfigError(f"{list_path}:{number}: class {label_name!r} is not in {class_ind}; "
+                                  f"fix the typo or add the class")
+            records.append(VideoRecord(root / relative, index[label_name],
+                                       subset="train" if subset == "train" else "val"))
+    return VideoSource(records, classes, "ucf101")
+
+
+def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoSource:
+    folders = [f for f in (splits_dir, root, root / "testTrainMulti_7030_splits") if f and f.is_dir()]
+    files = sorted({p for f in folders for p in f.glob(f"*_test_split{split}.txt")})
+    if not files:
+        raise ConfigError(f"HMDB-51 split files *_test_split{split}.txt not found in {splits_dir or root}; "
+                          f"check --split or --splits-dir")
+    classes = sorted(p.name[: -len(f"_test_split{split}.txt")] for p in files)
+    records = []
+    for k, (name, split_file) in enumerate(zip(classes, files)):
+        for number, line in _read_lines(split_file):
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise ConfigError(f"{split_file}:{number}: expected '<video> <0|1|2>', got {line!r}")
+            if parts[1] != "0":
+                records.append(VideoRecord(root / name / parts[0], k, subset="train" if parts[1] == "1" else "val"))
+    return VideoSource(records, classes, "hmdb51")
+
+
+def load_kinetics_csv(path: Path) -> VideoSource:
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    classes = sorted({r["label"] for r in rows})
+    index = {name: k for k, name in enumerate(classes)}
+    records, missing = [], []
+    subsets = {"train": "train", "val": "val", "validate": "val", "validation": "val", "test": "test"}
+    for r in rows:
+        name = f"{r['youtube_id']}_{int(float(r['time_start'])):06d}_{int(float(r['time_end'])):06d}.mp4"
+        split = r.get("split", "")
+        candidates = [path.parent / r["label"] / name, path.parent / split / r["label"] / name, path.parent / name]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            missing.append(name)
+            continue
+        records.append(VideoRecord(found, index[r["label"]], subset=subsets.get(split)))
+    if missing:
+        log.warning("%s: %d of %d listed clips are not on disk (normal for Kinetics); skipped",
+                    path, len(missing), len(rows))
+    return VideoSource(records, classes, "kinetics", missing)
+
+
+def load_activitynet_json(path: Path) -> VideoSource:
+    spec = json.loads(path.read_text())
+    if "database" not in spec:
+        raise ConfigError(f"{path}: an ActivityNet JSON needs a 'database' mapping")
+    database = spec["database"]
+    classes = list(spec.get("labels") or sorted({a["label"] for v in database.values()
+                                                  for a in v.get("annotations", [])}))
+    index = {name: k for k, name in enumerate(classes)}
+    subsets = {"training": "train", "validation": "val", "testing": "test"}
+    by_stem = {p.stem: p for p in path.parent.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS}
+    records, missing = [], []
+    for vid, entry in database.items():
+        video = by_stem.get(f"v_{vid}") or by_stem.get(vid)
+        if video is None:
+            missing.append(vid)
+            continue
+        for annotation in entry.get("annotations", []):
+            if annotation["label"] not in index:
+                raise ConfigError(f"{path}: video {vid} has label {annotation['label']!r} not in 'labels'")
+            start, end = annotation["segment"]
+            records.append(VideoRecord(video, index[annotation["label"]], subset=subsets.get(entry.get("subset")),
+                                       segment=(float(start), float(end))))
+    if missing:
+        log.warning("%s: %d videos are not on disk; skipped", path, len(missing))
+    return VideoSource(records, classes, "activitynet", missing)
+
+
+def load_source(data: str | Path, dataset: str | None = None, split: int = 1,
+                splits_dir: str | Path | None = None) -> VideoSource:
+    """Detect the layout of ``data`` and load its records (see the module docstring)."""
+    root = Path(data)
+    splits = Path(splits_dir) if splits_dir else None
+    if not root.exists():
+        raise ConfigError(f"--data {root} does not exist")
+    if root.is_file():
+        if root.suffix == ".json":
+            return load_activitynet_json(root)
+        if root.suffix != ".csv":
+            raise ConfigError(f"--data {root}: expected a directory, a .csv manifest or an ActivityNet .json")
+        header = root.open().readline()
+        return load_kinetics_csv(root) if "youtube_id" in header else load_csv_manifest(root, dataset)
+    if _find_file(root, ["classInd.txt"], splits):
+        return load_ucf101(root, split, splits)
+    folders = [f for f in (splits, root, root / "testTrainMulti_7030_splits") if f and f.is_dir()]
+    if any(next(f.glob("*_test_split*.txt"), None) for f in folders):
+        return load_hmdb51(root, split, splits)
+    return load_class_folders(root)

@@ -1,0 +1,116 @@
+"""Datasets over real videos: random training clips and evaluation windows.
+
+Randomness (temporal crop, spatial crop, flip) comes from a generator seeded by
+(seed, epoch, index), never from global state, so a run is reproducible across worker counts and
+an interrupted run resumes exactly. A video that cannot be decoded yields ``None`` with
+``on_bad_video="skip"`` (the collate functions drop it and count it) or raises with ``"fail"``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from videoperlin.data.decode import FrameCache, VideoDecodeError, video_fps
+from videoperlin.data.sampling import random_clip, sliding_windows
+from videoperlin.data.sources import VideoRecord
+from videoperlin.data.transforms import eval_transform, train_transform
+from videoperlin.errors import ConfigError
+
+log = logging.getLogger(__name__)
+BAD_VIDEO_POLICIES = ("skip", "fail")
+
+
+class _VideoBase(Dataset):
+    def __init__(self, records: list[VideoRecord], cache: FrameCache, frames: int, size: int, stride: int = 1,
+                 on_bad_video: str = "skip") -> None:
+        if on_bad_video not in BAD_VIDEO_POLICIES:
+            raise ConfigError(f"on_bad_video {on_bad_video!r} must be one of {', '.join(BAD_VIDEO_POLICIES)}")
+        if not records:
+            raise ConfigError("the dataset split is empty; check --data, --dataset, --split or the fold settings")
+        self.records, self.cache = records, cache
+        self.frames, self.size, self.stride = frames, size, stride
+        self.on_bad_video = on_bad_video
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def load_frames(self, record: VideoRecord) -> np.ndarray | None:
+        """Decoded frames (segment-trimmed), or None for a bad video under the skip policy."""
+        try:
+            frames = self.cache.load(record.path)
+        except VideoDecodeError as exc:
+            if self.on_bad_video == "fail":
+                raise VideoDecodeError(f"{exc} (use --on-bad-video skip to skip such files)") from None
+            log.warning("skipping bad video: %s", exc)
+            return None
+        if record.segment is not None:
+            fps = video_fps(record.path)
+            if fps:
+                start, end = (int(round(t * fps)) for t in record.segment)
+                trimmed = frames[max(0, start):max(start + 1, end)]
+                frames = trimmed if len(trimmed) else frames
+        return frames
+
+
+class ClipDataset(_VideoBase):
+    """Training: ``ds[i] -> (clip (3, T, size, size) in [0, 1], label)`` or None for a skipped video."""
+
+    def __init__(self, *args, seed: int = 0, scale: tuple[float, float] = (0.25, 1.0), flip: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seed, self.scale, self.flip, self.epoch = seed, scale, flip, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the random stream of ``epoch`` (call before iterating)."""
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int] | None:
+        record = self.records[index]
+        frames = self.load_frames(record)
+        if frames is None:
+            return None
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        indices = random_clip(len(frames), self.frames, self.stride, rng)
+        return train_transform(frames[indices], self.size, rng, self.scale, self.flip), record.label
+
+
+class WindowDataset(_VideoBase):
+    """Evaluation: ``ds[i] -> (windows (N, 3, T, size, size), label, i)``: consecutive windows of a video."""
+
+    def __init__(self, *args, window_stride: int | None = None, max_windows: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.window_stride, self.max_windows = window_stride, max_windows
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int, int] | None:
+        record = self.records[index]
+        frames = self.load_frames(record)
+        if frames is None:
+            return None
+        windows = sliding_windows(len(frames), self.frames, self.stride, self.window_stride, self.max_windows)
+        clips = torch.stack([eval_transform(frames[w], self.size) for w in windows])
+        return clips, record.label, index
+
+
+def collate_clips(batch: list) -> tuple[Tensor, Tensor, int]:
+    """Stack training clips, dropping skipped videos: (clips, labels, number skipped)."""
+    good = [item for item in batch if item is not None]
+    skipped = len(batch) - len(good)
+    if not good:
+        return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
+    return torch.stack([c for c, _ in good]), torch.tensor([label for _, label in good]), skipped
+
+
+def collate_windows(batch: list) -> tuple[Tensor, Tensor, Tensor, int]:
+    """Concatenate the windows of several videos: (windows, labels, video index per window, skipped)."""
+    good = [item for item in batch if item is not None]
+    skipped = len(batch) - len(good)
+    if not good:
+        return torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), skipped
+    windows = torch.cat([w for w, _, _ in good])
+    labels = torch.cat([torch.full((len(w),), label) for w, label, _ in good])
+    owners = torch.cat([torch.full((len(w),), index) for w, _, index in good])
+    return windows, labels, owners, skipped

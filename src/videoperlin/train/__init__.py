@@ -1,0 +1,1 @@
+"""Training and evaluation: one engine behind VPN pre-training, fine-tuning and evaluation."""

@@ -1,0 +1,366 @@
+"""One engine behind VPN pre-training and real-video training.
+
+``Trainer(config).fit()`` trains for ``train.epochs`` epochs, validating every ``train.val_every``
+epochs (video-level top-1), and writes into ``train.out``: ``config.yaml``, ``metrics.jsonl`` (one
+line per epoch), ``checkpoints/last.pt`` (every epoch and every ``train.checkpoint_every`` steps)
+and ``checkpoints/best.pt`` (written atomically), and ``figures/conv1.png``. With ``resume=True``
+it continues from ``last.pt`` exactly where it stopped: model, optimiser, position within the
+epoch, best metric and RNG state (the schedule is a function of progress, the data order and
+augmentation are functions of (seed, epoch, index)).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+import videoperlin
+from videoperlin.data.transforms import KINETICS_MEAN, KINETICS_STD, normalize
+from videoperlin.errors import ConfigError
+from videoperlin.metrics import topk_correct
+from videoperlin.models import create_model
+from videoperlin.models.checkpoint import load_pretrained
+from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from videoperlin.train.config import RunConfig, save_config
+from videoperlin.train.data_setup import build_source
+from videoperlin.train.distributed import all_sum, cleanup_distributed, setup_distributed
+from videoperlin.train.schedule import lr_factor
+from videoperlin.utils.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.amp`` on ``device`` (None: full fp32)."""
+    if amp == "off":
+        return None
+    if device.type == "cpu":
+        if amp == "fp16":
+            raise ConfigError("train.amp fp16 is for CUDA; use bf16 or off on the CPU")
+        supported = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        return torch.bfloat16 if amp == "bf16" or supported else None
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def freeze_before(model: nn.Module, module_name: str | None) -> list[str]:
+    """Freeze every top-level module before ``module_name`` (3D-ResNets-PyTorch's ft_begin_module)."""
+    if not module_name:
+        return []
+    names = [name for name, _ in model.named_children()]
+    if module_name not in names:
+        raise ConfigError(f"train.ft_begin_module {module_name!r} is not a top-level module; choose one of {', '.join(names)}")
+    frozen = names[: names.index(module_name)]
+    for name in frozen:
+        for parameter in getattr(model, name).parameters():
+            parameter.requires_grad_(False)
+    return frozen
+
+
+def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    o = config.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
+
+
+class Trainer:
+    """Builds data, model and optimiser from a :class:`RunConfig` and runs the loop."""
+
+    def __init__(self, config: RunConfig, resume: bool = False) -> None:
+        self.config = config
+        self.dist, self.device = setup_distributed()
+        self._set_determinism()
+        self.run_dir = Path(config.train.out)
+        self.source = build_source(config, self.dist, self.device)
+        self.class_names = self.source.class_names
+        self.model = self._build_model()
+        self.optimizer = build_optimizer(self.model, config)
+        self.amp_dtype = resolve_amp(config.train.amp, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.position = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": -1.0, "best_epoch": -1}
+        self.epoch_totals = self._zero_totals()
+        self._prepare_run_dir(resume)
+        self.net = self.model
+        if self.dist.enabled:
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _set_determinism(self) -> None:
+        t = self.config.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        torch.manual_seed(t.seed + self.dist.rank)
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def _build_model(self) -> nn.Module:
+        options = {k: v for k, v in vars(self.config.model).items() if k != "name"}
+        model = create_model(self.config.model.name, num_classes=len(self.class_names), **options)
+        if self.config.train.init:
+            load_pretrained(model, self.config.train.init, drop_classifier=self.config.train.reset_head)
+        frozen = freeze_before(model, self.config.train.ft_begin_module)
+        if frozen:
+            log.info("frozen modules: %s", ", ".join(frozen))
+        model = model.to(self.device)
+        if self.config.train.channels_last:
+            model = model.to(memory_format=torch.channels_last_3d)
+        return model
+
+    def _prepare_run_dir(self, resume: bool) -> None:
+        last = self.run_dir / "checkpoints" / "last.pt"
+        if resume and last.exists():
+            self._restore(load_checkpoint(last))
+            log.info("resumed %s at epoch %d, step %d", last, self.position["epoch"], self.position["step_in_epoch"])
+        elif last.exists():
+            raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out")
+        elif resume:
+            log.info("no checkpoint in %s yet; starting a new run", self.run_dir)
+        if self.dist.is_main:
+            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.run_dir / "config.yaml")
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        if checkpoint["model_config"] != self.model.config:
+            raise ConfigError(f"the checkpoint in {self.run_dir} was trained as {checkpoint['model_config']}, "
+                              f"not {self.model.config}; resume with the same model settings")
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scaler is not None and checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.position = dict(checkpoint["position"])
+        self.epoch_totals = dict(checkpoint.get("epoch_totals") or self._zero_totals())
+        restore_rng(checkpoint["rng"])
+
+    @staticmethod
+    def _zero_totals() -> dict[str, float]:
+        return {"loss": 0.0, "correct": 0.0, "count": 0.0, "skipped": 0.0, "wait": 0.0, "seconds": 0.0}
+
+    # ---- checkpoints and logs ------------------------------------------------------------------
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "model_config": self.model.config,
+            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None,
+            "position": dict(self.position), "global_step": self.position["global_step"], "rng": rng_state(),
+            "epoch_totals": dict(self.epoch_totals),
+            "config": self.config.to_dict(), "class_names": list(self.class_names),
+            "normalization": {"mean": list(KINETICS_MEAN), "std": list(KINETICS_STD)},
+            "frames": self.config.data.frames, "size": self.config.data.size,
+            "videoperlin_version": videoperlin.__version__,
+        }
+
+    def save(self, name: str) -> None:
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir / "checkpoints" / f"{name}.pt", self.checkpoint_payload())
+
+    def log_metrics(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        path = self.run_dir / "metrics.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        lines = [line for line in lines if json.loads(line)["epoch"] != record["epoch"]]  # a resumed epoch replaces its line
+        atomic_write_text(path, "\n".join([*lines, json.dumps(record)]) + "\n")
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def prepare(self, clips: torch.Tensor) -> torch.Tensor:
+        clips = normalize(clips.to(self.device, non_blocking=True).float())
+        return clips.contiguous(memory_format=torch.channels_last_3d) if self.config.train.channels_last else clips
+
+    def set_lr(self, epoch: int, step: int, steps: int) -> float:
+        lr = self.config.optim.lr * lr_factor(epoch + step / max(steps, 1), self.config.optim, self.config.train.epochs)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``train.epochs`` (or ``train.max_steps``); return the last epoch's metrics."""
+        record: dict[str, Any] = {}
+        try:
+            while self.position["epoch"] < self.config.train.epochs:
+                epoch = self.position["epoch"]
+                train_metrics = self.train_epoch(epoch)
+                if train_metrics is None:  # stopped by max_steps
+                    return record
+                val_metrics = self.validate() if (epoch + 1) % self.config.train.val_every == 0 else {}
+                record = self.end_epoch(epoch, {**train_metrics, **val_metrics})
+            self.write_figures()
+        finally:
+            cleanup_distributed()
+        return record
+
+    def end_epoch(self, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
+        improved = metrics.get("val_acc", -1.0) > self.position["best"]
+        if improved:
+            self.position["best"], self.position["best_epoch"] = metrics["val_acc"], epoch
+        self.position.update(epoch=epoch + 1, step_in_epoch=0)
+        record = {"epoch": epoch + 1, **metrics, "best_val_acc": self.position["best"]}
+        self.log_metrics(record)
+        self.save("last")
+        if improved:
+            self.save("best")
+        log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                    for k, v in record.items()))
+        return record
+
+    def train_epoch(self, epoch: int) -> dict[str, float] | None:
+        """One epoch from the saved position; None if ``train.max_steps`` stopped it."""
+        t = self.config.train
+        steps = self.source.steps(epoch)
+        start = self.position["step_in_epoch"]
+        if start == 0:
+            self.epoch_totals = self._zero_totals()
+        totals = self.epoch_totals  # carries a resumed epoch's partial sums
+        self.net.train()
+        began = time.perf_counter() - totals["seconds"]
+        bar = tqdm(total=steps, initial=start, desc=f"epoch {epoch + 1}/{t.epochs}", unit="step",
+                   disable=not (t.progress and self.dist.is_main), leave=False)
+        fetched = time.perf_counter()
+        for step, (clips, labels, skipped) in enumerate(self.source.batches(epoch, start), start):
+            totals["wait"] += time.perf_counter() - fetched
+            totals["skipped"] += skipped
+            if len(labels):
+                self.train_step(clips, labels, epoch, step, steps, totals)
+            self.position.update(step_in_epoch=step + 1, global_step=self.position["global_step"] + 1)
+            totals["seconds"] = time.perf_counter() - began
+            self._update_bar(bar, totals, began)
+            if self._should_stop_or_save(step + 1):
+                bar.close()
+                return None
+            fetched = time.perf_counter()
+        bar.close()
+        return self._epoch_summary(totals, time.perf_counter() - began)
+
+    #: Consecutive non-finite steps after which the run stops with an error instead of skipping.
+    MAX_NONFINITE_STREAK = 10
+
+    def train_step(self, clips, labels, epoch: int, step: int, steps: int, totals: dict[str, float]) -> None:
+        """Forward/backward one micro-batch; step the optimiser at accumulation boundaries.
+
+        A non-finite loss or gradient (seen intermittently with bf16 autocast on CPUs at tiny
+        feature maps, see README) skips the step and restores the BatchNorm statistics its forward
+        pass changed, so one bad batch cannot poison the weights; a streak of them is an error.
+        """
+        accum = self.config.train.accum_steps
+        boundary = (step + 1) % accum == 0 or step + 1 == steps
+        labels = labels.to(self.device)
+        buffers = [b.detach().clone() for b in self.model.buffers()]
+        sync = contextlib.nullcontext() if boundary or not self.dist.enabled else self.net.no_sync()
+        with sync:
+            with self.autocast():
+                logits = self.net(self.prepare(clips))
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
+            finite = bool(torch.isfinite(loss))
+            if finite:
+                scaled = loss / accum
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        if boundary and finite and self.scaler is None:
+            finite = all(bool(torch.isfinite(p.grad).all()) for p in self.model.parameters() if p.grad is not None)
+        if not finite:
+            self._skip_nonfinite(buffers, epoch, step, totals)
+            return
+        self.nonfinite_streak = 0
+        if boundary:
+            self.set_lr(epoch, step, steps)
+            if self.scaler:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        totals["loss"] += float(loss.detach()) * len(labels)
+        totals["correct"] += float((logits.argmax(1) == labels).sum())
+        totals["count"] += len(labels)
+
+    def _skip_nonfinite(self, buffers: list[torch.Tensor], epoch: int, step: int, totals: dict[str, float]) -> None:
+        with torch.no_grad():
+            for saved, current in zip(buffers, self.model.buffers()):
+                current.copy_(saved)
+        self.optimizer.zero_grad(set_to_none=True)
+        totals["nonfinite"] = totals.get("nonfinite", 0.0) + 1
+        self.nonfinite_streak = getattr(self, "nonfinite_streak", 0) + 1
+        log.warning("non-finite loss or gradient at epoch %d, step %d: step skipped", epoch + 1, step + 1)
+        if self.nonfinite_streak >= self.MAX_NONFINITE_STREAK:
+            raise ConfigError(f"{self.nonfinite_streak} non-finite training steps in a row (epoch {epoch + 1}, "
+                              f"step {step + 1}); lower optim.lr or set train.amp=off")
+
+    def _should_stop_or_save(self, step_in_epoch: int) -> bool:
+        t = self.config.train
+        accum_boundary = step_in_epoch % t.accum_steps == 0
+        if t.checkpoint_every and accum_boundary and self.position["global_step"] % t.checkpoint_every == 0:
+            self.save("last")
+        if t.max_steps and accum_boundary and self.position["global_step"] >= t.max_steps:
+            self.save("last")
+            log.info("stopped at step %d (train.max_steps); --resume continues", self.position["global_step"])
+            return True
+        return False
+
+    def _update_bar(self, bar, totals: dict[str, float], began: float) -> None:
+        if bar.disable:
+            return
+        elapsed = max(time.perf_counter() - began, 1e-9)
+        count = max(totals["count"], 1)
+        bar.set_postfix(loss=f"{totals['loss'] / count:.3f}", acc=f"{totals['correct'] / count:.3f}",
+                        clips_s=f"{totals['count'] / elapsed:.1f}", wait=f"{totals['wait'] / elapsed:.0%}")
+        bar.update(1)
+
+    def _epoch_summary(self, totals: dict[str, float], seconds: float) -> dict[str, float]:
+        loss, correct, count, skipped, wait = all_sum(
+            [totals["loss"], totals["correct"], totals["count"], totals["skipped"], totals["wait"]], self.device)
+        return {"train_loss": loss / max(count, 1), "train_acc": correct / max(count, 1),
+                "lr": self.optimizer.param_groups[0]["lr"], "clips_per_s": count / max(seconds, 1e-9),
+                "data_wait": wait / self.dist.world_size / max(seconds, 1e-9), "time_s": seconds,
+                "bad_videos": int(skipped), "nonfinite_steps": int(totals.get("nonfinite", 0)),
+                "step": self.position["global_step"]}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Video-level top-1/top-5 (softmax averaged over each video's windows) and clip-level top-1."""
+        self.net.eval()
+        sums: dict[int, torch.Tensor] = {}
+        video_labels: dict[int, int] = {}
+        clip_correct = clip_count = loss_sum = skipped = 0.0
+        for clips, labels, owners, bad in self.source.val_batches():
+            skipped += bad
+            if not len(labels):
+                continue
+            with self.autocast():
+                logits = self.net(self.prepare(clips)).float().cpu()
+            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+            clip_correct += float((logits.argmax(1) == labels).sum())
+            clip_count += len(labels)
+            for prob, label, owner in zip(logits.softmax(1), labels.tolist(), owners.tolist()):
+                sums[owner] = sums.get(owner, 0) + prob
+                video_labels[owner] = label
+        hits = {1: 0, 5: 0}
+        if sums:
+            scores = torch.stack([sums[k] for k in sums])
+            hits = topk_correct(scores, torch.tensor([video_labels[k] for k in sums]))
+        v1, v5, n, cc, cn, ls, bad = all_sum([hits[1], hits[5], len(sums), clip_correct, clip_count, loss_sum, skipped],
+                                             self.device)
+        return {"val_acc": v1 / max(n, 1), "val_top5": v5 / max(n, 1), "val_clip_acc": cc / max(cn, 1),
+                "val_loss": ls / max(cn, 1), "val_videos": int(n), "val_bad_videos": int(bad)}
+
+    def write_figures(self) -> None:
+        if self.dist.is_main:
+            from videoperlin.analysis.kernels import save_kernel_panel
+
+            save_kernel_panel(self.model, self.run_dir / "figures" / "conv1.png",
+                              f"{self.model.config['name']} conv1 after {self.config.task}")

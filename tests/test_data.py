@@ -1,0 +1,114 @@
+"""Dataset sources, splits, sampling and transforms."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from video_fixtures import CLASSES, pattern_video
+from videoperlin.data.decode import FrameCache, decode_video
+from videoperlin.data.encode import encode_video
+from videoperlin.data.sampling import random_clip, sliding_windows
+from videoperlin.data.sources import load_source
+from videoperlin.data.splits import split_train_val
+from videoperlin.data.transforms import eval_transform, random_resized_crop_box, train_transform
+from videoperlin.errors import ConfigError
+
+
+def _touch_video(path, seed=0, frames=12):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encode_video(path, pattern_video("down", seed, frames=frames, height=32, width=48))
+
+
+def test_decode_resizes_short_side_and_cache_round_trips(tmp_path):
+    _touch_video(tmp_path / "a.mp4", frames=10)
+    frames = decode_video(tmp_path / "a.mp4", short_side=16)
+    assert frames.shape == (10, 16, 24, 3) and frames.dtype == np.uint8
+    cache = FrameCache(tmp_path / "cache", short_side=16)
+    first = cache.load(tmp_path / "a.mp4")
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 1
+    np.testing.assert_array_equal(cache.load(tmp_path / "a.mp4"), first)
+
+
+def test_csv_manifest_with_dataset_filter_and_group_folds(tmp_path):
+    rows = ["dataset,path,label,group"]
+    for actor in ("ann", "bob", "cid"):
+        for label in ("walk", "run"):
+            _touch_video(tmp_path / f"v/{actor}_{label}.mp4")
+            rows.append(f"mine,v/{actor}_{label}.mp4,{label},{actor}")
+    rows.append("other,v/ann_walk.mp4,walk,ann")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    source = load_source(tmp_path / "manifest.csv", dataset="mine")
+    assert source.class_names == ["run", "walk"] and len(source.records) == 6
+    for fold in range(3):
+        train, val = split_train_val(source, fold=fold, folds=3)
+        assert {r.group for r in train}.isdisjoint({r.group for r in val}) and len(val) == 2
+    with pytest.raises(ConfigError, match="no rows with dataset='nope'"):
+        load_source(tmp_path / "manifest.csv", dataset="nope")
+
+
+def test_hmdb51_split_files(tmp_path):
+    for kind in ("brush_hair", "cartwheel"):
+        for i in range(3):
+            _touch_video(tmp_path / kind / f"{kind}_{i}.avi")
+        (tmp_path / f"{kind}_test_split1.txt").write_text(f"{kind}_0.avi 1\n{kind}_1.avi 2\n{kind}_2.avi 0\n")
+    source = load_source(tmp_path, split=1)
+    assert source.kind == "hmdb51" and source.class_names == ["brush_hair", "cartwheel"]
+    train, val = split_train_val(source)
+    assert sorted(r.path.name for r in train) == ["brush_hair_0.avi", "cartwheel_0.avi"]
+    assert sorted(r.path.name for r in val) == ["brush_hair_1.avi", "cartwheel_1.avi"]
+
+
+def test_kinetics_csv(tmp_path):
+    _touch_video(tmp_path / "abseiling" / "abc123_000010_000020.mp4")
+    _touch_video(tmp_path / "val" / "juggling" / "xyz789_000001_000011.mp4")
+    (tmp_path / "k.csv").write_text("label,youtube_id,time_start,time_end,split\nabseiling,abc123,10,20,train\n"
+                                    "juggling,xyz789,1,11,val\njuggling,missing,3,13,train\n")
+    source = load_source(tmp_path / "k.csv")
+    assert source.kind == "kinetics" and source.class_names == ["abseiling", "juggling"]
+    assert [r.subset for r in source.records] == ["train", "val"] and len(source.missing) == 1
+
+
+def test_activitynet_json(tmp_path):
+    _touch_video(tmp_path / "videos" / "v_vid1.mp4", frames=30)
+    spec = {"labels": ["jump", "swim"], "database": {
+        "vid1": {"subset": "training", "annotations": [{"label": "swim", "segment": [0.1, 0.5]},
+                                                       {"label": "jump", "segment": [0.6, 1.0]}]}}}
+    (tmp_path / "anet.json").write_text(json.dumps(spec))
+    source = load_source(tmp_path / "anet.json")
+    assert [(r.label, r.segment, r.subset) for r in source.records] == [(1, (0.1, 0.5), "train"), (0, (0.6, 1.0), "train")]
+
+
+def test_class_folders_and_empty_data(tmp_path):
+    for kind in CLASSES:
+        _touch_video(tmp_path / "d" / kind / "x.mp4")
+    assert load_source(tmp_path / "d").class_names == sorted(CLASSES)
+    (tmp_path / "e" / "a").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="no videos found"):
+        load_source(tmp_path / "e")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_source(tmp_path / "nope")
+
+
+def test_temporal_sampling_loop_pads_and_windows():
+    rng = np.random.default_rng(0)
+    assert random_clip(5, 8, 1, rng).tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    clip = random_clip(100, 16, 2, rng)
+    assert len(clip) == 16 and np.all(np.diff(clip) == 2) and clip.max() < 100
+    windows = sliding_windows(40, 16, 1)
+    assert [w[0] for w in windows] == [0, 16] and len(sliding_windows(10, 16, 1)) == 1
+    assert len(sliding_windows(1000, 16, 1, max_windows=5)) == 5
+
+
+def test_crops_stay_inside_and_transforms_shape():
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        top, left, h, w = random_resized_crop_box(90, 120, rng)
+        assert 0 <= top and top + h <= 90 and 0 <= left and left + w <= 120
+        assert 0.2 <= h * w / (90 * 120) <= 1.0 and 0.7 <= w / h <= 1.4
+    frames = pattern_video("right", 0, frames=8, height=48, width=64)
+    clip = train_transform(frames, 32, rng)
+    assert clip.shape == (3, 8, 32, 32) and 0 <= clip.min() and clip.max() <= 1
+    assert eval_transform(frames, 32).shape == (3, 8, 32, 32)

@@ -1,0 +1,234 @@
+"""The training engine end to end on CPU: pretrain -> train -> evaluate, exact resume, DDP with gloo,
+and bad input (corrupt files, missing split files, label typos, head mismatches)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from video_fixtures import CLASSES, write_class_folders, write_ucf_splits
+from videoperlin.errors import ConfigError
+from videoperlin.train.checkpointing import load_checkpoint
+from videoperlin.train.config import load_config
+from videoperlin.train.engine import Trainer
+
+# fp32: bf16 autocast on CPUs is intermittently non-finite at these tiny shapes (see README), and tests must be exact.
+TINY = ["--model", "r3d10", "--widen-factor", "0.25", "--frames", "8", "--size", "48", "--amp", "off", "-q"]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("actions")
+    write_class_folders(root, per_class=16)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ucf(tmp_path_factory, videos) -> Path:
+    root = tmp_path_factory.mktemp("ucf")
+    for kind in CLASSES:
+        (root / kind).symlink_to(videos / kind, target_is_directory=True)
+    write_ucf_splits(root, per_class=16)
+    return root
+
+
+@pytest.fixture(scope="module")
+def vpn_checkpoint(tmp_path_factory, cli) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "pretrain"
+    proc = cli("pretrain", "--preset", "tiny", "--num-videos", "64", "--set", "vpn.val_videos=16", "--epochs", "2",
+               "--batch-size", "16", "--out", str(out), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    return out / "checkpoints" / "last.pt"
+
+
+@pytest.fixture(scope="module")
+def cli():
+    from conftest import run_cli
+
+    return run_cli
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_pretrain_writes_run_directory(vpn_checkpoint):
+    run = vpn_checkpoint.parents[1]
+    assert (run / "config.yaml").exists() and (run / "figures" / "conv1.png").exists()
+    rows = metrics(run)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"train_loss", "train_acc", "val_acc", "lr", "clips_per_s", "data_wait"} <= set(rows[0])
+    checkpoint = load_checkpoint(vpn_checkpoint)
+    assert checkpoint["model_config"]["num_classes"] == 8 and len(checkpoint["class_names"]) == 8
+
+
+def test_train_from_vpn_then_evaluate(tmp_path, cli, videos, ucf, vpn_checkpoint):
+    run = tmp_path / "train"
+    proc = cli("train", "--data", str(videos), "--init", str(vpn_checkpoint), "--epochs", "8", "--batch-size", "8",
+               "--lr", "0.01", "--set", "optim.schedule=cosine", "--set", "optim.warmup_epochs=1",
+               "--set", "data.val_fraction=0.25",
+               "--cache-dir", str(tmp_path / "cache"), "--out", str(run), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    rows = metrics(run)
+    assert rows[-1]["best_val_acc"] >= 0.8, rows  # 3 classes: chance is 1/3
+    assert rows[-1]["train_acc"] > rows[0]["train_acc"]
+    out = tmp_path / "eval"
+    proc = cli("evaluate", "--checkpoint", str(run / "checkpoints" / "best.pt"), "--data", str(ucf), "--out", str(out),
+               "--cache-dir", str(tmp_path / "cache"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "metrics.json").read_text())
+    assert result["videos"] == 12 and result["clips"] >= 12  # testlist01: 4 videos per class
+    assert 0 <= result["video_top1"] <= 1 and result["video_top5"] == 1.0  # 3 classes: top-5 is everything
+    with open(out / "predictions.csv") as handle:
+        predictions = list(csv.DictReader(handle))
+    assert len(predictions) == 12 and {p["label"] for p in predictions} == set(CLASSES)
+    assert len((out / "confusion.csv").read_text().splitlines()) == 4
+    assert (out / "confusion.png").exists() and (out / "per_class.csv").exists()
+
+
+def test_train_on_ucf_split_files(tmp_path, cli, ucf):
+    run = tmp_path / "ucf-run"
+    proc = cli("train", "--data", str(ucf), "--split", "1", "--epochs", "1", "--batch-size", "8", "--out", str(run),
+               "--cache-dir", str(tmp_path / "cache"), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert metrics(run)[0]["val_videos"] == 12
+
+
+def _config(tmp_path, out: str, **extra):
+    overrides = {"train.out": str(tmp_path / out), "model.name": "r3d10", "model.widen_factor": 0.25,
+                 "data.frames": 8, "data.size": 48, "train.epochs": 2, "train.batch_size": 8, "vpn.preset": "tiny",
+                 "vpn.num_videos": 48, "vpn.val_videos": 8, "train.deterministic": True, "train.progress": False,
+                 "train.threads": 1, "train.amp": "off", "model.dropout": 0.2, **extra}
+    return load_config(None, overrides, task="pretrain")
+
+
+def _final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
+
+
+@pytest.mark.parametrize("data", [None, "videos"])
+def test_resume_equals_uninterrupted_run(tmp_path, videos, data):
+    extra = {} if data is None else {"data.data": str(videos), "data.workers": 0, "data.cache_dir": str(tmp_path / "c"),
+                                     "data.val_fraction": 0.25}
+    task = "pretrain" if data is None else "train"
+    whole = _config(tmp_path, "whole", **extra)
+    whole.task = task
+    Trainer(whole).fit()
+    stopped = _config(tmp_path, "resumed", **{**extra, "train.max_steps": 5})
+    stopped.task = task
+    Trainer(stopped).fit()
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")["position"]["global_step"] == 5
+    resumed = _config(tmp_path, "resumed", **extra)
+    resumed.task = task
+    Trainer(resumed, resume=True).fit()
+    a, b = _final_weights(tmp_path / "whole"), _final_weights(tmp_path / "resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert metrics(tmp_path / "whole") == [
+        {**r, "time_s": w["time_s"], "clips_per_s": w["clips_per_s"], "data_wait": w["data_wait"]}
+        for r, w in zip(metrics(tmp_path / "resumed"), metrics(tmp_path / "whole"))]
+
+
+def test_existing_run_needs_resume(tmp_path):
+    Trainer(_config(tmp_path, "run", **{"train.epochs": 1})).fit()
+    with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
+        Trainer(_config(tmp_path, "run", **{"train.epochs": 1}))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "videoperlin", "pretrain", "--preset", "tiny", "--num-videos", "32",
+           "--set", "vpn.val_videos=8", "--epochs", "1", "--batch-size", "4", "--out", str(out), *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = metrics(out)[0]
+    assert row["step"] == 4  # 32 videos / 2 ranks / batch 4: each rank took 4 distinct batches
+    assert row["val_videos"] == 8 and (out / "checkpoints" / "last.pt").exists()
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+@pytest.fixture
+def dirty(tmp_path, videos) -> Path:
+    root = tmp_path / "dirty"
+    for kind in CLASSES:
+        (root / kind).mkdir(parents=True)
+        for video in sorted((videos / kind).glob("*.mp4"))[:4]:
+            (root / kind / video.name).symlink_to(video)
+    (root / "down" / "corrupt.mp4").write_bytes(os.urandom(4096))
+    (root / "right" / "empty.avi").write_bytes(b"")
+    (root / "flicker" / "notes.mp4").write_text("this is not a video")
+    return root
+
+
+def test_bad_videos_are_skipped_and_counted(tmp_path, cli, dirty):
+    run = tmp_path / "skip"
+    proc = cli("train", "--data", str(dirty), "--epochs", "1", "--batch-size", "4", "--workers", "0",
+               "--set", "data.val_fraction=0.25", "--out", str(run), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipping bad video" in proc.stderr
+    row = metrics(run)[0]
+    assert row["bad_videos"] + row["val_bad_videos"] == 3  # each bad file skipped and counted once, not fatal
+
+
+def test_bad_videos_fail_the_run_on_request(tmp_path, cli, dirty):
+    proc = cli("train", "--data", str(dirty), "--epochs", "1", "--batch-size", "4", "--workers", "0",
+               "--on-bad-video", "fail", "--set", "data.val_fraction=0.25", "--out", str(tmp_path / "fail"), *TINY)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert any(name in proc.stderr for name in ("corrupt.mp4", "empty.avi", "notes.mp4"))
+    assert "--on-bad-video skip" in proc.stderr
+
+
+def test_check_data_reports_each_bad_file(cli, dirty):
+    proc = cli("check-data", str(dirty), "-q")
+    assert proc.returncode == 1
+    assert "corrupt.mp4" in proc.stdout and "empty.avi: file is empty" in proc.stdout and "notes.mp4" in proc.stdout
+    assert "down" in proc.stdout and "3 unreadable" in proc.stdout
+
+
+def test_missing_split_file_and_label_typo(tmp_path, cli, ucf):
+    broken = tmp_path / "ucf"
+    broken.mkdir()
+    for item in ucf.iterdir():
+        if item.name != "testlist01.txt":
+            (broken / item.name).symlink_to(item)
+    proc = cli("check-data", str(broken), "-q")
+    assert proc.returncode == 2 and "testlist01.txt not found" in proc.stderr
+    (broken / "testlist01.txt").write_text("down/down_00.mp4\nWalking/v_1.mp4\n")
+    proc = cli("check-data", str(broken), "-q")
+    assert proc.returncode == 2 and "testlist01.txt:2: class 'Walking' is not in" in proc.stderr
+
+
+def test_head_mismatch_without_swap_is_an_error(tmp_path, cli, videos, vpn_checkpoint):
+    proc = cli("train", "--data", str(videos), "--init", str(vpn_checkpoint), "--keep-head", "--epochs", "1",
+               "--out", str(tmp_path / "x"), *TINY)
+    assert proc.returncode == 2 and "class counts differ" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_config_file_overrides_and_errors(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {name: r2p1d18}\noptim: {lr: 0.5, milestones: [3, 6]}\ntrain: {epochs: 4}\n")
+    config = load_config(path, {"train.epochs": 9}, ["optim.lr=0.01", "data.size=64"], task="pretrain")
+    assert (config.model.name, config.optim.lr, config.train.epochs, config.data.size) == ("r2p1d18", 0.01, 9, 64)
+    assert config.optim.milestones == [3, 6]
+    for bad, message in [("optim.lr=fast", "optim.lr: expected a number"), ("optim.speed=1", "unknown config field"),
+                         ("train.amp=fp8", "train.amp 'fp8' must be one of"), ("data.frames=0", "data.frames 0 must be >= 1")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, None, [bad], task="pretrain")
+    with pytest.raises(ConfigError, match="train needs --data"):
+        load_config(None, None, [], task="train")
