@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from videoperlin.utils.atomic import atomic_path
+from videoperlin.utils.plotting import pyplot, save_figure
 
 
 def conv1_weight(model: nn.Module) -> torch.Tensor:
@@ -34,11 +34,7 @@ def kernel_tiles(weight: torch.Tensor) -> np.ndarray:
 
 def save_kernel_panel(model: nn.Module, path: str | Path, title: str = "") -> Path:
     """Write the conv1 panel PNG; return its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     tiles = kernel_tiles(conv1_weight(model))
     cols = math.ceil(math.sqrt(len(tiles)))
     rows = math.ceil(len(tiles) / cols)
@@ -48,9 +44,4 @@ def save_kernel_panel(model: nn.Module, path: str | Path, title: str = "") -> Pa
     for ax, tile in zip(axes.flat, tiles):
         ax.imshow(tile, interpolation="nearest")
     fig.suptitle(title or "conv1 (middle temporal slice)", fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -27,7 +27,8 @@ from videoperlin.errors import ConfigError
 from videoperlin.metrics import confusion_matrix, per_class_accuracy, topk_correct, video_scores
 from videoperlin.models.checkpoint import read_checkpoint_file
 from videoperlin.models.registry import model_from_config
-from videoperlin.utils.atomic import atomic_path, atomic_write_text
+from videoperlin.utils.atomic import atomic_write_text
+from videoperlin.utils.plotting import pyplot, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +121,7 @@ def _write_csvs(out: Path, scores, video_labels, videos, records, class_names, m
 
 
 def _plot_confusion(path: Path, matrix, class_names: list[str]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     n = len(class_names)
     fig, ax = plt.subplots(figsize=(max(4, 0.35 * n + 2), max(4, 0.35 * n + 1.5)))
     ax.imshow(matrix.numpy(), cmap="Blues")
@@ -134,6 +131,4 @@ def _plot_confusion(path: Path, matrix, class_names: list[str]) -> None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    save_figure(fig, path)

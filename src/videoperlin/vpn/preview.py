@@ -8,6 +8,7 @@ import numpy as np
 
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import atomic_path
+from videoperlin.utils.plotting import pyplot, save_figure
 from videoperlin.vpn.dataset import VPNDataset
 
 
@@ -22,11 +23,7 @@ def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: 
 
     ``ft`` picks the temporal frequency shown (default: the lowest); ``frame`` the frame (default: middle).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     space = ds.space
     ft = space.ft[0] if ft is None else ft
     if ft not in space.ft:
@@ -48,12 +45,7 @@ def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: 
         axes[0, c].set_title(f"fy={fy}", fontsize=8)
     fig.suptitle(f"VPN classes at ft={ft} (frame {frame} of {ds.frames}, {ds.height}x{ds.width})", fontsize=9)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def preview_gif(ds: VPNDataset, out: str | Path, classes: list[int] | None = None, fps: int = 8) -> Path:
