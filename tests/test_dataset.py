@@ -176,3 +176,15 @@ def test_cuda_batch_matches_cpu():
     gpu, labels = ds.batch(range(8), device="cuda")
     assert gpu.is_cuda and labels.is_cuda
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=0)
+
+
+def test_shuffled_labels_keep_the_clips_and_randomise_the_targets():
+    true, shuffled = small("low", num_videos=400), small("low", num_videos=400, label_mode="shuffled")
+    clips_a, labels_a = true.batch(range(40))
+    clips_b, labels_b = shuffled.batch(range(40))
+    assert torch.equal(clips_a, clips_b)
+    assert labels_a.tolist() == [true.label(i) for i in range(40)]
+    targets = torch.tensor([shuffled.target(i) for i in range(400)])
+    assert (targets == torch.tensor([true.label(i) for i in range(400)])).float().mean() < 0.05
+    assert len(set(targets.tolist())) > 0.8 * true.num_classes  # spread over the classes
+    assert shuffled[7][1] == shuffled.target(7)

@@ -51,6 +51,7 @@ class VPNConfig:
     random_phase: bool = True
     contrast_jitter: float = 0.25
     brightness_jitter: float = 0.1
+    label_mode: str = "frequency"
 
 
 @dataclass
@@ -133,6 +134,7 @@ class RunConfig:
 CHOICES = {
     "task": ("pretrain", "train"),
     "model.shortcut": ("A", "B"),
+    "vpn.label_mode": ("frequency", "shuffled"),
     "model.temporal_padding": ("zeros", "replicate"),
     "data.on_bad_video": ("skip", "fail"),
     "optim.name": ("sgd", "adamw"),

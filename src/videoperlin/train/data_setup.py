@@ -40,8 +40,9 @@ def vpn_datasets(config: RunConfig) -> tuple[VPNDataset, VPNDataset]:
     options = dict(frames=config.data.frames, size=config.data.size, octaves=v.octaves, persistence=v.persistence,
                    lacunarity=v.lacunarity, tileable=v.tileable, random_phase=v.random_phase,
                    contrast_jitter=v.contrast_jitter, brightness_jitter=v.brightness_jitter)
-    train = VPNDataset(space, num_videos=v.num_videos, seed=config.train.seed, **options)
-    val = VPNDataset(space, num_videos=max(v.val_videos, 2), seed=config.train.seed + VPN_VAL_SEED_OFFSET, **options)
+    train = VPNDataset(space, num_videos=v.num_videos, seed=config.train.seed, label_mode=v.label_mode, **options)
+    val = VPNDataset(space, num_videos=max(v.val_videos, 2), seed=config.train.seed + VPN_VAL_SEED_OFFSET,
+                     label_mode=v.label_mode, **options)
     return train, val
 
 

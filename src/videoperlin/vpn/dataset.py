@@ -14,6 +14,10 @@ Intra-class variety (all switchable):
 * ``contrast_jitter`` j: contrast drawn from U(1 - j, 1 + j);
 * ``brightness_jitter`` j: mean gray level drawn from 0.5 + U(-j, j).
 
+``label_mode="shuffled"`` is a control for transfer studies: the clips are exactly those of the
+frequency-labelled set, but each clip's *target* is a class drawn at random from (seed, index),
+so the target carries no information about the clip.
+
 Intensity is ``gray = 0.5 + brightness + contrast * noise / (6 * sigma)`` clamped to [0, 1], with
 ``sigma`` the analytic standard deviation of the (fractal) noise, so a unit-contrast clip has a
 std of about 0.16 and almost never clips. Random draws happen even when an option is off, so
@@ -44,6 +48,8 @@ from videoperlin.noise import (
 from videoperlin.vpn.labels import LabelSpace
 
 _MASK64 = (1 << 64) - 1
+_SHUFFLE_SALT = 0x5EED5A17
+LABEL_MODES = ("frequency", "shuffled")
 
 
 def splitmix64(seed: int, index: int) -> int:
@@ -101,6 +107,7 @@ class VPNDataset(Dataset):
         random_phase: bool = True,
         contrast_jitter: float = 0.25,
         brightness_jitter: float = 0.1,
+        label_mode: str = "frequency",
     ) -> None:
         _require(isinstance(space, LabelSpace), f"space must be a LabelSpace, got {type(space).__name__}")
         _require(isinstance(num_videos, int) and num_videos >= 1, f"num_videos {num_videos!r} must be a positive integer")
@@ -111,6 +118,7 @@ class VPNDataset(Dataset):
         _require(lacunarity >= 1.0, f"lacunarity {lacunarity!r} must be >= 1")
         _require(0.0 <= contrast_jitter < 1.0, f"contrast_jitter {contrast_jitter!r} must be in [0, 1)")
         _require(0.0 <= brightness_jitter <= 0.5, f"brightness_jitter {brightness_jitter!r} must be in [0, 0.5]")
+        _require(label_mode in LABEL_MODES, f"label_mode {label_mode!r} must be one of {', '.join(LABEL_MODES)}")
         self.space = space
         self.num_videos = num_videos
         self.frames = frames
@@ -124,6 +132,7 @@ class VPNDataset(Dataset):
         self.random_phase = random_phase
         self.contrast_jitter = float(contrast_jitter)
         self.brightness_jitter = float(brightness_jitter)
+        self.label_mode = label_mode
         self._check_frequencies_fit()
         self._intensity_scale = 1.0 / (6.0 * fractal_std(octaves, self.persistence))
 
@@ -149,8 +158,14 @@ class VPNDataset(Dataset):
         return self.num_videos
 
     def label(self, index: int) -> int:
-        """Class of sample ``index`` (round-robin over classes, so the set is balanced)."""
+        """Frequency class of sample ``index`` (round-robin over classes, so the set is balanced)."""
         return index % len(self.space)
+
+    def target(self, index: int) -> int:
+        """Training target of sample ``index``: its class, or a random class with ``label_mode="shuffled"``."""
+        if self.label_mode == "shuffled":
+            return splitmix64(self.seed ^ _SHUFFLE_SALT, index) % len(self.space)
+        return self.label(index)
 
     def _check_index(self, index: int) -> int:
         if isinstance(index, Tensor):
@@ -195,12 +210,13 @@ class VPNDataset(Dataset):
 
         Agrees with ``ds[i]`` to float tolerance; the 3 channels are an ``expand`` view.
         """
+        indices = [self._check_index(i) for i in indices]
         params = [self.sample_params(i) for i in indices]
         if not params:
             raise ValueError("VPNDataset.batch needs at least one index")
         device = torch.device(device) if device is not None else torch.device("cpu")
         gray = self.render(params, device)
-        labels = torch.tensor([p.label for p in params], dtype=torch.long, device=device)
+        labels = torch.tensor([self.target(i) for i in indices], dtype=torch.long, device=device)
         return gray[:, None].expand(-1, 3, -1, -1, -1), labels
 
     def render(self, params: list[SampleParams], device: torch.device) -> Tensor:
@@ -235,6 +251,7 @@ class VPNDataset(Dataset):
             "random_phase": self.random_phase,
             "contrast_jitter": self.contrast_jitter,
             "brightness_jitter": self.brightness_jitter,
+            "label_mode": self.label_mode,
         }
 
     @classmethod
