@@ -232,3 +232,30 @@ def test_config_file_overrides_and_errors(tmp_path):
             load_config(None, None, [bad], task="pretrain")
     with pytest.raises(ConfigError, match="train needs --data"):
         load_config(None, None, [], task="train")
+
+
+class FlakyTrainer(Trainer):
+    """Reports a non-finite result ``failures`` times at global step 2, like the intermittent bf16 kernel."""
+
+    failures = 1
+
+    def _forward_backward(self, inputs, labels, boundary, accum):
+        logits, loss, finite = super()._forward_backward(inputs, labels, boundary, accum)
+        if self.position["global_step"] == 2 and self.failures > 0:
+            self.failures -= 1
+            return logits, loss, False
+        return logits, loss, finite
+
+
+def test_nonfinite_step_is_retried_exactly_or_skipped(tmp_path):
+    Trainer(_config(tmp_path, "clean")).fit()
+    FlakyTrainer(_config(tmp_path, "retried")).fit()
+    a, b = _final_weights(tmp_path / "clean"), _final_weights(tmp_path / "retried")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # a successful retry changes nothing
+    assert metrics(tmp_path / "retried")[0]["retried_steps"] == 1
+    assert metrics(tmp_path / "retried")[0]["nonfinite_steps"] == 0
+    stubborn = FlakyTrainer(_config(tmp_path, "skipped"))
+    stubborn.failures = 3  # the first attempt and both retries fail: the step is skipped
+    stubborn.fit()
+    first = metrics(tmp_path / "skipped")[0]
+    assert first["nonfinite_steps"] == 1 and first["retried_steps"] == 2

@@ -250,31 +250,35 @@ class Trainer:
 
     #: Consecutive non-finite steps after which the run stops with an error instead of skipping.
     MAX_NONFINITE_STREAK = 10
+    #: Extra attempts at a micro-batch whose loss or gradients came out non-finite (without accumulation).
+    NONFINITE_RETRIES = 2
 
     def train_step(self, clips, labels, epoch: int, step: int, steps: int, totals: dict[str, float]) -> None:
         """Forward/backward one micro-batch; step the optimiser at accumulation boundaries.
 
-        A non-finite loss or gradient (seen intermittently with bf16 autocast on CPUs at tiny
-        feature maps, see README) skips the step and restores the BatchNorm statistics its forward
-        pass changed, so one bad batch cannot poison the weights; a streak of them is an error.
+        bf16 convolution weight gradients on AVX-512 CPUs are intermittently non-finite with torch
+        2.13 (the same batch and weights replayed come out finite; see README). Such a micro-batch
+        is retried after restoring the BatchNorm statistics and RNG state; if it stays
+        non-finite (or gradients are being accumulated) the step is skipped and counted, and a
+        streak of skips is an error.
         """
         accum = self.config.train.accum_steps
         boundary = (step + 1) % accum == 0 or step + 1 == steps
         labels = labels.to(self.device)
+        inputs = self.prepare(clips)
         buffers = [b.detach().clone() for b in self.model.buffers()]
-        sync = contextlib.nullcontext() if boundary or not self.dist.enabled else self.net.no_sync()
-        with sync:
-            with self.autocast():
-                logits = self.net(self.prepare(clips))
-                loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
-            finite = bool(torch.isfinite(loss))
+        rng = rng_state()  # a retry must draw the same dropout masks
+        attempts = 1 + (self.NONFINITE_RETRIES if accum == 1 else 0)
+        for attempt in range(attempts):
+            logits, loss, finite = self._forward_backward(inputs, labels, boundary, accum)
             if finite:
-                scaled = loss / accum
-                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-        if boundary and finite and self.scaler is None:
-            finite = all(bool(torch.isfinite(p.grad).all()) for p in self.model.parameters() if p.grad is not None)
+                break
+            self._restore_buffers(buffers)
+            restore_rng(rng)
+            self.optimizer.zero_grad(set_to_none=True)
+            totals["retried"] = totals.get("retried", 0.0) + (attempt + 1 < attempts)
         if not finite:
-            self._skip_nonfinite(buffers, epoch, step, totals)
+            self._skip_nonfinite(epoch, step, totals)
             return
         self.nonfinite_streak = 0
         if boundary:
@@ -289,14 +293,32 @@ class Trainer:
         totals["correct"] += float((logits.argmax(1) == labels).sum())
         totals["count"] += len(labels)
 
-    def _skip_nonfinite(self, buffers: list[torch.Tensor], epoch: int, step: int, totals: dict[str, float]) -> None:
+    def _forward_backward(self, inputs, labels, boundary: bool, accum: int):
+        """Loss and gradients of one micro-batch; whether both came out finite."""
+        sync = contextlib.nullcontext() if boundary or not self.dist.enabled else self.net.no_sync()
+        with sync:
+            with self.autocast():
+                logits = self.net(inputs)
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
+            if not torch.isfinite(loss):
+                return logits, loss, False
+            scaled = loss / accum
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        if boundary and self.scaler is None:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            return logits, loss, all(bool(torch.isfinite(g).all()) for g in grads)
+        return logits, loss, True
+
+    def _restore_buffers(self, buffers: list[torch.Tensor]) -> None:
         with torch.no_grad():
             for saved, current in zip(buffers, self.model.buffers()):
                 current.copy_(saved)
-        self.optimizer.zero_grad(set_to_none=True)
+
+    def _skip_nonfinite(self, epoch: int, step: int, totals: dict[str, float]) -> None:
         totals["nonfinite"] = totals.get("nonfinite", 0.0) + 1
         self.nonfinite_streak = getattr(self, "nonfinite_streak", 0) + 1
-        log.warning("non-finite loss or gradient at epoch %d, step %d: step skipped", epoch + 1, step + 1)
+        log.warning("non-finite loss or gradient at epoch %d, step %d even after retries: step skipped",
+                    epoch + 1, step + 1)
         if self.nonfinite_streak >= self.MAX_NONFINITE_STREAK:
             raise ConfigError(f"{self.nonfinite_streak} non-finite training steps in a row (epoch {epoch + 1}, "
                               f"step {step + 1}); lower optim.lr or set train.amp=off")
@@ -328,6 +350,7 @@ class Trainer:
                 "lr": self.optimizer.param_groups[0]["lr"], "clips_per_s": count / max(seconds, 1e-9),
                 "data_wait": wait / self.dist.world_size / max(seconds, 1e-9), "time_s": seconds,
                 "bad_videos": int(skipped), "nonfinite_steps": int(totals.get("nonfinite", 0)),
+                "retried_steps": int(totals.get("retried", 0)),
                 "step": self.position["global_step"]}
 
     @torch.no_grad()

@@ -1,0 +1,132 @@
+"""Orientation, direction, spatial- and temporal-frequency tuning of network channels, measured with
+drifting sinusoidal gratings, as in V1 physiology.
+
+Stimuli: full-field achromatic gratings ``0.5 + 0.5 c cos(2 pi (sf (x cos d + y sin d) - tf t) + phase)``
+moving in direction ``d`` (0 deg = rightward, 90 deg = upward; y points up), at spatial frequency
+``sf`` (cycles/pixel) and temporal frequency ``tf`` (cycles/frame), normalised like training clips.
+A channel's response is the root-mean-square of its activation over the central region of the
+layer's output (away from padding), which for a linear filter such as conv1 is proportional to
+the amplitude of its frequency response (phase-invariant, like a complex cell's energy).
+
+Indices (Niell & Stryker, "Highly selective receptive fields in mouse visual cortex",
+J. Neurosci. 28(30), 2008), at the preferred spatial and temporal frequency:
+
+* DSI = (R_pref - R_opp) / (R_pref + R_opp), R_opp the response to the opposite direction;
+* OSI = (R_pref_ori - R_orth) / (R_pref_ori + R_orth), orientation responses being the mean of
+  the two directions along an axis, R_orth the response 90 deg away.
+
+Both lie in [0, 1]; a motion-blind (space-time separable, temporally symmetric) filter has DSI = 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from videoperlin.data.transforms import normalize
+from videoperlin.errors import ConfigError
+
+DEFAULT_DIRECTIONS = tuple(range(0, 360, 30))
+DEFAULT_SF = (0.04, 0.08, 0.125, 0.18, 0.25)  # cycles per pixel
+DEFAULT_TF = (0.0625, 0.125, 0.25, 0.375)  # cycles per frame
+
+
+class _Stop(Exception):
+    """Raised by the probe hook to end the forward pass once the layer has been seen."""
+
+
+@dataclass
+class TuningResult:
+    """Responses (channels, directions, sf, tf) and per-channel preferences and indices."""
+
+    responses: np.ndarray
+    directions: np.ndarray
+    sfs: np.ndarray
+    tfs: np.ndarray
+
+    def preferred(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Indices of each channel's preferred (direction, sf, tf)."""
+        flat = self.responses.reshape(len(self.responses), -1).argmax(1)
+        return np.unravel_index(flat, self.responses.shape[1:])
+
+    def indices(self) -> dict[str, np.ndarray]:
+        """Per-channel preferred direction/orientation/sf/tf and DSI/OSI at the preferred sf and tf."""
+        d, s, t = self.preferred()
+        channels = np.arange(len(self.responses))
+        curve = self.responses[channels, :, s, t]  # (C, directions) at the preferred sf/tf
+        n = len(self.directions)
+        opposite = curve[channels, (d + n // 2) % n]
+        peak = curve[channels, d]
+        axis = (curve + np.roll(curve, -(n // 2), axis=1)) / 2  # orientation response of each axis
+        orth = axis[channels, (d + n // 4) % n]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dsi = np.nan_to_num((peak - opposite) / (peak + opposite))
+            osi = np.nan_to_num((axis[channels, d] - orth) / (axis[channels, d] + orth))
+        return {"pref_direction": self.directions[d], "pref_orientation": self.directions[d] % 180,
+                "pref_sf": self.sfs[s], "pref_tf": self.tfs[t], "dsi": dsi, "osi": osi, "peak": peak}
+
+
+def grating(direction_deg: float, sf: float, tf: float, frames: int, size: int, phase: float = 0.0,
+            contrast: float = 1.0) -> Tensor:
+    """One drifting grating clip (3, T, size, size) in [0, 1]."""
+    angle = math.radians(direction_deg)
+    t = torch.arange(frames, dtype=torch.float64)[:, None, None]
+    y = -torch.arange(size, dtype=torch.float64)[None, :, None]  # y points up
+    x = torch.arange(size, dtype=torch.float64)[None, None, :]
+    wave = torch.cos(2 * math.pi * (sf * (x * math.cos(angle) + y * math.sin(angle)) - tf * t) + phase)
+    return (0.5 + 0.5 * contrast * wave).float()[None].expand(3, -1, -1, -1)
+
+
+def default_layer(model: nn.Module) -> str:
+    """conv1 for 3D models; conv1_t (after conv1_s, BN and ReLU) for (2+1)D models."""
+    names = dict(model.named_modules())
+    return "conv1" if "conv1" in names else "conv1_t"
+
+
+def layer_responses(model: nn.Module, clips: Tensor, layer: str, margin: int = 2) -> Tensor:
+    """RMS activation per channel (B, C) of ``layer`` for normalised ``clips``, cropping ``margin``."""
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        raise ConfigError(f"layer {layer!r} is not in the model; e.g. conv1, layer1, layer2.0.conv1")
+    captured: list[Tensor] = []
+
+    def hook(_module, _inputs, output):
+        captured.append(output)
+        raise _Stop
+
+    handle = modules[layer].register_forward_hook(hook)
+    try:
+        model(normalize(clips))
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    out = captured[0].float()
+    t, h, w = out.shape[2:]
+    mt, mh, mw = (min(margin, (n - 1) // 2) for n in (t, h, w))
+    out = out[:, :, mt:t - mt or None, mh:h - mh or None, mw:w - mw or None]
+    return out.pow(2).mean(dim=(2, 3, 4)).sqrt()
+
+
+@torch.no_grad()
+def measure_tuning(model: nn.Module, layer: str | None = None, directions=DEFAULT_DIRECTIONS, sfs=DEFAULT_SF,
+                   tfs=DEFAULT_TF, frames: int = 16, size: int = 64, batch: int = 24) -> TuningResult:
+    """Responses of every channel of ``layer`` to all gratings (averaged over 2 spatial phases)."""
+    if len(directions) % 4:
+        raise ConfigError(f"{len(directions)} directions: use a multiple of 4 so opposite and orthogonal ones exist")
+    model = model.eval()
+    layer = layer or default_layer(model)
+    grid = [(d, s, t) for d in directions for s in sfs for t in tfs]
+    responses = []
+    for start in range(0, len(grid), batch):
+        part = grid[start:start + batch]
+        clips = [grating(d, s, t, frames, size, phase) for d, s, t in part for phase in (0.0, math.pi / 2)]
+        r = layer_responses(model, torch.stack(clips), layer)
+        responses.append(r.view(len(part), 2, -1).mean(1))
+    table = torch.cat(responses).T.reshape(-1, len(directions), len(sfs), len(tfs)).numpy()
+    return TuningResult(table, np.asarray(directions, dtype=float), np.asarray(sfs, dtype=float),
+                        np.asarray(tfs, dtype=float))
