@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     from videoperlin.cli_train import add_train_commands
 
     add_train_commands(sub)
+    from videoperlin.cli_analysis import add_analysis_commands
+
+    add_analysis_commands(sub)
     return parser
 
 

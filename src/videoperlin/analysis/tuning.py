@@ -130,3 +130,65 @@ def measure_tuning(model: nn.Module, layer: str | None = None, directions=DEFAUL
     table = torch.cat(responses).T.reshape(-1, len(directions), len(sfs), len(tfs)).numpy()
     return TuningResult(table, np.asarray(directions, dtype=float), np.asarray(sfs, dtype=float),
                         np.asarray(tfs, dtype=float))
+
+
+def write_tuning_csv(result: TuningResult, path) -> None:
+    """One row per channel: preferences, DSI, OSI and peak response."""
+    from videoperlin.utils.atomic import atomic_write_text
+
+    idx = result.indices()
+    lines = ["channel,pref_direction_deg,pref_orientation_deg,pref_sf_cyc_per_px,pref_tf_cyc_per_frame,dsi,osi,peak"]
+    for c in range(len(result.responses)):
+        lines.append(f"{c},{idx['pref_direction'][c]:.0f},{idx['pref_orientation'][c]:.0f},{idx['pref_sf'][c]:.4g},"
+                     f"{idx['pref_tf'][c]:.4g},{idx['dsi'][c]:.4f},{idx['osi'][c]:.4f},{idx['peak'][c]:.5g}")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def summary(result: TuningResult) -> dict[str, float]:
+    """Mean and median DSI/OSI and the fractions of direction- (DSI > 0.3) and orientation-selective
+    (OSI > 0.3) channels, over channels that respond at all."""
+    idx = result.indices()
+    alive = idx["peak"] > 1e-6 * max(float(idx["peak"].max()), 1e-12)
+    dsi, osi = idx["dsi"][alive], idx["osi"][alive]
+    return {"channels": int(alive.sum()), "mean_dsi": float(dsi.mean()), "median_dsi": float(np.median(dsi)),
+            "mean_osi": float(osi.mean()), "median_osi": float(np.median(osi)),
+            "frac_dsi_gt_0.3": float((dsi > 0.3).mean()), "frac_osi_gt_0.3": float((osi > 0.3).mean())}
+
+
+def plot_tuning(results: dict[str, TuningResult], out_dir, top: int = 6) -> list:
+    """dsi_osi_hist.png (all checkpoints overlaid) and polar_<name>.png (most direction-selective channels)."""
+    from pathlib import Path
+
+    from videoperlin.utils.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    out_dir = Path(out_dir)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    bins = np.linspace(0, 1, 21)
+    for name, result in results.items():
+        idx = result.indices()
+        for ax, key in zip(axes, ("dsi", "osi")):
+            ax.hist(idx[key], bins=bins, histtype="step", linewidth=1.5, label=f"{name} (mean {idx[key].mean():.2f})")
+    for ax, key in zip(axes, ("DSI", "OSI")):
+        ax.set_xlabel(key)
+        ax.set_ylabel("channels")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths = [save_figure(fig, out_dir / "dsi_osi_hist.png")]
+    for name, result in results.items():
+        idx = result.indices()
+        d, s, t = result.preferred()
+        order = np.argsort(-idx["dsi"])[:top]
+        fig, axes = plt.subplots(1, len(order), subplot_kw={"projection": "polar"}, figsize=(2.2 * len(order), 2.6),
+                                 squeeze=False)
+        angles = np.radians(np.append(result.directions, result.directions[0]))
+        for ax, c in zip(axes[0], order):
+            curve = result.responses[c, :, s[c], t[c]]
+            ax.plot(angles, np.append(curve, curve[0]))
+            ax.set_title(f"ch {c}: DSI {idx['dsi'][c]:.2f}", fontsize=8)
+            ax.set_yticklabels([])
+        fig.suptitle(f"{name}: most direction-selective channels", fontsize=9)
+        fig.tight_layout()
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        paths.append(save_figure(fig, out_dir / f"polar_{safe}.png"))
+    return paths

@@ -1,0 +1,123 @@
+"""Command-line front ends of the analyses: visualize kernels/samples, tuning, plot curves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from videoperlin.errors import ConfigError
+
+
+def load_named_models(specs: list[str], names: str | None):
+    """Models from checkpoint paths (or ``random:NAME[,option=value...]`` for a fresh initialisation)."""
+    import torch
+    import yaml
+
+    from videoperlin.models import create_model
+    from videoperlin.models.checkpoint import load_model
+
+    labels = names.split(",") if names else [Path(s).parent.parent.name if s.endswith(".pt") else s for s in specs]
+    if len(labels) != len(specs):
+        raise ConfigError(f"--names gives {len(labels)} names for {len(specs)} checkpoints")
+    models = {}
+    for label, spec in zip(labels, specs):
+        if spec.startswith("random:"):
+            name, *options = spec[len("random:"):].split(",")
+            kwargs = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in options)}
+            torch.manual_seed(0)
+            models[label] = create_model(name, **kwargs).eval()
+        else:
+            models[label] = load_model(spec).eval()
+    return models
+
+
+def cmd_visualize_kernels(args: argparse.Namespace) -> int:
+    """conv1 panels (paper style), full space-time views and x-t / y-t slices, checkpoints side by side."""
+    from videoperlin.analysis.kernels import save_kernel_figures
+
+    for path in save_kernel_figures(load_named_models(args.checkpoints, args.names), args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_visualize_samples(args: argparse.Namespace) -> int:
+    """A real clip next to VPN clips of chosen classes, as an animated GIF."""
+    from videoperlin.analysis.samples import real_and_vpn_gif
+    from videoperlin.vpn import LabelSpace
+
+    classes = [int(c) for c in args.classes.split(",")] if args.classes else None
+    path = real_and_vpn_gif(args.data, args.dataset, args.video, LabelSpace.preset(args.preset), classes,
+                            args.frames, args.size, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_tuning(args: argparse.Namespace) -> int:
+    """Orientation/direction/SF/TF tuning with drifting gratings; DSI/OSI per channel and summaries."""
+    from videoperlin.analysis.tuning import measure_tuning, plot_tuning, summary, write_tuning_csv
+    from videoperlin.utils.atomic import atomic_write_text
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, summaries = {}, {}
+    for name, model in load_named_models(args.checkpoints, args.names).items():
+        result = measure_tuning(model, args.layer, frames=args.frames, size=args.size)
+        results[name], summaries[name] = result, summary(result)
+        write_tuning_csv(result, out / f"tuning_{name}.csv")
+    plot_tuning(results, out)
+    atomic_write_text(out / "summary.json", json.dumps(summaries, indent=2) + "\n")
+    print(f"{'checkpoint':24} {'channels':>8} {'mean DSI':>9} {'mean OSI':>9} {'DSI>0.3':>8} {'OSI>0.3':>8}")
+    for name, s in summaries.items():
+        print(f"{name:24} {s['channels']:8d} {s['mean_dsi']:9.3f} {s['mean_osi']:9.3f} "
+              f"{s['frac_dsi_gt_0.3']:8.2f} {s['frac_osi_gt_0.3']:8.2f}")
+    return 0
+
+
+def cmd_plot_curves(args: argparse.Namespace) -> int:
+    """Accuracy (or any metric) vs epoch for several runs, from their metrics.jsonl."""
+    from videoperlin.analysis.curves import plot_groups
+
+    names = args.names.split(",") if args.names else [Path(r).name for r in args.runs]
+    if len(names) != len(args.runs):
+        raise ConfigError(f"--names gives {len(names)} names for {len(args.runs)} runs")
+    print(f"wrote {plot_groups({n: [r] for n, r in zip(names, args.runs)}, args.metric, args.out)}")
+    return 0
+
+
+def add_analysis_commands(sub) -> None:
+    visualize = sub.add_parser("visualize", help="pictures of kernels and samples")
+    what = visualize.add_subparsers(dest="what", metavar="WHAT", required=True)
+    kernels = what.add_parser("kernels", help=cmd_visualize_kernels.__doc__, description=cmd_visualize_kernels.__doc__)
+    kernels.add_argument("checkpoints", nargs="+", help="checkpoints, saved models, or random:r3d18[,widen_factor=0.5]")
+    kernels.add_argument("--names", default=None, help="comma-separated labels")
+    kernels.add_argument("--out", required=True, help="output directory")
+    kernels.set_defaults(func=cmd_visualize_kernels)
+    samples = what.add_parser("samples", help=cmd_visualize_samples.__doc__, description=cmd_visualize_samples.__doc__)
+    samples.add_argument("--data", required=True)
+    samples.add_argument("--dataset", default=None)
+    samples.add_argument("--video", type=int, default=0, help="index of the real video")
+    samples.add_argument("--preset", default="low")
+    samples.add_argument("--classes", default=None, help="VPN class indices, e.g. 0,53,107 (default: spread)")
+    samples.add_argument("--frames", type=int, default=16)
+    samples.add_argument("--size", type=int, default=112)
+    samples.add_argument("--out", required=True, help="GIF path")
+    samples.set_defaults(func=cmd_visualize_samples)
+
+    tuning = sub.add_parser("tuning", help=cmd_tuning.__doc__, description=cmd_tuning.__doc__)
+    tuning.add_argument("checkpoints", nargs="+", help="checkpoints, saved models, or random:r3d18[,widen_factor=0.5]")
+    tuning.add_argument("--names", default=None, help="comma-separated labels")
+    tuning.add_argument("--layer", default=None, help="module to probe (default conv1; e.g. layer1.0.conv2)")
+    tuning.add_argument("--frames", type=int, default=16)
+    tuning.add_argument("--size", type=int, default=64)
+    tuning.add_argument("--out", required=True)
+    tuning.set_defaults(func=cmd_tuning)
+
+    plot = sub.add_parser("plot", help="plots of runs")
+    kind = plot.add_subparsers(dest="kind", metavar="KIND", required=True)
+    curves = kind.add_parser("curves", help=cmd_plot_curves.__doc__, description=cmd_plot_curves.__doc__)
+    curves.add_argument("runs", nargs="+", help="run directories")
+    curves.add_argument("--metric", default="val_acc")
+    curves.add_argument("--names", default=None)
+    curves.add_argument("--out", required=True, help="PNG path")
+    curves.set_defaults(func=cmd_plot_curves)
