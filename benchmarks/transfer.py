@@ -104,7 +104,7 @@ def common_overrides(protocol: dict[str, Any], arch: str) -> dict[str, Any]:
 
 # ---- pre-training (cached) -----------------------------------------------------------------------
 
-def pretrain_config(protocol: dict[str, Any], arm: str, arch: str, out: Path):
+def pretrain_config(protocol: dict[str, Any], arm: str, arch: str, cache: Path):
     p = protocol["pretrain"]
     overrides = {**common_overrides(protocol, arch), **VPN_ARMS[arm], "vpn.num_videos": p["num_videos"],
                  "vpn.val_videos": p["val_videos"], "train.epochs": p["epochs"], "train.batch_size": p["batch_size"],
@@ -112,23 +112,23 @@ def pretrain_config(protocol: dict[str, Any], arm: str, arch: str, out: Path):
                  "optim.warmup_epochs": p.get("warmup_epochs", 0.5), "train.amp": p.get("amp", "auto"),
                  "train.seed": p.get("seed", 0)}
     key = hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:10]
-    overrides["train.out"] = str(out / "pretrain" / f"{arch}-{arm}-{key}")
+    overrides["train.out"] = str(cache / f"{arch}-{arm}-{key}")
     return load_config(None, overrides, task="pretrain")
 
 
-def pretrained(protocol: dict[str, Any], arm: str, arch: str, out: Path) -> Path | None:
+def pretrained(protocol: dict[str, Any], arm: str, arch: str, cache: Path) -> Path | None:
     """Checkpoint an arm starts from (None for scratch), training or inflating it once."""
     if arm == "scratch":
         return None
     if arm == "inflated":
-        target = out / "pretrain" / f"{arch}-inflated"
+        target = cache / f"{arch}-inflated"
         if not (target / "model.safetensors").exists():
             model = create_model(arch, num_classes=1000, temporal_padding="zeros",
                                  **protocol.get("model", {}))
             inflate_2d(model, protocol["inflate_from"], drop_classifier=True)
             save_model(model, target, extra={"inflated_from": str(protocol["inflate_from"])})
         return target
-    config = pretrain_config(protocol, arm, arch, out)
+    config = pretrain_config(protocol, arm, arch, cache)
     last = Path(config.train.out) / "checkpoints" / "last.pt"
     if not (last.exists() and load_checkpoint(last)["position"]["epoch"] >= config.train.epochs):
         log.info("pre-training %s %s -> %s", arch, arm, config.train.out)
@@ -178,7 +178,13 @@ def check_folds(protocol: dict[str, Any]) -> None:
             raise ConfigError(f"run_folds {bad} are outside 0..{dataset['folds'] - 1} for {dataset['name']}")
 
 
-def run_all(protocol: dict[str, Any], out: Path) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Path | None]]:
+def run_all(protocol: dict[str, Any], out: Path,
+            cache: Path) -> tuple[list[dict[str, Any]], dict[tuple[str, str], Path | None]]:
+    """Pre-train (or reuse from ``cache``) every arm, then fine-tune every arm x dataset x fold x seed.
+
+    Fine-tuning runs live under ``out`` and are reused only from there: a protocol variant with other
+    fine-tuning settings needs its own ``--out`` (it can share ``--pretrain-cache``).
+    """
     check_folds(protocol)
     rows, inits = [], {}
     for arch in protocol["archs"]:
@@ -186,7 +192,7 @@ def run_all(protocol: dict[str, Any], out: Path) -> tuple[list[dict[str, Any]], 
             if arm == "inflated" and not arch.startswith("r3d"):
                 log.info("skipping inflated %s: 2D weights inflate into full 3D convolutions only", arch)
                 continue
-            inits[(arch, arm)] = pretrained(protocol, arm, arch, out)
+            inits[(arch, arm)] = pretrained(protocol, arm, arch, cache)
     for dataset in protocol["datasets"]:
         for arch in protocol["archs"]:
             for (init_arch, arm), init in inits.items():
@@ -307,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inflate-from", default=None, help="2D ResNet state dict: adds the 'inflated' arm")
     parser.add_argument("--set", action="append", default=[], help="protocol override, e.g. finetune.epochs=30")
     parser.add_argument("--publish", type=Path, default=None, help="copy report, results and figures here")
+    parser.add_argument("--pretrain-cache", type=Path, default=None,
+                        help="folder of cached pre-trained checkpoints (default OUT/pretrain); share it between variants")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("videoperlin").setLevel(logging.WARNING)
@@ -319,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             protocol["arms"] = [*protocol["arms"], "inflated"] if "inflated" not in protocol["arms"] else protocol["arms"]
         began = time.perf_counter()
         args.out.mkdir(parents=True, exist_ok=True)
-        rows, inits = run_all(protocol, args.out)
+        rows, inits = run_all(protocol, args.out, args.pretrain_cache or args.out / "pretrain")
         write_figures(protocol, rows, inits, args.out)
         command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
         report = write_report(protocol, rows, inits, args.out, command, time.perf_counter() - began)
