@@ -280,7 +280,8 @@ Pre-training (VPN validation accuracy at the end, held-out VPN clips):
 Figures: `figures/curves_<dataset>_<arch>.png` (validation accuracy vs epoch, mean and min–max
 band per arm) and `figures/conv1_<arch>_<arm>.png` (conv1 after pre-training).
 
-Wall time: {seconds / 60:.1f} min. Command:
+Wall time of the invocation that wrote this report: {seconds / 60:.1f} min (finished pre-training and
+fine-tuning runs are reused, so a rerun that trains nothing takes seconds). Command:
 
     {command}
 
@@ -294,12 +295,12 @@ Protocol:
     return out / "report.md"
 
 
-def publish(out: Path, target: Path) -> None:
-    """Copy the report, results and figures (text and small PNGs only) to ``target``."""
+def publish(out: Path, target: Path, figures: list[Path]) -> None:
+    """Copy the report, results and this invocation's figures (text and small PNGs only) to ``target``."""
     (target / "figures").mkdir(parents=True, exist_ok=True)
     for name in ("report.md", "results.csv"):
         shutil.copy2(out / name, target / name)
-    for png in (out / "figures").glob("*.png"):
+    for png in figures:
         shutil.copy2(png, target / "figures" / png.name)
 
 
@@ -328,11 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         args.out.mkdir(parents=True, exist_ok=True)
         rows, inits = run_all(protocol, args.out, args.pretrain_cache or args.out / "pretrain")
-        write_figures(protocol, rows, inits, args.out)
+        figures = write_figures(protocol, rows, inits, args.out)
         command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
         report = write_report(protocol, rows, inits, args.out, command, time.perf_counter() - began)
         if args.publish:
-            publish(args.out, args.publish)
+            publish(args.out, args.publish, figures)
     except VideoperlinError as exc:
         print(f"transfer: error: {exc}", file=sys.stderr)
         return 2
