@@ -259,3 +259,17 @@ def test_nonfinite_step_is_retried_exactly_or_skipped(tmp_path):
     stubborn.fit()
     first = metrics(tmp_path / "skipped")[0]
     assert first["nonfinite_steps"] == 1 and first["retried_steps"] == 2
+
+
+def test_epoch_batches_train_and_eval_modes():
+    from videoperlin.train.sampler import EpochBatches
+
+    train = [EpochBatches(21, 4, seed=3, rank=r, world_size=2) for r in range(2)]
+    assert [len(t) for t in train] == [3, 3]  # 11 per rank (wrapped): 2 full batches + 3 left; never a batch of 1
+    assert sorted(i for t in train for b in t.batches(0) for i in b) != list(range(21))  # shuffled + padded
+    assert train[0].indices(0).tolist() != train[0].indices(1).tolist()  # a new order every epoch
+    single = EpochBatches(9, 4, seed=0)
+    assert [len(b) for b in single.batches(0)] == [4, 4]  # the final single sample is dropped in training
+    evaluation = [EpochBatches(21, 2, train=False, rank=r, world_size=2) for r in range(2)]
+    seen = sorted(i for e in evaluation for b in e.batches(0) for i in b)
+    assert seen == list(range(21))  # every validation video exactly once, the odd one included

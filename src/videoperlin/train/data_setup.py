@@ -55,7 +55,7 @@ class VPNSource:
         self.device = device
         self.sampler = EpochBatches(len(self.train), config.train.batch_size, config.train.seed,
                                     rank=dist.rank, world_size=dist.world_size)
-        self.val_sampler = EpochBatches(len(self.val), config.train.batch_size, shuffle=False,
+        self.val_sampler = EpochBatches(len(self.val), config.train.batch_size, train=False,
                                         rank=dist.rank, world_size=dist.world_size)
 
     def steps(self, epoch: int) -> int:
@@ -67,13 +67,9 @@ class VPNSource:
             yield clips, labels, 0
 
     def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
-        seen = set()
         for indices in self.val_sampler.batches(0):
-            fresh = [i for i in indices if i not in seen]  # wrap-around padding must not count twice
-            seen.update(fresh)
-            if fresh:
-                clips, labels = self.val.batch(fresh, device=self.device)
-                yield clips, labels, torch.tensor(fresh), 0
+            clips, labels = self.val.batch(indices, device=self.device)
+            yield clips, labels, torch.tensor(indices), 0
 
 
 class VideoSource:
@@ -95,7 +91,7 @@ class VideoSource:
         self.workers = d.workers
         self.sampler = EpochBatches(len(self.train), config.train.batch_size, config.train.seed,
                                     rank=dist.rank, world_size=dist.world_size)
-        self.val_sampler = EpochBatches(len(self.val), max(1, config.train.batch_size // 4), shuffle=False,
+        self.val_sampler = EpochBatches(len(self.val), max(1, config.train.batch_size // 4), train=False,
                                         rank=dist.rank, world_size=dist.world_size)
         log.info("%s: %d training and %d validation videos, %d classes", d.data, len(self.train),
                  len(self.val), len(self.class_names))
@@ -116,14 +112,7 @@ class VideoSource:
                                 seed=self.sampler.seed * 1_000_003 + epoch)
 
     def val_batches(self):
-        seen = set()
-        batches = []
-        for indices in self.val_sampler.batches(0):
-            fresh = [i for i in indices if i not in seen]
-            seen.update(fresh)
-            if fresh:
-                batches.append(fresh)
-        yield from self._loader(self.val, batches, collate_windows, seed=self.sampler.seed)
+        yield from self._loader(self.val, list(self.val_sampler.batches(0)), collate_windows, seed=self.sampler.seed)
 
 
 def build_source(config: RunConfig, dist: DistInfo, device: torch.device):
