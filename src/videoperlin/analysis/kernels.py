@@ -27,9 +27,7 @@ def kernel_tiles(weight: torch.Tensor) -> np.ndarray:
     middle = weight[:, :, weight.shape[2] // 2]
     if middle.shape[1] != 3:
         middle = middle.mean(1, keepdim=True).expand(-1, 3, -1, -1)
-    low = middle.amin(dim=(1, 2, 3), keepdim=True)
-    high = middle.amax(dim=(1, 2, 3), keepdim=True)
-    return ((middle - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).numpy()
+    return _normalise(middle.permute(0, 2, 3, 1).numpy(), axes=(1, 2, 3))
 
 
 def save_kernel_panel(model: nn.Module, path: str | Path, title: str = "") -> Path:

@@ -169,6 +169,11 @@ def save_model(model: nn.Module, directory: str | Path, extra: Mapping[str, Any]
 def load_model(path: str | Path) -> nn.Module:
     """Rebuild a model and its weights from :func:`save_model` output, a ``.safetensors`` file with
     config metadata, or a training checkpoint holding ``model_config``."""
+    return load_model_and_metadata(path)[0]
+
+
+def load_model_and_metadata(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_model` plus the file's other entries (class names, normalisation, clip size...)."""
     from videoperlin.models.registry import model_from_config
 
     state, meta = read_checkpoint_file(path)
@@ -181,4 +186,4 @@ def load_model(path: str | Path) -> nn.Module:
     if report.missing:
         raise ConfigError(f"{path} lacks {len(report.missing)} tensors of its own model, e.g. {report.missing[0]}")
     model.load_state_dict(state, strict=True)
-    return model
+    return model, meta

@@ -25,8 +25,7 @@ from videoperlin.data.transforms import normalize
 from videoperlin.data.video_dataset import WindowDataset, collate_windows
 from videoperlin.errors import ConfigError
 from videoperlin.metrics import confusion_matrix, per_class_accuracy, topk_correct, video_scores
-from videoperlin.models.checkpoint import read_checkpoint_file
-from videoperlin.models.registry import model_from_config
+from videoperlin.models.checkpoint import load_model_and_metadata
 from videoperlin.utils.atomic import atomic_write_text
 from videoperlin.utils.plotting import pyplot, save_figure
 
@@ -35,11 +34,7 @@ log = logging.getLogger(__name__)
 
 def load_for_eval(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Model (eval mode) and metadata from a training checkpoint or a saved model."""
-    state, meta = read_checkpoint_file(path)
-    if "model_config" not in meta:
-        raise ConfigError(f"{path} carries no model config; evaluate needs a videoperlin checkpoint or saved model")
-    model = model_from_config(meta["model_config"])
-    model.load_state_dict(state)
+    model, meta = load_model_and_metadata(path)
     return model.eval(), meta
 
 

@@ -50,18 +50,22 @@ def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: 
 
 def preview_gif(ds: VPNDataset, out: str | Path, classes: list[int] | None = None, fps: int = 8) -> Path:
     """Animated GIF of a few classes side by side (default: up to 6 spread over the label space)."""
-    from PIL import Image
-
     if classes is None:
         count = min(6, len(ds.space))
         classes = sorted({round(k * (len(ds.space) - 1) / max(count - 1, 1)) for k in range(count)})
     bad = [k for k in classes if not 0 <= k < len(ds.space)]
     if bad:
         raise ConfigError(f"class indices {bad} are outside 0..{len(ds.space) - 1}")
-    clips = _one_clip_per_class(ds, classes)
-    gap = np.ones((ds.frames, ds.height, 4), dtype=np.float32)
-    strip = np.concatenate([part for clip in clips for part in (clip, gap)][:-1], axis=2)
-    frames = [Image.fromarray(np.rint(f * 255).astype(np.uint8), mode="L") for f in strip]
+    return write_strip_gif(list(_one_clip_per_class(ds, classes)), out, fps)
+
+
+def write_strip_gif(clips: list[np.ndarray], out: str | Path, fps: int = 8, gap: int = 4) -> Path:
+    """Grayscale clips (T, H, W) in [0, 1] side by side (white gaps) as an animated GIF, written atomically."""
+    from PIL import Image
+
+    spacer = np.ones((clips[0].shape[0], clips[0].shape[1], gap), dtype=np.float32)
+    strip = np.concatenate([part for clip in clips for part in (clip, spacer)][:-1], axis=2)
+    frames = [Image.fromarray(np.rint(np.clip(f, 0, 1) * 255).astype(np.uint8), mode="L") for f in strip]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
