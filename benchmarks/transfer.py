@@ -150,7 +150,7 @@ def finetune(protocol, arm, arch, dataset, fold, seed, init: Path | None, out: P
     run = out / "finetune" / dataset["name"] / arch / arm / f"fold{fold}-seed{seed}"
     overrides = {**common_overrides(protocol, arch), "data.data": dataset["data"], "data.dataset": dataset.get("dataset"),
                  "data.folds": dataset["folds"], "data.fold": fold, "data.cache_dir": str(out / "frame-cache"),
-                 "data.max_windows": f.get("max_windows"), "train.epochs": f["epochs"],
+                 "data.max_windows": f.get("max_windows"), "data.workers": f.get("workers", 0), "train.epochs": f["epochs"],
                  "train.batch_size": f["batch_size"], "optim.lr": f["lr"], "optim.weight_decay": f["weight_decay"],
                  "optim.schedule": "cosine", "optim.warmup_epochs": f.get("warmup_epochs", 0), "train.amp": f["amp"],
                  "train.val_every": f.get("val_every", 1), "train.ft_begin_module": f.get("ft_begin_module"),
@@ -222,21 +222,44 @@ def mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * std:.1f} (n={len(values)})"
 
 
+def paired(rows: list[dict[str, Any]], arm: str, arch: str, dataset: str) -> tuple[list[float], list[float], list[float]]:
+    """(arm accuracies, scratch accuracies, paired differences on the same fold and seed)."""
+    def results(name: str) -> dict[tuple[int, int], float]:
+        return {(r["fold"], r["seed"]): r["video_top1"] for r in rows if (r["arm"], r["arch"], r["dataset"]) == (name, arch, dataset)}
+    mine, base = results(arm), results("scratch")
+    return list(mine.values()), list(base.values()), [mine[k] - base[k] for k in mine if k in base]
+
+
+def verdict(mine: list[float], base: list[float], diffs: list[float]) -> str:
+    """Wins/ties/losses against scratch and whether the mean gain exceeds the run-to-run spread.
+
+    The spread is the pooled sample std of the two arms' accuracies over folds x seeds.
+    """
+    if len(diffs) < 2 or len(mine) < 2 or len(base) < 2:
+        return "–"
+    wins, losses = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    spread = ((statistics.variance(mine) + statistics.variance(base)) / 2) ** 0.5
+    gain = statistics.mean(diffs)
+    beyond = "**yes**" if gain > spread else "no"
+    return f"{wins}/{len(diffs) - wins - losses}/{losses}; {100 * gain:+.1f} vs {100 * spread:.1f}: {beyond}"
+
+
 def summary_table(rows: list[dict[str, Any]], protocol: dict[str, Any]) -> str:
-    """Markdown: one row per arch and arm; per dataset the accuracy and the paired difference to scratch."""
+    """Markdown: one row per arch and arm; per dataset the accuracy, the paired difference to scratch
+    and the verdict (wins/ties/losses; mean gain vs spread)."""
     datasets = [d["name"] for d in protocol["datasets"]]
-    header = "| arch | arm | " + " | ".join(f"{d} top-1 % | {d} Δ vs scratch (pp)" for d in datasets) + " |"
-    lines = [header, "|" + "---|" * (2 + 2 * len(datasets))]
+    header = "| arch | arm | " + " | ".join(f"{d} top-1 % | {d} Δ vs scratch (pp) | {d} W/T/L; gain vs spread (pp)"
+                                            for d in datasets) + " |"
+    lines = [header, "|" + "---|" * (2 + 3 * len(datasets))]
     for arch in protocol["archs"]:
         for arm in [a for a in protocol["arms"] if any(r["arm"] == a and r["arch"] == arch for r in rows)]:
             cells = []
             for d in datasets:
-                mine = {(r["fold"], r["seed"]): r["video_top1"] for r in rows
-                        if (r["arm"], r["arch"], r["dataset"]) == (arm, arch, d)}
-                base = {(r["fold"], r["seed"]): r["video_top1"] for r in rows
-                        if (r["arm"], r["arch"], r["dataset"]) == ("scratch", arch, d)}
-                diffs = [mine[k] - base[k] for k in mine if k in base]
-                cells += [mean_std(list(mine.values())), "–" if arm == "scratch" else mean_std(diffs)]
+                mine, base, diffs = paired(rows, arm, arch, d)
+                if arm == "scratch":
+                    cells += [mean_std(mine), "–", "–"]
+                else:
+                    cells += [mean_std(mine), mean_std(diffs), verdict(mine, base, diffs)]
             lines.append(f"| {arch} | {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -267,7 +290,9 @@ def write_report(protocol, rows, inits, out: Path, command: str, seconds: float)
 
 Metric: video-level top-1 (softmax averaged over consecutive 16-frame windows, centre crop) on the
 held-out group fold at the last fine-tuning epoch; mean ± sample std over folds × seeds, n runs.
-Δ is the paired difference to `scratch` on the same fold and seed (percentage points).
+Δ is the paired difference to `scratch` on the same fold and seed (percentage points). W/T/L counts
+the paired runs the arm wins, ties and loses against scratch; "gain vs spread" sets the mean Δ
+against the pooled sample std of the two arms' accuracies, and says **yes** when the gain is larger.
 
 {summary_table(rows, protocol)}
 

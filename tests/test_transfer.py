@@ -70,3 +70,17 @@ def test_transfer_benchmark_end_to_end(tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
     assert benchmark.main(args) == 0  # finished work is reused, nothing retrains
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
+
+
+def test_verdict_counts_paired_wins_and_compares_gain_with_spread():
+    transfer = load_benchmark()
+    rows = [{"arm": arm, "arch": "r3d18", "dataset": "toy", "fold": fold, "seed": seed, "video_top1": value}
+            for arm, values in (("scratch", (0.1, 0.2, 0.3, 0.2)), ("vpn-low", (0.5, 0.6, 0.3, 0.6)),
+                                ("shuffled", (0.2, 0.1, 0.4, 0.2)))
+            for (fold, seed), value in zip(((0, 0), (0, 1), (1, 0), (1, 1)), values)]
+    mine, base, diffs = transfer.paired(rows, "vpn-low", "r3d18", "toy")
+    assert [round(d, 6) for d in diffs] == [0.4, 0.4, 0.0, 0.4]
+    assert transfer.verdict(mine, base, diffs).startswith("3/1/0; +30.0 vs ") and "**yes**" in transfer.verdict(mine, base, diffs)
+    mine, base, diffs = transfer.paired(rows, "shuffled", "r3d18", "toy")
+    assert transfer.verdict(mine, base, diffs).startswith("2/1/1; +2.5 vs ") and transfer.verdict(mine, base, diffs).endswith("no")
+    assert transfer.verdict(mine[:1], base[:1], diffs[:1]) == "–"
