@@ -235,7 +235,7 @@ def verdict(mine: list[float], base: list[float], diffs: list[float]) -> str:
 
     The spread is the pooled sample std of the two arms' accuracies over folds x seeds.
     """
-    if len(diffs) < 2 or len(mine) < 2 or len(base) < 2:
+    if len(diffs) < 2:  # each arm then has at least two runs too (diffs pair them)
         return "–"
     wins, losses = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
     spread = ((statistics.variance(mine) + statistics.variance(base)) / 2) ** 0.5
