@@ -38,7 +38,7 @@ def reference_step(ds: VPNDataset):
     def step(call: int) -> None:
         p = ds.sample_params(call % len(ds))
         noise = sum(reference_perlin(g.double().numpy(), (ds.frames, ds.height, ds.width), c,
-                                     tuple(p.phases[o].tolist()), ds.tileable)
+                                     tuple(p.phases[o].tolist()), ds.spec.tileable)
                     for o, (g, c) in enumerate(zip(p.gradients, p.cells)))
         gray = 0.5 + p.brightness + p.contrast * ds._intensity_scale * noise
         np.clip(gray, 0.0, 1.0, out=gray)

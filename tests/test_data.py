@@ -11,7 +11,7 @@ from video_fixtures import CLASSES, pattern_video
 from videoperlin.data.decode import FrameCache, decode_video
 from videoperlin.data.encode import encode_video
 from videoperlin.data.sampling import random_clip, sliding_windows
-from videoperlin.data.sources import load_source
+from videoperlin.data.sources import load_catalog
 from videoperlin.data.splits import split_train_val
 from videoperlin.data.transforms import eval_transform, random_resized_crop_box, train_transform
 from videoperlin.errors import ConfigError
@@ -40,13 +40,13 @@ def test_csv_manifest_with_dataset_filter_and_group_folds(tmp_path):
             rows.append(f"mine,v/{actor}_{label}.mp4,{label},{actor}")
     rows.append("other,v/ann_walk.mp4,walk,ann")
     (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
-    source = load_source(tmp_path / "manifest.csv", dataset="mine")
+    source = load_catalog(tmp_path / "manifest.csv", dataset="mine")
     assert source.class_names == ["run", "walk"] and len(source.records) == 6
     for fold in range(3):
         train, val = split_train_val(source, fold=fold, folds=3)
         assert {r.group for r in train}.isdisjoint({r.group for r in val}) and len(val) == 2
     with pytest.raises(ConfigError, match="no rows with dataset='nope'"):
-        load_source(tmp_path / "manifest.csv", dataset="nope")
+        load_catalog(tmp_path / "manifest.csv", dataset="nope")
 
 
 def test_hmdb51_split_files(tmp_path):
@@ -54,7 +54,7 @@ def test_hmdb51_split_files(tmp_path):
         for i in range(3):
             _touch_video(tmp_path / kind / f"{kind}_{i}.avi")
         (tmp_path / f"{kind}_test_split1.txt").write_text(f"{kind}_0.avi 1\n{kind}_1.avi 2\n{kind}_2.avi 0\n")
-    source = load_source(tmp_path, split=1)
+    source = load_catalog(tmp_path, split=1)
     assert source.kind == "hmdb51" and source.class_names == ["brush_hair", "cartwheel"]
     train, val = split_train_val(source)
     assert sorted(r.path.name for r in train) == ["brush_hair_0.avi", "cartwheel_0.avi"]
@@ -66,7 +66,7 @@ def test_kinetics_csv(tmp_path):
     _touch_video(tmp_path / "val" / "juggling" / "xyz789_000001_000011.mp4")
     (tmp_path / "k.csv").write_text("label,youtube_id,time_start,time_end,split\nabseiling,abc123,10,20,train\n"
                                     "juggling,xyz789,1,11,val\njuggling,missing,3,13,train\n")
-    source = load_source(tmp_path / "k.csv")
+    source = load_catalog(tmp_path / "k.csv")
     assert source.kind == "kinetics" and source.class_names == ["abseiling", "juggling"]
     assert [r.subset for r in source.records] == ["train", "val"] and len(source.missing) == 1
 
@@ -77,19 +77,19 @@ def test_activitynet_json(tmp_path):
         "vid1": {"subset": "training", "annotations": [{"label": "swim", "segment": [0.1, 0.5]},
                                                        {"label": "jump", "segment": [0.6, 1.0]}]}}}
     (tmp_path / "anet.json").write_text(json.dumps(spec))
-    source = load_source(tmp_path / "anet.json")
+    source = load_catalog(tmp_path / "anet.json")
     assert [(r.label, r.segment, r.subset) for r in source.records] == [(1, (0.1, 0.5), "train"), (0, (0.6, 1.0), "train")]
 
 
 def test_class_folders_and_empty_data(tmp_path):
     for kind in CLASSES:
         _touch_video(tmp_path / "d" / kind / "x.mp4")
-    assert load_source(tmp_path / "d").class_names == sorted(CLASSES)
+    assert load_catalog(tmp_path / "d").class_names == sorted(CLASSES)
     (tmp_path / "e" / "a").mkdir(parents=True)
     with pytest.raises(ConfigError, match="no videos found"):
-        load_source(tmp_path / "e")
+        load_catalog(tmp_path / "e")
     with pytest.raises(ConfigError, match="does not exist"):
-        load_source(tmp_path / "nope")
+        load_catalog(tmp_path / "nope")
 
 
 def test_temporal_sampling_loop_pads_and_windows():

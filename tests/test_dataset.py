@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from videoperlin.errors import ConfigError
 from videoperlin.vpn import LabelSpace, VPNDataset
+from videoperlin.vpn.spec import VPNSpec
 
 
 def small(space="tiny", **kw) -> VPNDataset:
@@ -115,11 +117,50 @@ def test_frequencies_must_fit_the_clip():
             VPNDataset(LabelSpace.preset("tiny"), **kwargs)
 
 
-def test_spec_round_trip():
+def test_record_round_trip_and_spec_forms():
     ds = small(octaves=2, tileable=True)
-    again = VPNDataset.from_spec(ds.spec())
-    assert again.spec() == ds.spec()
+    again = VPNDataset.from_dict(ds.to_dict())
+    assert again.to_dict() == ds.to_dict() and again.spec == VPNSpec(octaves=2, tileable=True)
     torch.testing.assert_close(again[4][0], ds[4][0])
+    explicit = VPNDataset(LabelSpace.preset("tiny"), 64, 8, 32, 3, spec=VPNSpec(octaves=2, tileable=True))
+    assert torch.equal(explicit[4][0], ds[4][0])  # keywords are forwarded into the same spec
+    with pytest.raises(ConfigError, match="unknown VPN option.s. octave;"):
+        small(octave=2)
+    with pytest.raises(ConfigError, match="not both"):
+        VPNDataset(LabelSpace.preset("tiny"), spec=VPNSpec(), octaves=2)
+    with pytest.raises(ConfigError, match="label_mode 'random' must be one of frequency, shuffled"):
+        VPNSpec(label_mode="random")
+
+
+#: Fingerprints of clips rendered by the code before VPNSpec existed (commit ff11988): the random
+#: draws are hashed exactly; the rendered clip is pinned by its sum and one voxel to float tolerance
+#: (bits of a float32 matmul may differ between CPUs). A changed draw moves both by far more.
+PINNED = [
+    ("low", {}, 0, "60842e5d506c7bb5", 4208.5589, 0.558201),
+    ("low", {}, 7, "4946b668bebdef3c", 3548.9114, 0.373609),
+    ("low", {}, 500, "9ae3498b92d06ff4", 3532.241, 0.642949),
+    ("tiny", {"octaves": 2, "tileable": True}, 3, "288738cafca6ab00", 4415.937, 0.655863),
+    ("tiny", {"octaves": 2, "tileable": True}, 9, "3e9d966e49850024", 4295.8515, 0.255378),
+    ("high", {"random_phase": False, "contrast_jitter": 0.0}, 11, "0942e6c4ebc76fd5", 3524.6434, 0.400626),
+]
+
+
+def _draws_digest(ds: VPNDataset, index: int) -> str:
+    p = ds.sample_params(index)
+    digest = hashlib.sha256()
+    digest.update(p.phases.numpy().tobytes())
+    for g in p.gradients:
+        digest.update(g.numpy().tobytes())
+    digest.update(repr((p.label, p.cells, p.contrast, p.brightness)).encode())
+    return digest.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("preset, options, index, draws, total, voxel", PINNED)
+def test_same_seed_and_index_render_the_same_clip_as_before(preset, options, index, draws, total, voxel):
+    ds = VPNDataset(LabelSpace.preset(preset), num_videos=1000, frames=8, size=32, seed=5, **options)
+    gray = ds[index][0][0].double()
+    assert _draws_digest(ds, index) == draws
+    assert abs(gray.sum().item() - total) < 1e-3 and abs(gray[3, 17, 5].item() - voxel) < 1e-5
 
 
 # ---- the label is the frequency -------------------------------------------------------------

@@ -19,7 +19,8 @@ from PIL import Image
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import is_temp_file
 from videoperlin.vpn import LabelSpace, VPNDataset
-from videoperlin.vpn.export import MANIFEST_COLUMNS, export_dataset, parse_shard
+from videoperlin.vpn.export import MANIFEST_COLUMNS, export_dataset, load_exported_dataset, parse_shard
+from videoperlin.vpn.spec import VPNSpec
 
 
 def tiny_ds(num_videos=12, **kw) -> VPNDataset:
@@ -50,7 +51,8 @@ def test_npy_export_is_exact_and_laid_out_by_class(tmp_path):
         assert stored.dtype == np.uint8 and stored.shape == (8, 32, 32)
         np.testing.assert_array_equal(stored, np.rint(ds[index][0][0].numpy() * 255).astype(np.uint8))
     spec = json.loads((tmp_path / "dataset.json").read_text())
-    assert VPNDataset.from_spec(spec["vpn"]).spec() == ds.spec() and "videoperlin_version" in spec
+    assert VPNDataset.from_dict(spec["vpn"]).to_dict() == ds.to_dict() and "videoperlin_version" in spec
+    assert set(spec["vpn"]) == {"label_space", "num_videos", "frames", "size", "seed", *VPNSpec.names()}
 
 
 def test_npy_float32_is_bit_exact(tmp_path):
@@ -129,7 +131,11 @@ def test_resume_after_kill_9_completes_without_duplicates_or_corrupt_files(tmp_p
         (["--fx", "-1", "--fy", "1", "--ft", "1"], "fx frequency -1"),
         (["--fx", "1.5", "--fy", "1", "--ft", "1"], "'1.5' is not an integer"),
         (["--fx", "1", "--fy", "1", "--ft", "40"], "ft 40 means 40 lattice cells on an axis of 16 frames"),
-        (["--preset", "medium"], "unknown preset 'medium'"),
+        (["--preset", "medium"], "preset 'medium' must be one of low, high, wide, tiny"),
+        (["--preset", "tiny", "--fx", "1,2", "--fy", "1", "--ft", "1"], "give only one of preset, fx/fy/ft or labels"),
+        (["--preset", "tiny", "--contrast-jitter", "1.5"], "contrast_jitter 1.5 must be in [0, 1)"),
+        (["--preset", "tiny", "--octaves", "two"], "value 'two' is not an integer"),
+        (["--preset", "tiny", "--label-mode", "random"], "--label-mode: 'random' must be one of frequency, shuffled"),
         (["--preset", "tiny", "--shard", "3/2"], "--shard 3/2"),
     ],
 )
@@ -158,3 +164,31 @@ def test_cli_generate_and_preview(tmp_path, cli):
     assert grid.size[0] > 200 and grid.size[1] > 200
     gif = Image.open(tmp_path / "grid.gif")
     assert gif.n_frames == 8
+
+
+# A dataset.json exactly as the code before VPNSpec wrote it (commit ff11988: `videoperlin generate --preset tiny
+# --num-videos 12 --frames 8 --size 32 --format npy`); later versions must keep reading and resuming it.
+OLD_DATASET_JSON = {
+    "vpn": {"label_space": {"fx": [1, 4], "fy": [1, 4], "ft": [1, 4]}, "num_videos": 12, "frames": 8, "size": [32, 32],
+            "seed": 0, "octaves": 1, "persistence": 0.5, "lacunarity": 2.0, "tileable": False, "random_phase": True,
+            "contrast_jitter": 0.25, "brightness_jitter": 0.1, "label_mode": "frequency"},
+    "format": "npy", "npy_dtype": "uint8", "crf": None, "fps": None, "layout": "<class_name>/<index:08d>.<ext>",
+    "class_names": ["x001_y001_t01", "x001_y001_t04", "x001_y004_t01", "x001_y004_t04", "x004_y001_t01",
+                    "x004_y001_t04", "x004_y004_t01", "x004_y004_t04"],
+    "videoperlin_version": "0.1.0",
+}
+
+
+def test_old_dataset_json_still_loads_and_resumes(tmp_path, cli):
+    record = json.loads(json.dumps(OLD_DATASET_JSON))
+    del record["vpn"]["label_mode"]  # a record from before an option existed gets the option's default
+    (tmp_path / "dataset.json").write_text(json.dumps(record))
+    ds = load_exported_dataset(tmp_path)
+    assert ds.spec == VPNSpec() and len(ds) == 12 and ds.space == LabelSpace.preset("tiny")
+    proc = cli("generate", "--preset", "tiny", "--num-videos", "12", "--frames", "8", "--size", "32", "--format", "npy",
+               "--out", str(tmp_path), "-q")
+    assert proc.returncode == 0, proc.stderr  # the same settings resume into the old folder
+    assert len(read_manifest(tmp_path)) == 12
+    proc = cli("generate", "--preset", "tiny", "--num-videos", "12", "--frames", "8", "--size", "32", "--format", "npy",
+               "--octaves", "2", "--out", str(tmp_path), "-q")
+    assert proc.returncode == 2 and "differs in vpn.octaves 1 -> 2" in proc.stderr

@@ -8,7 +8,7 @@ import pytest
 
 from videoperlin.errors import ConfigError
 from videoperlin.vpn import PRESETS, LabelSpace
-from videoperlin.vpn.labels import parse_frequency_list
+from videoperlin.vpn.labels import DEFAULT_PRESET, LabelChoice, resolve_label_space
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -78,7 +78,16 @@ def test_from_file_and_dict_round_trip(tmp_path):
         LabelSpace.from_file(tmp_path / "absent.json")
 
 
-def test_parse_frequency_list():
-    assert parse_frequency_list("1, 2,4", "fx") == [1, 2, 4]
-    with pytest.raises(ConfigError, match="--fy value 'a'"):
-        parse_frequency_list("1,a", "fy")
+def test_one_rule_names_the_label_space(tmp_path):
+    assert resolve_label_space() == LabelSpace.preset(DEFAULT_PRESET)
+    assert resolve_label_space("tiny") == LabelSpace.preset("tiny")
+    assert resolve_label_space(fx=[1, 2], fy=[1], ft=[1, 4]) == LabelSpace([1, 2], [1], [1, 4])
+    (tmp_path / "s.yaml").write_text("fx: [1, 3]\nfy: [2]\nft: [1, 2]\n")
+    assert resolve_label_space(labels=tmp_path / "s.yaml") == LabelSpace([1, 3], [2], [1, 2])
+    with pytest.raises(ConfigError, match="give only one of preset, fx/fy/ft or labels to name the label space .got preset and fx/fy/ft"):
+        resolve_label_space("low", fx=[1], fy=[1], ft=[1])  # the CLI and the config used to disagree here
+    with pytest.raises(ConfigError, match="ft missing"):
+        resolve_label_space(fx=[1], fy=[1])
+    assert LabelChoice(fx=[1, 2], fy=[1], ft=[1]).label_space() == LabelSpace([1, 2], [1], [1])
+    with pytest.raises(ConfigError, match="preset 'medium' must be one of low, high, wide, tiny"):
+        LabelChoice(preset="medium")

@@ -80,6 +80,13 @@ def test_train_from_vpn_then_evaluate(tmp_path, cli, videos, ucf, vpn_checkpoint
     rows = metrics(run)
     assert rows[-1]["best_val_acc"] >= 0.8, rows  # 3 classes: chance is 1/3
     assert rows[-1]["train_acc"] > rows[0]["train_acc"]
+    # From the run's own record: the same validation videos and windows as training, no flags repeated.
+    proc = cli("evaluate", "--checkpoint", str(run / "checkpoints" / "best.pt"), "--max-windows", "10", "-q")
+    assert proc.returncode == 0, proc.stderr
+    own = json.loads((run / "eval-val" / "metrics.json").read_text())
+    best = next(r for r in rows if r["val_acc"] == rows[-1]["best_val_acc"])
+    assert own["videos"] == best["val_videos"] == 12  # val_fraction 0.25 of 16 per class, as the run split it
+    assert own["video_top1"] == pytest.approx(best["val_acc"]) and own["clip_top1"] == pytest.approx(best["val_clip_acc"])
     out = tmp_path / "eval"
     proc = cli("evaluate", "--checkpoint", str(run / "checkpoints" / "best.pt"), "--data", str(ucf), "--out", str(out),
                "--cache-dir", str(tmp_path / "cache"), "-q")
@@ -116,7 +123,7 @@ def _final_weights(run: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("data", [None, "videos"])
 def test_resume_equals_uninterrupted_run(tmp_path, videos, data):
-    extra = {} if data is None else {"data.data": str(videos), "data.workers": 0, "data.cache_dir": str(tmp_path / "c"),
+    extra = {} if data is None else {"data.path": str(videos), "data.workers": 0, "data.cache_dir": str(tmp_path / "c"),
                                      "data.val_fraction": 0.25}
     task = "pretrain" if data is None else "train"
     whole = _config(tmp_path, "whole", **extra)
@@ -226,12 +233,22 @@ def test_config_file_overrides_and_errors(tmp_path):
     config = load_config(path, {"train.epochs": 9}, ["optim.lr=0.01", "data.size=64"], task="pretrain")
     assert (config.model.name, config.optim.lr, config.train.epochs, config.data.size) == ("r2p1d18", 0.01, 9, 64)
     assert config.optim.milestones == [3, 6]
-    for bad, message in [("optim.lr=fast", "optim.lr: expected a number"), ("optim.speed=1", "unknown config field"),
-                         ("train.amp=fp8", "train.amp 'fp8' must be one of"), ("data.frames=0", "data.frames 0 must be >= 1")]:
+    for bad, message in [("optim.lr=fast", "optim.lr value 'fast' is not a number .base learning rate"),
+                         ("optim.speed=1", "unknown config field 'optim.speed'; valid fields in optim: optim.name"),
+                         ("train.amp=fp8", "train.amp 'fp8' must be one of auto, off, bf16, fp16 .mixed precision"),
+                         ("data.frames=0", "data.frames 0 must be >= 1 .frames per clip"),
+                         ("optim.lr=inf", "optim.lr inf must be a finite number"),
+                         ("data.data=x.csv", "config key data.data was renamed to data.path"),
+                         ("vpn.val_videos=0", "vpn.val_videos 0 must be >= 1"),
+                         ("data.scale_min=1.5", r"data.scale_min 1.5 must be in \(0, 1\]"),
+                         ("data.fold=5", r"data.fold 5 must be below folds \(5\)")]:
         with pytest.raises(ConfigError, match=message):
             load_config(None, None, [bad], task="pretrain")
-    with pytest.raises(ConfigError, match="train needs --data"):
-        load_config(None, None, [], task="train")
+    path.write_text("data: {data: videos/}\n")
+    with pytest.raises(ConfigError, match="data.data was renamed to data.path"):
+        load_config(path, task="train")
+    with pytest.raises(ConfigError, match="data.path is not set: give --data"):
+        Trainer(load_config(None, None, [], task="train"))
 
 
 class FlakyTrainer(Trainer):
@@ -273,3 +290,30 @@ def test_epoch_batches_train_and_eval_modes():
     evaluation = [EpochBatches(21, 2, train=False, rank=r, world_size=2) for r in range(2)]
     seen = sorted(i for e in evaluation for b in e.batches(0) for i in b)
     assert seen == list(range(21))  # every validation video exactly once, the odd one included
+
+
+def _as_old_checkpoint(source: Path, target: Path) -> None:
+    """Rewrite a checkpoint the way commit ff11988 stored it: config keys data.data/data.val_data, no
+    data.mean/std, no model in_channels, vpn.preset beside explicit lists."""
+    checkpoint = torch.load(source, weights_only=True)
+    data = checkpoint["config"]["data"]
+    data["data"], data["val_data"] = data.pop("path"), data.pop("val_path")
+    del data["mean"], data["std"], checkpoint["config"]["model"]["in_channels"], checkpoint["model_config"]["in_channels"]
+    checkpoint["config"]["vpn"].update(preset="low", fx=[1, 4], fy=[1, 4], ft=[1, 4])
+    torch.save(checkpoint, target)
+
+
+def test_old_run_directories_still_load(tmp_path, cli, videos):
+    run = tmp_path / "run"
+    proc = cli("train", "--data", str(videos), "--epochs", "1", "--batch-size", "8", "--set", "data.val_fraction=0.25",
+               "--cache-dir", str(tmp_path / "cache"), "--out", str(run), *TINY)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("best.pt", "last.pt"):
+        _as_old_checkpoint(run / "checkpoints" / name, run / "checkpoints" / name)
+    proc = cli("evaluate", "--checkpoint", str(run / "checkpoints" / "best.pt"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run / "eval-val" / "metrics.json").read_text())["videos"] == metrics(run)[0]["val_videos"]
+    proc = cli("train", "--data", str(videos), "--epochs", "2", "--batch-size", "8", "--set", "data.val_fraction=0.25",
+               "--cache-dir", str(tmp_path / "cache"), "--out", str(run), "--resume", *TINY)
+    assert proc.returncode == 0, proc.stderr  # the stored model config compares equal once normalised
+    assert [r["epoch"] for r in metrics(run)] == [1, 2]

@@ -1,27 +1,24 @@
-"""benchmarks/transfer.py on a tiny synthetic protocol: all arms (inflated from a random 2D ResNet),
-the outputs it promises, and reuse of finished work when run again."""
+"""The transfer study (`videoperlin transfer`) on a tiny synthetic protocol: all arms (inflated from
+a random 2D ResNet) and two pre-training seeds, the outputs it promises, reuse of finished work,
+a fixed train/test split, and the protocol's typed --set."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
 from resnet2d import Basic2d, ResNet2d
 from video_fixtures import CLASSES, pattern_video
+from videoperlin.cli import main
+from videoperlin.cli.runs import builtin_config
 from videoperlin.data.encode import encode_video
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("transfer", ROOT / "benchmarks" / "transfer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from videoperlin.errors import ConfigError
+from videoperlin.study.protocol import load_protocol
+from videoperlin.study.report import paired, verdict
 
 
 def write_manifest(root: Path) -> Path:
@@ -37,50 +34,97 @@ def write_manifest(root: Path) -> Path:
     return root / "manifest.csv"
 
 
-def test_transfer_benchmark_end_to_end(tmp_path):
+def tiny_protocol(tmp_path: Path) -> Path:
+    protocol = yaml.safe_load(builtin_config("transfer_default").read_text())
+    protocol.update(archs=["r3d10", "r2p1d10"], run_folds=[0], seeds=[0], pretrain_seeds=[0, 1])
+    protocol["common"]["data"] = {"frames": 8, "size": 32, "short_side": 40}
+    protocol["pretrain"]["vpn"] = {"num_videos": 64, "val_videos": 16}
+    protocol["pretrain"]["train"].update(epochs=1, batch_size=16)
+    protocol["finetune"]["train"].update(epochs=2, batch_size=4, val_every=1)
+    path = tmp_path / "protocol.yaml"
+    path.write_text(yaml.safe_dump(protocol))
+    return path
+
+
+def test_transfer_study_end_to_end(tmp_path):
     manifest = write_manifest(tmp_path)
-    protocol = yaml.safe_load((ROOT / "benchmarks" / "transfer_default.yaml").read_text())
-    protocol.update(archs=["r3d10", "r2p1d10"], run_folds=[0], seeds=[0], clip={"frames": 8, "size": 32, "short_side": 40})
-    protocol["pretrain"].update(num_videos=64, val_videos=16, epochs=1, batch_size=16)
-    protocol["finetune"].update(epochs=2, batch_size=4, val_every=1)
-    config = tmp_path / "protocol.yaml"
-    config.write_text(yaml.safe_dump(protocol))
-    net2d = ResNet2d(Basic2d, (1, 1, 1, 1), num_classes=1000)
-    torch.save(net2d.state_dict(), tmp_path / "resnet2d.pth")
+    torch.save(ResNet2d(Basic2d, (1, 1, 1, 1), num_classes=1000).state_dict(), tmp_path / "resnet2d.pth")
     out, published = tmp_path / "out", tmp_path / "published"
-    args = ["--config", str(config), "--out", str(out), "--data", str(manifest), "--inflate-from",
-            str(tmp_path / "resnet2d.pth"), "--publish", str(published)]
-    benchmark = load_benchmark()
-    assert benchmark.main(args) == 0
+    args = ["transfer", "--config", str(tiny_protocol(tmp_path)), "--out", str(out), "--data", str(manifest),
+            "--inflate-from", str(tmp_path / "resnet2d.pth"), "--publish", str(published)]
+    assert main(args) == 0
 
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["arm", "arch", "dataset", "fold", "seed", "video_top1"]
-    arms = {(r["arch"], r["arm"]) for r in rows}
-    assert arms == {("r3d10", a) for a in ("scratch", "vpn-low", "vpn-high", "shuffled", "inflated")} | \
-                   {("r2p1d10", a) for a in ("scratch", "vpn-low", "vpn-high", "shuffled")}  # no (2+1)D inflation
+    assert list(rows[0]) == ["arm", "arch", "dataset", "fold", "seed", "pretrain_seed", "video_top1", "clip_top1"]
+    runs = {(r["arch"], r["arm"], r["pretrain_seed"]) for r in rows}
+    pre_trained = {(arch, arm, s) for arch in ("r3d10", "r2p1d10") for arm in ("vpn-low", "vpn-high", "shuffled")
+                   for s in ("0", "1")}
+    assert runs == pre_trained | {("r3d10", "scratch", ""), ("r2p1d10", "scratch", ""), ("r3d10", "inflated", "")}
     assert all(0.0 <= float(r["video_top1"]) <= 1.0 and r["dataset"] == "toy" for r in rows)
     report = (out / "report.md").read_text()
-    assert "| r3d10 | vpn-low |" in report and "(n=1)" in report and "--inflate-from" in report
+    assert "| r3d10 | vpn-low |" in report and "(n=2)" in report and "--inflate-from" in report
     for name in ("curves_toy_r3d10.png", "curves_toy_r2p1d10.png", "conv1_r3d10_shuffled.png", "conv1_r2p1d10_scratch.png"):
         assert (out / "figures" / name).exists() and (published / "figures" / name).exists()
     assert (published / "report.md").exists() and (published / "results.csv").exists()
-    assert len(list((out / "pretrain").iterdir())) == 7  # 3 VPN arms x 2 archs + 1 inflated, cached
+    assert len(list((out / "pretrain").iterdir())) == 13  # 3 VPN arms x 2 archs x 2 pre-training seeds + 1 inflated
 
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
-    assert benchmark.main(args) == 0  # finished work is reused, nothing retrains
+    assert main(args) == 0  # finished work is reused, nothing retrains
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
 
 
+def test_fixed_train_and_test_sets(tmp_path):
+    """A dataset entry may train on one collection and test on another (data + val_data): one run per seed."""
+    manifest = write_manifest(tmp_path)
+    protocol = tiny_protocol(tmp_path)
+    datasets = f"datasets=[{{name: cross, data: {manifest}, val_data: {tmp_path / 'videos'}}}]"
+    (tmp_path / "videos").rename(tmp_path / "flat")
+    for kind in CLASSES:  # the test set: the same videos as class folders
+        (tmp_path / "videos" / kind).mkdir(parents=True)
+        for video in (tmp_path / "flat").glob(f"*_{kind}_*.mp4"):
+            (tmp_path / "videos" / kind / video.name).symlink_to(video)
+    manifest.write_text(manifest.read_text().replace("videos/", "flat/"))
+    out = tmp_path / "out"
+    assert main(["transfer", "--config", str(protocol), "--out", str(out), "--set", datasets, "--set", "archs=r3d10",
+                 "--set", "arms=[scratch, vpn-low]", "--set", "pretrain_seeds=0", "--set", "run_folds=0,1,2"]) == 0
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted((r["arm"], r["fold"]) for r in rows) == [("scratch", "0"), ("vpn-low", "0")]  # no folds
+    config = yaml.safe_load(next(out.rglob("finetune/**/config.yaml")).read_text())
+    assert config["data"]["val_path"] == str(tmp_path / "videos")
+
+
+def test_protocol_is_typed_and_names_the_new_keys(tmp_path):
+    default = builtin_config("transfer_default")
+    protocol = load_protocol(default, ["finetune.train.epochs=60", "archs=r3d18", "pretrain_seeds=0,1",
+                                       "vpn_arms.wide.vpn.preset=wide", "arms=[scratch, wide]"])
+    assert protocol.finetune["train"]["epochs"] == 60 and protocol.archs == ["r3d18"]
+    assert protocol.pretrain_seeds == [0, 1] and protocol.vpn_arms["wide"] == {"vpn": {"preset": "wide"}}
+    assert protocol.pretrain_config("wide", "r3d18", 1, "x").vpn.preset == "wide"
+    for bad, message in [("finetune.epochs=60", "did you mean finetune.train.epochs"),
+                         ("clip.size=64", "did you mean common.data.size"),
+                         ("finetune.train.epochs=many", "train.epochs value 'many' is not an integer"),
+                         ("pretrain.optim.lr=-1", "protocol vpn_arms.vpn-low: optim.lr -1.0 must be > 0"),
+                         ("arms=[vpn-low]", "must include scratch"),
+                         ("archs=r3d19", "archs \\['r3d19'\\] has 'r3d19'; each item must be one of"),
+                         ("arms=[scratch, vpn-medium]", "not arms")]:
+        with pytest.raises(ConfigError, match=message):
+            load_protocol(default, [bad])
+
+
 def test_verdict_counts_paired_wins_and_compares_gain_with_spread():
-    transfer = load_benchmark()
-    rows = [{"arm": arm, "arch": "r3d18", "dataset": "toy", "fold": fold, "seed": seed, "video_top1": value}
+    rows = [{"arm": arm, "arch": "r3d18", "dataset": "toy", "fold": fold, "seed": seed, "video_top1": value,
+             "pretrain_seed": "" if arm == "scratch" else 0}
             for arm, values in (("scratch", (0.1, 0.2, 0.3, 0.2)), ("vpn-low", (0.5, 0.6, 0.3, 0.6)),
                                 ("shuffled", (0.2, 0.1, 0.4, 0.2)))
             for (fold, seed), value in zip(((0, 0), (0, 1), (1, 0), (1, 1)), values)]
-    mine, base, diffs = transfer.paired(rows, "vpn-low", "r3d18", "toy")
+    mine, base, diffs = paired(rows, "vpn-low", "r3d18", "toy")
     assert [round(d, 6) for d in diffs] == [0.4, 0.4, 0.0, 0.4]
-    assert transfer.verdict(mine, base, diffs).startswith("3/1/0; +30.0 vs ") and "**yes**" in transfer.verdict(mine, base, diffs)
-    mine, base, diffs = transfer.paired(rows, "shuffled", "r3d18", "toy")
-    assert transfer.verdict(mine, base, diffs).startswith("2/1/1; +2.5 vs ") and transfer.verdict(mine, base, diffs).endswith("no")
-    assert transfer.verdict(mine[:1], base[:1], diffs[:1]) == "–"
+    assert verdict(mine, base, diffs).startswith("3/1/0; +30.0 vs ") and "**yes**" in verdict(mine, base, diffs)
+    mine, base, diffs = paired(rows, "shuffled", "r3d18", "toy")
+    assert verdict(mine, base, diffs).startswith("2/1/1; +2.5 vs ") and verdict(mine, base, diffs).endswith("no")
+    assert verdict(mine[:1], base[:1], diffs[:1]) == "–"
+    rows += [{**r, "pretrain_seed": 1, "video_top1": r["video_top1"] - 0.1} for r in rows if r["arm"] == "vpn-low"]
+    mine, base, diffs = paired(rows, "vpn-low", "r3d18", "toy")  # each scratch run pairs with both pre-training seeds
+    assert len(mine) == len(diffs) == 8 and [round(d, 6) for d in diffs[4:]] == [0.3, 0.3, -0.1, 0.3]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from videoperlin.data.decode import decode_video
 from videoperlin.data.sampling import sliding_windows
-from videoperlin.data.sources import load_source
+from videoperlin.data.sources import load_catalog
 from videoperlin.data.transforms import eval_transform
 from videoperlin.errors import ConfigError
 from videoperlin.vpn import LabelSpace, VPNDataset
@@ -17,7 +17,7 @@ from videoperlin.vpn.preview import write_strip_gif
 def real_and_vpn_gif(data: str, dataset: str | None, video: int, space: LabelSpace, classes: list[int] | None,
                      frames: int, size: int, out: str | Path, fps: int = 8) -> Path:
     """GIF: video ``video`` of ``data`` (first window, centre crop), then one VPN clip per class."""
-    records = load_source(data, dataset).records
+    records = load_catalog(data, dataset).records
     if not 0 <= video < len(records):
         raise ConfigError(f"--video {video} is outside 0..{len(records) - 1}")
     decoded = decode_video(records[video].path, short_side=size)

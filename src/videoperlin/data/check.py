@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from videoperlin.data.decode import FrameCache, VideoDecodeError
-from videoperlin.data.sources import VideoSource
+from videoperlin.data.sources import VideoCatalog
 
 
 @dataclass
@@ -28,11 +28,11 @@ class DataReport:
         return not (self.unreadable or self.too_short or self.missing)
 
 
-def check_source(source: VideoSource, cache: FrameCache, frames: int, progress: bool = True) -> DataReport:
+def check_catalog(catalog: VideoCatalog, cache: FrameCache, frames: int, progress: bool = True) -> DataReport:
     """Decode every video once (warming ``cache``) and collect problems."""
-    counts = Counter(source.class_names[r.label] for r in source.records)
-    report = DataReport({name: counts.get(name, 0) for name in source.class_names}, missing=list(source.missing))
-    for record in tqdm(source.records, desc="check", unit="video", disable=not progress):
+    counts = Counter(catalog.class_names[r.label] for r in catalog.records)
+    report = DataReport({name: counts.get(name, 0) for name in catalog.class_names}, missing=list(catalog.missing))
+    for record in tqdm(catalog.records, desc="check", unit="video", disable=not progress):
         try:
             length = len(cache.load(record.path))
         except VideoDecodeError as exc:

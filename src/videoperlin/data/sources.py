@@ -1,4 +1,5 @@
-"""Dataset sources: turn a ``--data`` argument into a list of :class:`VideoRecord` and class names.
+"""Dataset catalogs: turn a data path (``data.path``) into a :class:`VideoCatalog`, the list of
+:class:`VideoRecord` s with their class names.
 
 Recognised layouts (detected in this order):
 
@@ -45,8 +46,8 @@ class VideoRecord:
 
 
 @dataclass
-class VideoSource:
-    """Records plus class names and the layout they came from."""
+class VideoCatalog:
+    """The labelled videos of one data path: records, class names and the layout they came from."""
 
     records: list[VideoRecord]
     class_names: list[str]
@@ -72,16 +73,16 @@ def _videos_in(folder: Path) -> list[Path]:
                   and not p.name.startswith("."))
 
 
-def load_class_folders(root: Path) -> VideoSource:
+def load_class_folders(root: Path) -> VideoCatalog:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     records = [VideoRecord(video, k) for k, name in enumerate(classes) for video in _videos_in(root / name)]
     if not records:
         raise ConfigError(f"--data {root}: no videos found in <class>/<video> folders "
                           f"(extensions {', '.join(VIDEO_EXTENSIONS)})")
-    return VideoSource(records, classes, "folders")
+    return VideoCatalog(records, classes, "folders")
 
 
-def load_csv_manifest(path: Path, dataset: str | None) -> VideoSource:
+def load_csv_manifest(path: Path, dataset: str | None) -> VideoCatalog:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or not {"path", "label"} <= set(rows[0]):
@@ -94,14 +95,14 @@ def load_csv_manifest(path: Path, dataset: str | None) -> VideoSource:
     classes = sorted({r["label"] for r in rows})
     index = {name: k for k, name in enumerate(classes)}
     records = [VideoRecord(path.parent / r["path"], index[r["label"]], r.get("group") or None) for r in rows]
-    return VideoSource(records, classes, "csv")
+    return VideoCatalog(records, classes, "csv")
 
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     return [(n, line.strip()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
 
 
-def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoSource:
+def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog:
     class_ind = _find_file(root, ["classInd.txt"], splits_dir)
     lists = {s: _find_file(root, [f"{s}list0{split}.txt"], splits_dir) for s in ("train", "test")}
     for name, found in lists.items():
@@ -120,10 +121,10 @@ def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoSource:
                                   f"fix the typo or add the class")
             records.append(VideoRecord(root / relative, index[label_name],
                                        subset="train" if subset == "train" else "val"))
-    return VideoSource(records, classes, "ucf101")
+    return VideoCatalog(records, classes, "ucf101")
 
 
-def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoSource:
+def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog:
     folders = [f for f in (splits_dir, root, root / "testTrainMulti_7030_splits") if f and f.is_dir()]
     files = sorted({p for f in folders for p in f.glob(f"*_test_split{split}.txt")})
     if not files:
@@ -138,10 +139,10 @@ def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoSource:
                 raise ConfigError(f"{split_file}:{number}: expected '<video> <0|1|2>', got {line!r}")
             if parts[1] != "0":
                 records.append(VideoRecord(root / name / parts[0], k, subset="train" if parts[1] == "1" else "val"))
-    return VideoSource(records, classes, "hmdb51")
+    return VideoCatalog(records, classes, "hmdb51")
 
 
-def load_kinetics_csv(path: Path) -> VideoSource:
+def load_kinetics_csv(path: Path) -> VideoCatalog:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     classes = sorted({r["label"] for r in rows})
@@ -160,10 +161,10 @@ def load_kinetics_csv(path: Path) -> VideoSource:
     if missing:
         log.warning("%s: %d of %d listed clips are not on disk (normal for Kinetics); skipped",
                     path, len(missing), len(rows))
-    return VideoSource(records, classes, "kinetics", missing)
+    return VideoCatalog(records, classes, "kinetics", missing)
 
 
-def load_activitynet_json(path: Path) -> VideoSource:
+def load_activitynet_json(path: Path) -> VideoCatalog:
     spec = json.loads(path.read_text())
     if "database" not in spec:
         raise ConfigError(f"{path}: an ActivityNet JSON needs a 'database' mapping")
@@ -187,11 +188,11 @@ def load_activitynet_json(path: Path) -> VideoSource:
                                        segment=(float(start), float(end))))
     if missing:
         log.warning("%s: %d videos are not on disk; skipped", path, len(missing))
-    return VideoSource(records, classes, "activitynet", missing)
+    return VideoCatalog(records, classes, "activitynet", missing)
 
 
-def load_source(data: str | Path, dataset: str | None = None, split: int = 1,
-                splits_dir: str | Path | None = None) -> VideoSource:
+def load_catalog(data: str | Path, dataset: str | None = None, split: int = 1,
+                 splits_dir: str | Path | None = None) -> VideoCatalog:
     """Detect the layout of ``data`` and load its records (see the module docstring)."""
     root = Path(data)
     splits = Path(splits_dir) if splits_dir else None

@@ -1,4 +1,6 @@
-"""Train/validation splits for sources without predefined subsets.
+"""Train/validation splits: :func:`split_records` builds a run's split from its :class:`DataConfig`
+(one builder for training and evaluation). Catalogs with predefined subsets (UCF-101/HMDB-51
+split files, Kinetics and ActivityNet subsets) keep them; for the others:
 
 * records with groups (actor, sequence...): group k-fold -- groups sorted, group i goes to fold
   ``i % folds``; fold ``fold`` is the validation set, so no group is on both sides;
@@ -8,10 +10,52 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 
-from videoperlin.data.sources import VideoRecord, VideoSource
+from videoperlin.data.config import DataConfig
+from videoperlin.data.sources import VideoCatalog, VideoRecord, load_catalog
 from videoperlin.errors import ConfigError
+
+
+@dataclass
+class DataSplit:
+    """A run's training and validation records, labelled in one class list."""
+
+    train: list[VideoRecord]
+    val: list[VideoRecord]
+    class_names: list[str]
+    kind: str
+
+    def subset(self, name: str) -> list[VideoRecord]:
+        """``train``, ``val`` or ``all`` records."""
+        return {"train": self.train, "val": self.val, "all": self.train + self.val}[name]
+
+
+def split_records(data: DataConfig, seed: int) -> DataSplit:
+    """The split a run with this ``data`` section and ``train.seed`` trains and validates on."""
+    if not data.path:
+        raise ConfigError("data.path is not set: give --data (class folders, CSV manifest, UCF-101/HMDB-51 root, "
+                          "Kinetics CSV or ActivityNet JSON)")
+    catalog = load_catalog(data.path, data.dataset, data.split, data.splits_dir)
+    if data.val_path:
+        val = load_catalog(data.val_path, data.dataset, data.split, data.splits_dir)
+        return DataSplit(catalog.records, relabel(val, catalog.class_names, data.val_path), catalog.class_names,
+                         catalog.kind)
+    train, val = split_train_val(catalog, data.fold, data.folds, data.val_fraction, seed)
+    return DataSplit(train, val, catalog.class_names, catalog.kind)
+
+
+def relabel(catalog: VideoCatalog, class_names: list[str], where: str) -> list[VideoRecord]:
+    """``catalog``'s records with labels indexing ``class_names`` (matched by name, never by position)."""
+    index = {name: k for k, name in enumerate(class_names)}
+    unknown = sorted({catalog.class_names[r.label] for r in catalog.records} - set(index))
+    if unknown:
+        raise ConfigError(f"{where} has classes the training data lacks: {', '.join(unknown[:5])}; "
+                          f"validation classes must be a subset of the training classes")
+    return [dataclasses.replace(r, label=index[catalog.class_names[r.label]]) for r in catalog.records]
 
 
 def group_folds(records: list[VideoRecord], folds: int) -> dict[str, int]:
@@ -22,7 +66,7 @@ def group_folds(records: list[VideoRecord], folds: int) -> dict[str, int]:
     return {g: i % folds for i, g in enumerate(groups)}
 
 
-def split_train_val(source: VideoSource, fold: int = 0, folds: int = 5, val_fraction: float = 0.2,
+def split_train_val(source: VideoCatalog, fold: int = 0, folds: int = 5, val_fraction: float = 0.2,
                     seed: int = 0) -> tuple[list[VideoRecord], list[VideoRecord]]:
     """(train, val) records: predefined subsets if present, else group folds, else stratified."""
     if any(r.subset for r in source.records):

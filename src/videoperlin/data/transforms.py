@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-KINETICS_MEAN = (0.4345, 0.4051, 0.3775)
-KINETICS_STD = (0.2768, 0.2713, 0.2737)
+from videoperlin.data.config import KINETICS_MEAN, KINETICS_STD
+
 
 
 def to_clip_tensor(frames: np.ndarray, size: tuple[int, int]) -> Tensor:

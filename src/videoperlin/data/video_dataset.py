@@ -9,12 +9,15 @@ an interrupted run resumes exactly. A video that cannot be decoded yields ``None
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from videoperlin.data.config import BadVideoPolicy
 from videoperlin.data.decode import FrameCache, VideoDecodeError, video_fps
 from videoperlin.data.sampling import random_clip, sliding_windows
 from videoperlin.data.sources import VideoRecord
@@ -22,14 +25,13 @@ from videoperlin.data.transforms import eval_transform, train_transform
 from videoperlin.errors import ConfigError
 
 log = logging.getLogger(__name__)
-BAD_VIDEO_POLICIES = ("skip", "fail")
 
 
 class _VideoBase(Dataset):
     def __init__(self, records: list[VideoRecord], cache: FrameCache, frames: int, size: int, stride: int = 1,
-                 on_bad_video: str = "skip") -> None:
-        if on_bad_video not in BAD_VIDEO_POLICIES:
-            raise ConfigError(f"on_bad_video {on_bad_video!r} must be one of {', '.join(BAD_VIDEO_POLICIES)}")
+                 on_bad_video: BadVideoPolicy = "skip") -> None:
+        if on_bad_video not in get_args(BadVideoPolicy):
+            raise ConfigError(f"on_bad_video {on_bad_video!r} must be one of {', '.join(get_args(BadVideoPolicy))}")
         if not records:
             raise ConfigError("the dataset split is empty; check --data, --dataset, --split or the fold settings")
         self.records, self.cache = records, cache
@@ -95,22 +97,34 @@ class WindowDataset(_VideoBase):
         return clips, record.label, index
 
 
-def collate_clips(batch: list) -> tuple[Tensor, Tensor, int]:
-    """Stack training clips, dropping skipped videos: (clips, labels, number skipped)."""
-    good = [item for item in batch if item is not None]
-    skipped = len(batch) - len(good)
-    if not good:
-        return torch.empty(0), torch.empty(0, dtype=torch.long), skipped
-    return torch.stack([c for c, _ in good]), torch.tensor([label for _, label in good]), skipped
+@dataclass
+class Batch:
+    """What a batch source hands the engine: clips (B, 3, T, H, W) in [0, 1] and labels (B,); for
+    validation the video each clip belongs to (``videos``), so scores average per video;
+    ``bad_videos`` counts the videos dropped from this batch because they could not be decoded."""
+
+    clips: Tensor
+    labels: Tensor
+    videos: Tensor | None = None
+    bad_videos: int = 0
 
 
-def collate_windows(batch: list) -> tuple[Tensor, Tensor, Tensor, int]:
-    """Concatenate the windows of several videos: (windows, labels, video index per window, skipped)."""
+def collate_clips(batch: list) -> Batch:
+    """Stack training clips, dropping (and counting) skipped videos."""
     good = [item for item in batch if item is not None]
-    skipped = len(batch) - len(good)
     if not good:
-        return torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), skipped
+        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), bad_videos=len(batch))
+    return Batch(torch.stack([c for c, _ in good]), torch.tensor([label for _, label in good]),
+                 bad_videos=len(batch) - len(good))
+
+
+def collate_windows(batch: list) -> Batch:
+    """Concatenate the windows of several videos, each window tagged with its video's index."""
+    good = [item for item in batch if item is not None]
+    if not good:
+        empty = torch.empty(0, dtype=torch.long)
+        return Batch(torch.empty(0), empty, empty, bad_videos=len(batch))
     windows = torch.cat([w for w, _, _ in good])
     labels = torch.cat([torch.full((len(w),), label) for w, label, _ in good])
-    owners = torch.cat([torch.full((len(w),), index) for w, _, index in good])
-    return windows, labels, owners, skipped
+    videos = torch.cat([torch.full((len(w),), index) for w, _, index in good])
+    return Batch(windows, labels, videos, bad_videos=len(batch) - len(good))

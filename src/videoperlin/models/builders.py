@@ -17,12 +17,15 @@ clip exactly as the 2D network maps the frame.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videoperlin.errors import ConfigError
 
-TEMPORAL_PADDINGS = ("zeros", "replicate")
+#: Padding of the time axis: zeros, or border frames repeated (exact 2D->3D inflation).
+TemporalPadding = Literal["zeros", "replicate"]
 
 
 class TemporalPadConv3d(nn.Conv3d):
@@ -46,11 +49,11 @@ def make_conv3d(
     out_planes: int,
     kernel: tuple[int, int, int],
     stride: tuple[int, int, int],
-    temporal_padding: str = "zeros",
+    temporal_padding: TemporalPadding = "zeros",
 ) -> nn.Conv3d:
     """A bias-free Conv3d with 'same'-style padding ``k // 2`` on every axis."""
-    if temporal_padding not in TEMPORAL_PADDINGS:
-        raise ConfigError(f"temporal_padding {temporal_padding!r} must be one of {', '.join(TEMPORAL_PADDINGS)}")
+    if temporal_padding not in get_args(TemporalPadding):
+        raise ConfigError(f"temporal_padding {temporal_padding!r} must be one of {', '.join(get_args(TemporalPadding))}")
     padding = tuple(k // 2 for k in kernel)
     if temporal_padding == "replicate" and padding[0]:
         return TemporalPadConv3d(in_planes, out_planes, kernel, stride, padding=(0, *padding[1:]), bias=False,
@@ -63,7 +66,7 @@ class Conv3DBuilder:
 
     kind = "3d"
 
-    def __init__(self, temporal_padding: str = "zeros") -> None:
+    def __init__(self, temporal_padding: TemporalPadding = "zeros") -> None:
         self.temporal_padding = temporal_padding
 
     def add(self, owner: nn.Module, name: str, in_planes: int, out_planes: int,
@@ -90,7 +93,7 @@ class Conv2Plus1DBuilder:
 
     kind = "2plus1d"
 
-    def __init__(self, temporal_padding: str = "zeros") -> None:
+    def __init__(self, temporal_padding: TemporalPadding = "zeros") -> None:
         self.temporal_padding = temporal_padding
 
     def add(self, owner: nn.Module, name: str, in_planes: int, out_planes: int,

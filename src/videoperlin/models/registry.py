@@ -8,10 +8,12 @@ depths 10, 18, 34 (BasicBlock) and 50, 101, 152, 200 (Bottleneck), with the bloc
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import fields
 from typing import Any
 
 from videoperlin.errors import ConfigError
-from videoperlin.models.resnet3d import BasicBlock, Bottleneck, VideoResNet
+from videoperlin.models.resnet3d import BasicBlock, Bottleneck, ModelOptions, VideoResNet
+from videoperlin.utils.fields import to_dict
 
 DEPTHS: dict[int, tuple[type, tuple[int, int, int, int]]] = {
     10: (BasicBlock, (1, 1, 1, 1)),
@@ -23,8 +25,7 @@ DEPTHS: dict[int, tuple[type, tuple[int, int, int, int]]] = {
     200: (Bottleneck, (3, 24, 36, 3)),
 }
 FAMILIES = {"r3d": "3d", "r2p1d": "2plus1d"}
-OPTIONS = ("in_channels", "conv1_t_size", "conv1_t_stride", "no_max_pool", "shortcut", "widen_factor",
-           "dropout", "temporal_padding")
+OPTIONS = tuple(f.name for f in fields(ModelOptions))
 
 
 def _registry() -> dict[str, tuple[str, int]]:
@@ -37,18 +38,29 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def create_model(name: str, num_classes: int = 400, **options: Any) -> VideoResNet:
-    """Build a registered model. Options: in_channels, conv1_t_size, conv1_t_stride, no_max_pool,
-    shortcut ('A'|'B'), widen_factor, dropout, temporal_padding ('zeros'|'replicate')."""
+    """Build a registered model; ``options`` are the fields of :class:`~videoperlin.models.resnet3d.ModelOptions`."""
     registry = _registry()
     if name not in registry:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(registry)}")
+    config = create_model_config(name, num_classes, **options)
+    conv_type, depth = registry[name]
+    block, layers = DEPTHS[depth]
+    arguments = {k: v for k, v in config.items() if k != "name"}
+    return VideoResNet(block, layers, conv_type=conv_type, config=config, **arguments)
+
+
+def create_model_config(name: str, num_classes: int = 400, **options: Any) -> dict[str, Any]:
+    """The ``model.config`` that :func:`create_model` records: name, classes and every option spelled
+    out (so a record written before an option existed compares equal when it used the default)."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ConfigError(f"unknown model option(s) {', '.join(unknown)}; valid options are {', '.join(OPTIONS)}")
-    conv_type, depth = registry[name]
-    block, layers = DEPTHS[depth]
-    config = {"name": name, "num_classes": num_classes, **options}
-    return VideoResNet(block, layers, conv_type=conv_type, num_classes=num_classes, config=config, **options)
+    return {"name": name, "num_classes": num_classes, **to_dict(ModelOptions(**options))}
+
+
+def normalize_model_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored ``model.config`` as :func:`create_model` would record it today (missing options get their defaults)."""
+    return create_model_config(**config)
 
 
 def model_from_config(config: dict[str, Any]) -> VideoResNet:

@@ -13,16 +13,36 @@ Every model offers the fine-tuning interface ``num_classes``, ``reset_classifier
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videoperlin.errors import ConfigError
-from videoperlin.models.builders import BUILDERS
+from videoperlin.models.builders import BUILDERS, TemporalPadding
+from videoperlin.utils.fields import Checked, at_least, greater_than, in_range, option, to_dict
 
 STAGE_WIDTHS = (64, 128, 256, 512)
+
+
+@dataclass
+class ModelOptions(Checked):
+    """The options every registered model takes besides its name and class count
+    (:func:`videoperlin.models.create_model`; the run config's ``model`` section adds ``name``)."""
+
+    in_channels: int = option(3, "input channels (VPN is grayscale repeated to 3, so RGB networks transfer)", at_least(1))
+    conv1_t_size: int = option(7, "temporal kernel size of conv1", at_least(1))
+    conv1_t_stride: int = option(1, "temporal stride of conv1", at_least(1))
+    no_max_pool: bool = option(False, "leave out the 3x3x3 max-pool after conv1")
+    shortcut: Literal["A", "B"] = option("B", "residual shortcut when shapes change: A zero-pads, B projects "
+                                              "(1x1x1 conv + BN)")
+    widen_factor: float = option(1.0, "channel-width multiplier of every stage (0.25, 0.5 for CPU-sized runs)",
+                                 greater_than(0))
+    dropout: float = option(0.0, "dropout probability before fc", in_range(0, 1, high_open=True))
+    temporal_padding: TemporalPadding = option("zeros", "padding of the time axis: zeros, or replicate "
+                                                        "(exact 2D->3D inflation on static clips)")
 
 
 def shortcut_a(x: Tensor, planes: int, stride: int) -> Tensor:
@@ -98,32 +118,30 @@ class VideoResNet(nn.Module):
         layers: tuple[int, int, int, int],
         conv_type: str = "3d",
         num_classes: int = 400,
-        in_channels: int = 3,
-        conv1_t_size: int = 7,
-        conv1_t_stride: int = 1,
-        no_max_pool: bool = False,
-        shortcut: str = "B",
-        widen_factor: float = 1.0,
-        dropout: float = 0.0,
-        temporal_padding: str = "zeros",
         config: dict[str, Any] | None = None,
+        **options: Any,
     ) -> None:
+        """``options`` are the fields of :class:`ModelOptions` (checked there)."""
         super().__init__()
-        _check_options(conv_type, num_classes, in_channels, conv1_t_size, conv1_t_stride, shortcut, widen_factor, dropout)
-        self.config = dict(config or {})
-        self.builder = BUILDERS[conv_type](temporal_padding)
-        widths = [max(1, int(w * widen_factor)) for w in STAGE_WIDTHS]
+        if conv_type not in BUILDERS:
+            raise ConfigError(f"conv_type {conv_type!r} must be one of {', '.join(BUILDERS)}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ConfigError(f"num_classes {num_classes!r} must be a positive integer")
+        o = ModelOptions(**options)
+        self.config = dict(config or {"num_classes": num_classes, **to_dict(o)})
+        self.builder = BUILDERS[conv_type](o.temporal_padding)
+        widths = [max(1, int(w * o.widen_factor)) for w in STAGE_WIDTHS]
         self.in_planes = widths[0]
-        self.no_max_pool = no_max_pool
-        self.builder.add(self, "1", in_channels, widths[0], (conv1_t_size, 7), (conv1_t_stride, 2))
+        self.no_max_pool = o.no_max_pool
+        self.builder.add(self, "1", o.in_channels, widths[0], (o.conv1_t_size, 7), (o.conv1_t_stride, 2))
         self.maxpool = nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, widths[0], layers[0], shortcut, stride=1)
-        self.layer2 = self._make_layer(block, widths[1], layers[1], shortcut, stride=2)
-        self.layer3 = self._make_layer(block, widths[2], layers[2], shortcut, stride=2)
-        self.layer4 = self._make_layer(block, widths[3], layers[3], shortcut, stride=2)
+        self.layer1 = self._make_layer(block, widths[0], layers[0], o.shortcut, stride=1)
+        self.layer2 = self._make_layer(block, widths[1], layers[1], o.shortcut, stride=2)
+        self.layer3 = self._make_layer(block, widths[2], layers[2], o.shortcut, stride=2)
+        self.layer4 = self._make_layer(block, widths[3], layers[3], o.shortcut, stride=2)
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.num_features = widths[3] * block.expansion
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(o.dropout)
         self.fc = nn.Linear(self.num_features, num_classes)
         self._init_weights()
 
@@ -177,18 +195,3 @@ class VideoResNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-
-def _check_options(conv_type, num_classes, in_channels, conv1_t_size, conv1_t_stride, shortcut, widen_factor, dropout):
-    checks = [
-        (conv_type in BUILDERS, f"conv_type {conv_type!r} must be one of {', '.join(BUILDERS)}"),
-        (isinstance(num_classes, int) and num_classes >= 1, f"num_classes {num_classes!r} must be a positive integer"),
-        (isinstance(in_channels, int) and in_channels >= 1, f"in_channels {in_channels!r} must be a positive integer"),
-        (isinstance(conv1_t_size, int) and conv1_t_size >= 1, f"conv1_t_size {conv1_t_size!r} must be a positive integer"),
-        (isinstance(conv1_t_stride, int) and conv1_t_stride >= 1, f"conv1_t_stride {conv1_t_stride!r} must be >= 1"),
-        (shortcut in ("A", "B"), f"shortcut {shortcut!r} must be 'A' or 'B'"),
-        (0 < widen_factor, f"widen_factor {widen_factor!r} must be > 0"),
-        (0 <= dropout < 1, f"dropout {dropout!r} must be in [0, 1)"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)

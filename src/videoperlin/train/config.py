@@ -1,276 +1,217 @@
-"""Run configuration: nested dataclasses, loaded from YAML and overridden from the command line.
+"""Run configuration: one dataclass per section, each field with its type, default, rule and doc.
 
-Precedence: dataclass defaults < ``--config FILE.yaml`` < the command's shortcut flags (``--epochs``,
-``--lr`` ...) < ``--set section.field=value`` overrides. Every value is checked against its field's
-type; an unknown field or a bad value is an error naming the field. The resolved configuration is
-saved as ``config.yaml`` in the run directory.
+Sections come from the layer that owns them: ``model`` (:class:`~videoperlin.models.resnet3d.ModelOptions`
+plus the name), ``vpn`` (:class:`~videoperlin.vpn.labels.LabelChoice` and
+:class:`~videoperlin.vpn.spec.VPNSpec` plus set sizes), ``data`` (:class:`~videoperlin.data.config.DataConfig`),
+``optim`` and ``train`` (here). ``videoperlin config`` prints every field.
+
+Precedence: defaults < ``--config FILE.yaml`` < the command's shortcut flags (``--epochs``...) <
+``--set section.field=value``. Every value is parsed by its field's type (``--set`` text too) and
+checked; an unknown or renamed field and a bad value are one-line errors naming the field. The
+resolved configuration is saved as ``config.yaml`` in the run directory and inside checkpoints,
+and :func:`config_from_record` reads such a record back (also one written by an older version).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from videoperlin.data.config import DataConfig
 from videoperlin.errors import ConfigError
+from videoperlin.models.registry import list_models
+from videoperlin.models.resnet3d import ModelOptions
+from videoperlin.utils.fields import (Checked, FieldError, at_least, build, field_doc, field_types, greater_than,
+                                      in_range, one_of, option, parse_text, to_dict)
+from videoperlin.vpn.labels import LabelChoice
+from videoperlin.vpn.spec import VPNSpec
+
+#: Keys that were renamed: a user's file or --set gets an error naming the new key; a stored record is migrated.
+RENAMED = {"data.data": "data.path", "data.val_data": "data.val_path"}
 
 
 @dataclass
-class ModelConfig:
-    """Network (see videoperlin.models.create_model)."""
+class ModelConfig(ModelOptions):
+    """The network: a registered name plus :class:`ModelOptions` (``videoperlin models`` lists the names)."""
 
-    name: str = "r3d18"
-    widen_factor: float = 1.0
-    conv1_t_size: int = 7
-    conv1_t_stride: int = 1
-    no_max_pool: bool = False
-    shortcut: str = "B"
-    dropout: float = 0.0
-    temporal_padding: str = "zeros"
+    name: str = option("r3d18", "registered model, r3d10..r3d200 or r2p1d10..r2p1d200", one_of(list_models()))
 
 
 @dataclass
-class VPNConfig:
-    """VPN pre-training data, rendered on the fly (``data.data`` may instead name an exported folder)."""
+class VPNConfig(VPNSpec, LabelChoice):
+    """VPN pre-training data rendered on the fly: the label space, the rendering spec and the set sizes.
+    (``data.path`` may instead name an exported VPN folder.)"""
 
-    preset: str = "low"
-    fx: list[int] | None = None
-    fy: list[int] | None = None
-    ft: list[int] | None = None
-    num_videos: int = 10000
-    val_videos: int = 1080
-    octaves: int = 1
-    persistence: float = 0.5
-    lacunarity: float = 2.0
-    tileable: bool = False
-    random_phase: bool = True
-    contrast_jitter: float = 0.25
-    brightness_jitter: float = 0.1
-    label_mode: str = "frequency"
+    num_videos: int = option(10000, "VPN training videos per epoch (the same clips every epoch)", at_least(1))
+    val_videos: int = option(1080, "held-out VPN videos for validation (another seed)", at_least(1))
 
 
 @dataclass
-class DataConfig:
-    """Real-video data and clip geometry (frames and size apply to VPN too)."""
-
-    data: str | None = None
-    val_data: str | None = None
-    dataset: str | None = None
-    split: int = 1
-    splits_dir: str | None = None
-    fold: int = 0
-    folds: int = 5
-    val_fraction: float = 0.2
-    frames: int = 16
-    size: int = 112
-    stride: int = 1
-    short_side: int = 128
-    cache_dir: str | None = None
-    workers: int = 2
-    on_bad_video: str = "skip"
-    window_stride: int | None = None
-    max_windows: int | None = 10
-    scale_min: float = 0.25
-
-
-@dataclass
-class OptimConfig:
+class OptimConfig(Checked):
     """Optimiser, schedule and loss."""
 
-    name: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-3
-    nesterov: bool = False
-    schedule: str = "multistep"
-    milestones: list[int] = field(default_factory=lambda: [50, 100, 150])
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
+    name: Literal["sgd", "adamw"] = option("sgd", "optimiser")
+    lr: float = option(0.1, "base learning rate (peak after warmup)", greater_than(0))
+    momentum: float = option(0.9, "SGD momentum", in_range(0, 1, high_open=True))
+    weight_decay: float = option(1e-3, "weight decay (L2 for SGD, decoupled for AdamW)", at_least(0))
+    nesterov: bool = option(False, "Nesterov momentum (SGD)")
+    schedule: Literal["multistep", "cosine"] = option("multistep", "multistep: lr x gamma at each milestone; "
+                                                                   "cosine: decay to 0 at the last epoch")
+    milestones: list[int] = option([50, 100, 150], "epochs at which multistep multiplies the lr by gamma", at_least(0))
+    gamma: float = option(0.1, "multistep lr factor", in_range(0, 1, low_open=True))
+    warmup_epochs: float = option(0.0, "linear warmup from lr/100, in epochs (fractions allowed)", at_least(0))
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy", in_range(0, 1, high_open=True))
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Checked):
     """Loop, precision, checkpoints and initialisation."""
 
-    epochs: int = 200
-    batch_size: int = 128
-    accum_steps: int = 1
-    amp: str = "auto"
-    channels_last: bool = True
-    seed: int = 0
-    deterministic: bool = False
-    out: str = "runs/run"
-    checkpoint_every: int = 0
-    max_steps: int = 0
-    init: str | None = None
-    reset_head: bool = True
-    ft_begin_module: str | None = None
-    val_every: int = 1
-    progress: bool = True
-    threads: int = 0
+    epochs: int = option(200, "training epochs", at_least(1))
+    batch_size: int = option(128, "clips per step and process", at_least(1))
+    accum_steps: int = option(1, "micro-batches accumulated per optimiser step", at_least(1))
+    amp: Literal["auto", "off", "bf16", "fp16"] = option("auto", "mixed precision: auto = bf16 where the device "
+                                                                 "supports it, fp16 on older GPUs, else off (fp32)")
+    channels_last: bool = option(True, "channels_last_3d memory format (faster convolutions)")
+    seed: int = option(0, "seed of the data order, augmentation, initialisation and VPN clips", at_least(0))
+    deterministic: bool = option(False, "torch deterministic algorithms (slower)")
+    out: str = option("runs/run", "run directory: config.yaml, metrics.jsonl, checkpoints/, figures/")
+    checkpoint_every: int = option(0, "also write last.pt every N steps (0: only at epoch ends)", at_least(0))
+    max_steps: int = option(0, "stop after N steps in all (0: run all epochs); --resume continues", at_least(0))
+    init: str | None = option(None, "initial weights: a VPN/training checkpoint, saved model or 3D-ResNets-PyTorch file")
+    reset_head: bool = option(True, "drop the init's classifier and start a fresh one")
+    ft_begin_module: str | None = option(None, "freeze every top-level module before this one (e.g. layer4)")
+    val_every: int = option(1, "validate every N epochs (and at the last)", at_least(1))
+    progress: bool = option(True, "show a progress bar")
+    threads: int = option(0, "torch CPU threads (0: torch's default)", at_least(0))
 
 
 @dataclass
-class RunConfig:
-    """Everything a run needs; ``task`` is ``pretrain`` (VPN) or ``train`` (real video)."""
+class RunConfig(Checked):
+    """Everything a run needs."""
 
-    task: str = "pretrain"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    vpn: VPNConfig = field(default_factory=VPNConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    task: Literal["pretrain", "train"] = option("pretrain", "pretrain: VPN (rendered on the fly unless data.path "
+                                                            "is set); train: real video")
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"doc": "network"})
+    vpn: VPNConfig = field(default_factory=VPNConfig, metadata={"doc": "VPN pre-training data"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "real-video data and clip geometry"})
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata={"doc": "optimiser and schedule"})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": "loop, precision, checkpoints"})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_dict(self)
 
 
-CHOICES = {
-    "task": ("pretrain", "train"),
-    "model.shortcut": ("A", "B"),
-    "vpn.label_mode": ("frequency", "shuffled"),
-    "model.temporal_padding": ("zeros", "replicate"),
-    "data.on_bad_video": ("skip", "fail"),
-    "optim.name": ("sgd", "adamw"),
-    "optim.schedule": ("multistep", "cosine"),
-    "train.amp": ("auto", "off", "bf16", "fp16"),
-}
-POSITIVE = ("vpn.num_videos", "data.frames", "data.size", "data.stride", "data.folds", "train.epochs",
-            "train.batch_size", "train.accum_steps", "train.val_every", "data.short_side")
+# ---- keys --------------------------------------------------------------------------------------
+
+def field_annotation(key: str, root: type = RunConfig) -> Any:
+    """The type of config key ``section.field`` (errors list the valid keys)."""
+    if key in RENAMED:
+        raise ConfigError(f"config key {key} was renamed to {RENAMED[key]}; use {RENAMED[key]}")
+    cls, parts = root, key.split(".")
+    for depth, part in enumerate(parts):
+        types_ = field_types(cls)
+        if part not in types_:
+            where = ".".join(parts[:depth])
+            valid = ", ".join(f"{where}.{name}".lstrip(".") for name in types_)
+            raise ConfigError(f"unknown config field {key!r}; valid fields{' in ' + where if where else ''}: {valid}")
+        annotation = types_[part]
+        is_section = isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
+        if depth < len(parts) - 1 and not is_section:
+            raise ConfigError(f"unknown config field {key!r}: {'.'.join(parts[:depth + 1])} is not a section")
+        cls = annotation
+    if isinstance(cls, type) and dataclasses.is_dataclass(cls):
+        raise ConfigError(f"{key} is a section; set one of its fields, e.g. {key}.{next(iter(field_types(cls)))}")
+    return cls
 
 
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Check/convert ``value`` to the field type ``annotation``; errors name ``key``."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0])
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (item,) = typing.get_args(annotation)
-        return [_coerce(v, item, key) for v in value]
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    raise ConfigError(f"{key}: unsupported field type {annotation!r}")
+def set_key(mapping: dict[str, Any], key: str, value: Any) -> None:
+    """Put ``value`` at dotted ``key`` of a nested mapping (the key is checked against the schema)."""
+    field_annotation(key)
+    *sections, name = key.split(".")
+    target = mapping
+    for section in sections:
+        target = target.setdefault(section, {})
+    target[name] = value
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def set_value(config: RunConfig, key: str, value: Any) -> None:
-    """Set ``section.field`` (or ``task``) to ``value``, type-checked."""
-    parts = key.split(".")
-    target: Any = config
-    for part in parts[:-1]:
-        if not dataclasses.is_dataclass(target) or part not in {f.name for f in fields(target)}:
-            raise ConfigError(f"unknown config section {part!r} in {key!r}; sections: "
-                              f"{', '.join(f.name for f in fields(RunConfig) if f.name != 'task')}")
-        target = getattr(target, part)
-    name = parts[-1]
-    types_ = _field_types(type(target))
-    if not dataclasses.is_dataclass(target) or name not in types_ or dataclasses.is_dataclass(types_[name]):
-        valid = ", ".join(f"{'.'.join(parts[:-1])}.{f}".lstrip(".") for f in types_ if not dataclasses.is_dataclass(types_[f]))
-        raise ConfigError(f"unknown config field {key!r}; valid fields here: {valid}")
-    setattr(target, name, _coerce(value, types_[name], key))
-
-
-def apply_mapping(config: RunConfig, mapping: dict[str, Any], prefix: str = "") -> None:
-    """Apply a nested mapping (as read from YAML) onto ``config``."""
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (a section value that is not a mapping stays a leaf)."""
+    flat: dict[str, Any] = {}
     for key, value in mapping.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            apply_mapping(config, value, f"{dotted}.")
+        section = isinstance(field_types(RunConfig).get(key), type) and not prefix
+        if section and value is None:  # an empty section in YAML ("train:" with every field commented out)
+            continue
+        if isinstance(value, dict) and section:
+            flat.update(flatten(value, f"{dotted}."))
         else:
-            set_value(config, dotted, value)
+            flat[dotted] = value
+    return flat
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``section.field=value`` -> (key, YAML-parsed value)."""
+    """``section.field=value`` -> (key, value parsed by the field's type)."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r} must look like section.field=value, e.g. optim.lr=0.01")
-    key, raw = text.split("=", 1)
+    key, raw = (part.strip() for part in text.split("=", 1))
     try:
-        return key.strip(), yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        return key.strip(), raw
+        return key, parse_text(raw, field_annotation(key), key)
+    except FieldError as exc:
+        raise FieldError(exc.key, exc.problem, field_doc_of(key)) from None
+
+
+# ---- loading -----------------------------------------------------------------------------------
+
+def read_yaml(path: str | Path, what: str = "--config") -> dict[str, Any]:
+    """A YAML mapping from ``path``; errors name the file."""
+    path = Path(path)
+    try:
+        mapping = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping of sections")
+    return mapping
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                sets: list[str] | None = None, task: str | None = None) -> RunConfig:
-    """Defaults, then the YAML file, then ``overrides`` (dotted keys), then ``--set`` strings; validated."""
-    config = RunConfig()
-    if path is not None:
-        path = Path(path)
-        try:
-            mapping = yaml.safe_load(path.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"--config {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(mapping, dict):
-            raise ConfigError(f"--config {path} must hold a mapping of sections")
-        apply_mapping(config, mapping)
+                sets: list[str] | None = None, task: str | None = None,
+                base: dict[str, Any] | None = None) -> RunConfig:
+    """``base`` (a nested mapping, e.g. a partial config), then the YAML file, then the task, then
+    ``overrides`` (dotted keys, typed values; None means "not given"), then ``--set`` strings."""
+    mapping: dict[str, Any] = {}
+    layers = [base or {}, read_yaml(path) if path is not None else {}]
+    for layer in layers:
+        for key, value in flatten(layer).items():
+            set_key(mapping, key, value)
     if task is not None:
-        config.task = task
+        mapping["task"] = task
     for key, value in (overrides or {}).items():
         if value is not None:
-            set_value(config, key, value)
+            set_key(mapping, key, value)
     for text in sets or []:
-        set_value(config, *parse_override(text))
-    validate(config)
-    return config
+        set_key(mapping, *parse_override(text))
+    return build(RunConfig, mapping)
 
 
-def validate(config: RunConfig) -> None:
-    """Cross-field checks with messages naming the field."""
-    flat = {f"{section}.{k}": v for section, values in config.to_dict().items() if isinstance(values, dict)
-            for k, v in values.items()}
-    flat["task"] = config.task
-    for key, allowed in CHOICES.items():
-        if flat[key] not in allowed:
-            raise ConfigError(f"{key} {flat[key]!r} must be one of {', '.join(allowed)}")
-    for key in POSITIVE:
-        if flat[key] is not None and flat[key] < 1:
-            raise ConfigError(f"{key} {flat[key]} must be >= 1")
-    if config.optim.lr <= 0:
-        raise ConfigError(f"optim.lr {config.optim.lr} must be > 0")
-    if not 0 <= config.optim.label_smoothing < 1:
-        raise ConfigError(f"optim.label_smoothing {config.optim.label_smoothing} must be in [0, 1)")
-    if config.task == "train" and not config.data.data:
-        raise ConfigError("train needs --data (a class-folder tree, CSV manifest, UCF-101/HMDB-51 root, "
-                          "Kinetics CSV or ActivityNet JSON)")
+def config_from_record(record: dict[str, Any]) -> RunConfig:
+    """A stored config (``config.yaml``, a checkpoint's ``config``), migrating what changed since:
+    renamed keys, and records that named per-axis frequencies beside the default preset (older
+    versions preferred the lists; one label-space source is the rule now)."""
+    flat = {RENAMED.get(key, key): value for key, value in flatten(record).items()}
+    if any(flat.get(f"vpn.{axis}") is not None for axis in ("fx", "fy", "ft")):
+        flat["vpn.preset"] = None
+    mapping: dict[str, Any] = {}
+    for key, value in flat.items():
+        set_key(mapping, key, value)
+    return build(RunConfig, mapping)
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
@@ -280,8 +221,10 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def config_from_dict(mapping: dict[str, Any]) -> RunConfig:
-    """Inverse of :meth:`RunConfig.to_dict` (e.g. from a checkpoint)."""
-    config = RunConfig()
-    apply_mapping(config, mapping)
-    return config
+def field_doc_of(key: str) -> str:
+    """The doc of config key ``section.field``."""
+    *sections, name = key.split(".")
+    cls: Any = RunConfig
+    for section in sections:
+        cls = field_types(cls)[section]
+    return field_doc(cls, name)

@@ -24,17 +24,19 @@ from torch import nn
 from tqdm import tqdm
 
 import videoperlin
-from videoperlin.data.transforms import KINETICS_MEAN, KINETICS_STD, normalize
+from videoperlin.data.transforms import normalize
 from videoperlin.errors import ConfigError
-from videoperlin.metrics import topk_correct
+from videoperlin.metrics import VideoScores, rates
 from videoperlin.models import create_model
 from videoperlin.models.checkpoint import load_pretrained
+from videoperlin.models.registry import normalize_model_config
+from videoperlin.train.batch_sources import build_batches
 from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from videoperlin.train.config import RunConfig, save_config
-from videoperlin.train.data_setup import build_source
 from videoperlin.train.distributed import all_sum, cleanup_distributed, setup_distributed
 from videoperlin.train.schedule import lr_factor
 from videoperlin.utils.atomic import atomic_write_text
+from videoperlin.utils.fields import to_dict
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ class Trainer:
         self.dist, self.device = setup_distributed()
         self._set_determinism()
         self.run_dir = Path(config.train.out)
-        self.source = build_source(config, self.dist, self.device)
+        self.source = build_batches(config, self.dist, self.device)
         self.class_names = self.source.class_names
         self.model = self._build_model()
         self.optimizer = build_optimizer(self.model, config)
@@ -106,7 +108,7 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
 
     def _build_model(self) -> nn.Module:
-        options = {k: v for k, v in vars(self.config.model).items() if k != "name"}
+        options = {k: v for k, v in to_dict(self.config.model).items() if k != "name"}
         model = create_model(self.config.model.name, num_classes=len(self.class_names), **options)
         if self.config.train.init:
             load_pretrained(model, self.config.train.init, drop_classifier=self.config.train.reset_head)
@@ -132,7 +134,7 @@ class Trainer:
             save_config(self.config, self.run_dir / "config.yaml")
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
-        if checkpoint["model_config"] != self.model.config:
+        if normalize_model_config(checkpoint["model_config"]) != self.model.config:
             raise ConfigError(f"the checkpoint in {self.run_dir} was trained as {checkpoint['model_config']}, "
                               f"not {self.model.config}; resume with the same model settings")
         self.model.load_state_dict(checkpoint["model"])
@@ -156,7 +158,7 @@ class Trainer:
             "position": dict(self.position), "global_step": self.position["global_step"], "rng": rng_state(),
             "epoch_totals": dict(self.epoch_totals),
             "config": self.config.to_dict(), "class_names": list(self.class_names),
-            "normalization": {"mean": list(KINETICS_MEAN), "std": list(KINETICS_STD)},
+            "normalization": {"mean": list(self.config.data.mean), "std": list(self.config.data.std)},
             "frames": self.config.data.frames, "size": self.config.data.size,
             "videoperlin_version": videoperlin.__version__,
         }
@@ -181,7 +183,7 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def prepare(self, clips: torch.Tensor) -> torch.Tensor:
-        clips = normalize(clips.to(self.device, non_blocking=True).float())
+        clips = normalize(clips.to(self.device, non_blocking=True).float(), self.config.data.mean, self.config.data.std)
         return clips.contiguous(memory_format=torch.channels_last_3d) if self.config.train.channels_last else clips
 
     def set_lr(self, epoch: int, step: int, steps: int) -> float:
@@ -233,11 +235,11 @@ class Trainer:
         bar = tqdm(total=steps, initial=start, desc=f"epoch {epoch + 1}/{t.epochs}", unit="step",
                    disable=not (t.progress and self.dist.is_main), leave=False)
         fetched = time.perf_counter()
-        for step, (clips, labels, skipped) in enumerate(self.source.batches(epoch, start), start):
+        for step, batch in enumerate(self.source.batches(epoch, start), start):
             totals["wait"] += time.perf_counter() - fetched
-            totals["skipped"] += skipped
-            if len(labels):
-                self.train_step(clips, labels, epoch, step, steps, totals)
+            totals["skipped"] += batch.bad_videos
+            if len(batch.labels):
+                self.train_step(batch.clips, batch.labels, epoch, step, steps, totals)
             self.position.update(step_in_epoch=step + 1, global_step=self.position["global_step"] + 1)
             totals["seconds"] = time.perf_counter() - began
             self._update_bar(bar, totals, began)
@@ -355,31 +357,19 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Video-level top-1/top-5 (softmax averaged over each video's windows) and clip-level top-1."""
+        """Video-level top-1/top-5 (softmax averaged over each video's windows), clip-level top-1, loss."""
         self.net.eval()
-        sums: dict[int, torch.Tensor] = {}
-        video_labels: dict[int, int] = {}
-        clip_correct = clip_count = loss_sum = skipped = 0.0
-        for clips, labels, owners, bad in self.source.val_batches():
-            skipped += bad
-            if not len(labels):
-                continue
-            with self.autocast():
-                logits = self.net(self.prepare(clips)).float().cpu()
-            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-            clip_correct += float((logits.argmax(1) == labels).sum())
-            clip_count += len(labels)
-            for prob, label, owner in zip(logits.softmax(1), labels.tolist(), owners.tolist()):
-                sums[owner] = sums.get(owner, 0) + prob
-                video_labels[owner] = label
-        hits = {1: 0, 5: 0}
-        if sums:
-            scores = torch.stack([sums[k] for k in sums])
-            hits = topk_correct(scores, torch.tensor([video_labels[k] for k in sums]))
-        v1, v5, n, cc, cn, ls, bad = all_sum([hits[1], hits[5], len(sums), clip_correct, clip_count, loss_sum, skipped],
-                                             self.device)
-        return {"val_acc": v1 / max(n, 1), "val_top5": v5 / max(n, 1), "val_clip_acc": cc / max(cn, 1),
-                "val_loss": ls / max(cn, 1), "val_videos": int(n), "val_bad_videos": int(bad)}
+        scores, bad = VideoScores(), 0
+        for batch in self.source.val_batches():
+            bad += batch.bad_videos
+            if len(batch.labels):
+                with self.autocast():
+                    logits = self.net(self.prepare(batch.clips))
+                scores.add(logits, batch.labels, batch.videos)
+        *counts, bad = all_sum([*scores.counts(), bad], self.device)
+        r = rates(counts)
+        return {"val_acc": r["video_top1"], "val_top5": r["video_top5"], "val_clip_acc": r["clip_top1"],
+                "val_loss": r["loss"], "val_videos": r["videos"], "val_bad_videos": int(bad)}
 
     def write_figures(self) -> None:
         if self.dist.is_main:

@@ -1,8 +1,12 @@
 """``videoperlin evaluate``: clip- and video-level top-1/top-5, per-class accuracy, confusion matrix
 (CSV and PNG) and a predictions file, for a checkpoint on a dataset.
 
-Every window of ``frames`` frames (consecutive, stride ``window_stride``, default one clip length,
-centre crop) is a clip; a video's score is the softmax averaged over its windows.
+The evaluation rebuilds what the run used from the checkpoint's own record: its ``config`` gives
+the data, the split (fold, seed), clip geometry and normalisation; flags override single fields
+(``--data``, ``--fold``, ``--set data.stride=2``...). A saved model without a run record uses the
+config defaults and needs ``--data``. Every window of ``frames`` frames (consecutive, stride
+``data.window_stride``, default one clip length, centre crop) is a clip; a video's score is the
+softmax averaged over its windows (:class:`videoperlin.metrics.VideoScores`).
 """
 
 from __future__ import annotations
@@ -18,77 +22,79 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from videoperlin.data.decode import FrameCache
-from videoperlin.data.sources import load_source
-from videoperlin.data.splits import split_train_val
+from videoperlin.data.splits import split_records
 from videoperlin.data.transforms import normalize
-from videoperlin.data.video_dataset import WindowDataset, collate_windows
+from videoperlin.data.video_dataset import collate_windows
 from videoperlin.errors import ConfigError
-from videoperlin.metrics import confusion_matrix, per_class_accuracy, topk_correct, video_scores
+from videoperlin.metrics import VideoScores, confusion_matrix, per_class_accuracy, rates
 from videoperlin.models.checkpoint import load_model_and_metadata
+from videoperlin.train.batch_sources import window_dataset
+from videoperlin.train.config import RunConfig, config_from_record, load_config
 from videoperlin.utils.atomic import atomic_write_text
 from videoperlin.utils.plotting import pyplot, save_figure
 
 log = logging.getLogger(__name__)
+SUBSETS = ("val", "train", "all")
 
 
-def load_for_eval(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Model (eval mode) and metadata from a training checkpoint or a saved model."""
-    model, meta = load_model_and_metadata(path)
-    return model.eval(), meta
+def evaluation_config(meta: dict[str, Any], overrides: dict[str, Any] | None = None,
+                      sets: list[str] | None = None) -> RunConfig:
+    """The checkpoint's run config (defaults for a bare model) with ``overrides`` and ``--set`` applied."""
+    record = meta.get("config")
+    base = config_from_record(record).to_dict() if record else {}
+    return load_config(None, overrides, sets, task="train", base=base)
 
 
-def _records(args, meta: dict[str, Any]):
-    source = load_source(args.data, args.dataset, args.split, args.splits_dir)
-    if args.subset == "all":
-        records = source.records
-    else:
-        train, val = split_train_val(source, args.fold, args.folds, args.val_fraction, args.seed)
-        records = train if args.subset == "train" else val
-    trained = meta.get("class_names")
-    if trained and list(trained) != source.class_names:
-        raise ConfigError(f"{args.data} has classes {source.class_names[:5]}... but the checkpoint was trained on "
+def default_out(checkpoint: str | Path, subset: str) -> Path:
+    """``RUN/eval-<subset>`` for a checkpoint inside a run's ``checkpoints/`` folder."""
+    path = Path(checkpoint)
+    if path.parent.name != "checkpoints":
+        raise ConfigError(f"{path} is not inside a run's checkpoints/ folder; give --out")
+    return path.parent.parent / f"eval-{subset}"
+
+
+def _check_classes(trained: list[str] | None, found: list[str], data: str | None) -> None:
+    if trained and list(trained) != found:
+        raise ConfigError(f"{data} has classes {found[:5]}... but the checkpoint was trained on "
                           f"{list(trained)[:5]}...; evaluate on data with the same class list")
-    return records, source.class_names
 
 
 @torch.no_grad()
-def run_evaluation(args) -> dict[str, Any]:
-    """Evaluate ``args.checkpoint`` on ``args.data``; write the report into ``args.out``."""
-    model, meta = load_for_eval(args.checkpoint)
-    records, class_names = _records(args, meta)
-    frames, size = args.frames or meta.get("frames", 16), args.size or meta.get("size", 112)
-    dataset = WindowDataset(records, FrameCache(args.cache_dir, args.short_side), frames, size, stride=args.stride,
-                            on_bad_video=args.on_bad_video, window_stride=args.window_stride, max_windows=None)
-    loader = DataLoader(dataset, batch_size=2, num_workers=args.workers, collate_fn=collate_windows)
-    norm = meta.get("normalization") or {}
-    probs, labels, owners, skipped = [], [], [], 0
-    for windows, window_labels, window_owners, bad in tqdm(loader, desc="evaluate", unit="batch", disable=args.quiet):
-        skipped += bad
-        for chunk in windows.split(32):
-            x = normalize(chunk, norm.get("mean", (0.4345, 0.4051, 0.3775)), norm.get("std", (0.2768, 0.2713, 0.2737)))
-            probs.append(model(x).float().softmax(1))
-        labels.append(window_labels)
-        owners.append(window_owners)
-    if not probs:
-        raise ConfigError(f"no video of {args.data} could be decoded; run `videoperlin check-data {args.data}`")
-    return write_report(Path(args.out), torch.cat(probs), torch.cat(labels), torch.cat(owners), records,
-                        class_names, skipped)
+def run_evaluation(checkpoint: str | Path, out: str | Path | None = None, subset: str = "val",
+                   max_windows: int | None = None, overrides: dict[str, Any] | None = None,
+                   sets: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` on its run's ``subset`` (``val``, ``train`` or ``all``); write the report."""
+    if subset not in SUBSETS:
+        raise ConfigError(f"--subset {subset!r} must be one of {', '.join(SUBSETS)}")
+    out = Path(out) if out else default_out(checkpoint, subset)
+    model, meta = load_model_and_metadata(checkpoint)
+    model.eval()
+    config = evaluation_config(meta, overrides, sets)
+    split = split_records(config.data, config.train.seed)
+    _check_classes(meta.get("class_names"), split.class_names, config.data.path)
+    records = split.subset(subset)
+    dataset = window_dataset(config, records, max_windows)
+    loader = DataLoader(dataset, batch_size=2, num_workers=config.data.workers, collate_fn=collate_windows)
+    scores, bad = VideoScores(), 0
+    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+        bad += batch.bad_videos
+        for clips, labels, videos in zip(batch.clips.split(32), batch.labels.split(32), batch.videos.split(32)):
+            scores.add(model(normalize(clips, config.data.mean, config.data.std)), labels, videos)
+    if not scores.clips:
+        raise ConfigError(f"no video of {config.data.path} ({subset}) could be decoded; "
+                          f"run `videoperlin check-data {config.data.path}`")
+    return write_report(out, scores, records, split.class_names, bad)
 
 
-def write_report(out: Path, probs, labels, owners, records, class_names, skipped: int) -> dict[str, Any]:
+def write_report(out: Path, scores: VideoScores, records, class_names: list[str], skipped: int) -> dict[str, Any]:
+    """metrics.json, predictions.csv, per_class.csv, confusion.csv and confusion.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    videos = sorted(set(owners.tolist()))
-    remap = {v: i for i, v in enumerate(videos)}
-    scores = video_scores(probs, torch.tensor([remap[o] for o in owners.tolist()]), len(videos))
-    video_labels = torch.tensor([records[v].label for v in videos])
-    clip_hits, video_hits = topk_correct(probs, labels), topk_correct(scores, video_labels)
-    matrix = confusion_matrix(video_labels, scores.argmax(1), len(class_names))
-    metrics = {"clip_top1": clip_hits[1] / len(labels), "clip_top5": clip_hits[5] / len(labels),
-               "video_top1": video_hits[1] / len(videos), "video_top5": video_hits[5] / len(videos),
-               "clips": len(labels), "videos": len(videos), "skipped_videos": skipped}
+    videos, video_scores, video_labels = scores.per_video()
+    metrics = {k: v for k, v in rates(scores.counts()).items() if k != "loss"}
+    metrics["skipped_videos"] = skipped
+    matrix = confusion_matrix(video_labels, video_scores.argmax(1), len(class_names))
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    _write_csvs(out, scores, video_labels, videos, records, class_names, matrix)
+    _write_csvs(out, video_scores, video_labels, videos, records, class_names, matrix)
     _plot_confusion(out / "confusion.png", matrix, class_names)
     log.info("video top-1 %.4f over %d videos", metrics["video_top1"], len(videos))
     return metrics

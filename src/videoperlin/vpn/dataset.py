@@ -6,7 +6,7 @@ on the CPU in a fixed order. Nothing depends on global RNG state, on the worker,
 access or on which other samples share a batch, so ``ds[i]`` is the same clip in any process, any
 DataLoader worker count and any device (up to float rounding on GPUs).
 
-Intra-class variety (all switchable):
+Intra-class variety (all switchable; every option is a field of :class:`~videoperlin.vpn.spec.VPNSpec`):
 
 * gradients: a fresh random unit gradient on every lattice node (always; this *is* the noise);
 * ``random_phase``: a random lattice offset in [0, 1) cell per axis and octave, so the grid never
@@ -45,11 +45,12 @@ from videoperlin.noise import (
     render_octaves,
     validate_cells,
 )
+from videoperlin.utils.fields import to_dict
 from videoperlin.vpn.labels import LabelSpace
+from videoperlin.vpn.spec import VPNSpec
 
 _MASK64 = (1 << 64) - 1
 _SHUFFLE_SALT = 0x5EED5A17
-LABEL_MODES = ("frequency", "shuffled")
 
 
 def splitmix64(seed: int, index: int) -> int:
@@ -85,11 +86,21 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _make_spec(spec: VPNSpec | None, options: dict[str, Any]) -> VPNSpec:
+    """The given spec, or one built from keyword options (never both)."""
+    unknown = sorted(set(options) - set(VPNSpec.names()))
+    _require(not unknown, f"unknown VPN option(s) {', '.join(unknown)}; options are {', '.join(VPNSpec.names())}")
+    _require(spec is None or not options, "give spec=VPNSpec(...) or the options as keywords, not both")
+    return spec if spec is not None else VPNSpec(**options)
+
+
 class VPNDataset(Dataset):
     """Map-style dataset of VPN clips: ``ds[i] -> (clip (3, T, H, W) float32 in [0, 1], label)``.
 
-    The three channels are one grayscale clip repeated as a zero-copy ``expand`` view.
-    :meth:`batch` renders many clips in one call on any device, for loops that skip the DataLoader.
+    ``VPNDataset(space, num_videos, frames, size, seed, spec=VPNSpec(...))``, or the spec's options
+    as keyword arguments (``octaves=2, contrast_jitter=0.3``), which are forwarded into a
+    :class:`~videoperlin.vpn.spec.VPNSpec`. The three channels are one grayscale clip repeated as a
+    zero-copy ``expand`` view. :meth:`batch` renders many clips in one call on any device.
     """
 
     def __init__(
@@ -100,47 +111,29 @@ class VPNDataset(Dataset):
         size: int | Sequence[int] = 112,
         seed: int = 0,
         *,
-        octaves: int = 1,
-        persistence: float = 0.5,
-        lacunarity: float = 2.0,
-        tileable: bool = False,
-        random_phase: bool = True,
-        contrast_jitter: float = 0.25,
-        brightness_jitter: float = 0.1,
-        label_mode: str = "frequency",
+        spec: VPNSpec | None = None,
+        **options: Any,
     ) -> None:
         _require(isinstance(space, LabelSpace), f"space must be a LabelSpace, got {type(space).__name__}")
         _require(isinstance(num_videos, int) and num_videos >= 1, f"num_videos {num_videos!r} must be a positive integer")
         _require(isinstance(frames, int) and frames >= 1, f"frames {frames!r} must be a positive integer")
         _require(isinstance(seed, int) and seed >= 0, f"seed {seed!r} must be a non-negative integer")
-        _require(isinstance(octaves, int) and octaves >= 1, f"octaves {octaves!r} must be an integer >= 1")
-        _require(0.0 < persistence <= 1.0, f"persistence {persistence!r} must be in (0, 1]")
-        _require(lacunarity >= 1.0, f"lacunarity {lacunarity!r} must be >= 1")
-        _require(0.0 <= contrast_jitter < 1.0, f"contrast_jitter {contrast_jitter!r} must be in [0, 1)")
-        _require(0.0 <= brightness_jitter <= 0.5, f"brightness_jitter {brightness_jitter!r} must be in [0, 0.5]")
-        _require(label_mode in LABEL_MODES, f"label_mode {label_mode!r} must be one of {', '.join(LABEL_MODES)}")
+        self.spec = _make_spec(spec, options)
         self.space = space
         self.num_videos = num_videos
         self.frames = frames
         self.height, self.width = _as_size(size)
         _require(self.height >= 1 and self.width >= 1, f"size {size!r} must be positive")
         self.seed = seed
-        self.octaves = octaves
-        self.persistence = float(persistence)
-        self.lacunarity = float(lacunarity)
-        self.tileable = tileable
-        self.random_phase = random_phase
-        self.contrast_jitter = float(contrast_jitter)
-        self.brightness_jitter = float(brightness_jitter)
-        self.label_mode = label_mode
         self._check_frequencies_fit()
-        self._intensity_scale = 1.0 / (6.0 * fractal_std(octaves, self.persistence))
+        self._intensity_scale = 1.0 / (6.0 * fractal_std(self.spec.octaves, self.spec.persistence))
 
     def _check_frequencies_fit(self) -> None:
         fx, fy, ft = self.space.max_frequencies()
+        octaves = self.spec.octaves
         for axis, base, samples in (("fx", fx, self.width), ("fy", fy, self.height), ("ft", ft, self.frames)):
-            top = octave_cells(base, self.octaves - 1, self.lacunarity)
-            where = f" at octave {self.octaves}" if self.octaves > 1 else ""
+            top = octave_cells(base, octaves - 1, self.spec.lacunarity)
+            where = f" at octave {octaves}" if octaves > 1 else ""
             try:
                 validate_cells(top, samples, axis)
             except ConfigError:
@@ -163,7 +156,7 @@ class VPNDataset(Dataset):
 
     def target(self, index: int) -> int:
         """Training target of sample ``index``: its class, or a random class with ``label_mode="shuffled"``."""
-        if self.label_mode == "shuffled":
+        if self.spec.label_mode == "shuffled":
             return splitmix64(self.seed ^ _SHUFFLE_SALT, index) % len(self.space)
         return self.label(index)
 
@@ -179,24 +172,29 @@ class VPNDataset(Dataset):
         return index
 
     def sample_params(self, index: int) -> SampleParams:
-        """Draw every random quantity of sample ``index`` from its own seeded CPU generator."""
+        """Draw every random quantity of sample ``index`` from its own seeded CPU generator.
+
+        The order of the draws is part of the data format: phases, jitter, then gradients per
+        octave. A new option's draws go after all of these, so existing clips stay the same.
+        """
         index = self._check_index(index)
+        spec = self.spec
         label = self.label(index)
         fx, fy, ft = self.space.frequencies(label)
         gen = torch.Generator().manual_seed(splitmix64(self.seed, index))
-        phases = torch.rand((self.octaves, 3), generator=gen, dtype=torch.float64)
+        phases = torch.rand((spec.octaves, 3), generator=gen, dtype=torch.float64)
         jitter = torch.rand(2, generator=gen, dtype=torch.float64).tolist()
-        if not self.random_phase:
+        if not spec.random_phase:
             phases.zero_()
-        contrast = 1.0 + self.contrast_jitter * (2.0 * jitter[0] - 1.0)
-        brightness = self.brightness_jitter * (2.0 * jitter[1] - 1.0)
+        contrast = 1.0 + spec.contrast_jitter * (2.0 * jitter[0] - 1.0)
+        brightness = spec.brightness_jitter * (2.0 * jitter[1] - 1.0)
         cells, gradients = [], []
-        for octave in range(self.octaves):
-            octave_freqs = tuple(octave_cells(f, octave, self.lacunarity) for f in (ft, fy, fx))
-            nodes = tuple(lattice_nodes(c, self.tileable) for c in octave_freqs)
+        for octave in range(spec.octaves):
+            octave_freqs = tuple(octave_cells(f, octave, spec.lacunarity) for f in (ft, fy, fx))
+            nodes = tuple(lattice_nodes(c, spec.tileable) for c in octave_freqs)
             grads = random_unit_gradients(nodes, gen)
             if octave:
-                grads.mul_(self.persistence**octave)
+                grads.mul_(spec.persistence**octave)
             cells.append(octave_freqs)
             gradients.append(grads)
         return SampleParams(label, cells, phases, gradients, contrast, brightness)
@@ -222,7 +220,7 @@ class VPNDataset(Dataset):
     def render(self, params: list[SampleParams], device: torch.device) -> Tensor:
         """Grayscale clips (B, T, H, W) in [0, 1] for the given sample parameters."""
         octaves = []
-        for octave in range(self.octaves):
+        for octave in range(self.spec.octaves):
             grads = [p.gradients[octave] for p in params]
             nodes = [max(g.shape[1 + axis] for g in grads) for axis in range(3)]
             lattice = torch.zeros((len(params), 3, *nodes), dtype=torch.float32)
@@ -230,37 +228,28 @@ class VPNDataset(Dataset):
                 lattice[b, :, : g.shape[1], : g.shape[2], : g.shape[3]] = g
             cells = torch.tensor([p.cells[octave] for p in params], dtype=torch.long)
             phase = torch.stack([p.phases[octave] for p in params])
-            octaves.append(Octave(lattice.to(device), cells.to(device), phase.to(device), self.tileable))
+            octaves.append(Octave(lattice.to(device), cells.to(device), phase.to(device), self.spec.tileable))
         scale = torch.tensor([p.contrast * self._intensity_scale for p in params], dtype=torch.float32)
         bias = torch.tensor([0.5 + p.brightness for p in params], dtype=torch.float32)
         size = (self.frames, self.height, self.width)
         return render_octaves(octaves, size, scale.to(device), bias.to(device), clamp=(0.0, 1.0))
 
-    def spec(self) -> dict[str, Any]:
-        """Everything needed to rebuild this dataset exactly (JSON-serialisable)."""
-        return {
-            "label_space": self.space.to_dict(),
-            "num_videos": self.num_videos,
-            "frames": self.frames,
-            "size": [self.height, self.width],
-            "seed": self.seed,
-            "octaves": self.octaves,
-            "persistence": self.persistence,
-            "lacunarity": self.lacunarity,
-            "tileable": self.tileable,
-            "random_phase": self.random_phase,
-            "contrast_jitter": self.contrast_jitter,
-            "brightness_jitter": self.brightness_jitter,
-            "label_mode": self.label_mode,
-        }
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild this dataset exactly (JSON-serialisable; ``dataset.json``'s ``vpn``)."""
+        return {"label_space": self.space.to_dict(), "num_videos": self.num_videos, "frames": self.frames,
+                "size": [self.height, self.width], "seed": self.seed, **to_dict(self.spec)}
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> VPNDataset:
-        """Inverse of :meth:`spec`."""
-        spec = dict(spec)
-        space = LabelSpace.from_dict(spec.pop("label_space"))
-        size = spec.pop("size")
-        return cls(space, size=tuple(size) if isinstance(size, list) else size, **spec)
+    def from_dict(cls, record: dict[str, Any]) -> VPNDataset:
+        """Inverse of :meth:`to_dict`; also reads records written before an option existed (its default applies)."""
+        record = dict(record)
+        try:
+            space = LabelSpace.from_dict(record.pop("label_space"))
+            geometry = {key: record.pop(key) for key in ("num_videos", "frames", "size", "seed")}
+        except KeyError as exc:
+            raise ConfigError(f"VPN dataset record lacks {exc.args[0]!r}; it was not written by VPNDataset.to_dict") from None
+        size = geometry.pop("size")
+        return cls(space, size=tuple(size) if isinstance(size, list) else size, **geometry, **record)
 
 
 __all__ = ["VPNDataset", "SampleParams", "splitmix64", "AXES"]

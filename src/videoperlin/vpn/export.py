@@ -79,25 +79,48 @@ def _prepare_root(out: Path) -> None:
 
 
 def _record_spec(ds: VPNDataset, out: Path, fmt: str, npy_dtype: str, crf: int) -> None:
-    """Write dataset.json, or check that an existing one describes the same dataset."""
-    spec = {"vpn": ds.spec(), "format": fmt, "npy_dtype": npy_dtype if fmt == "npy" else None,
-            "crf": crf if fmt == "mp4" else None, "fps": DEFAULT_FPS if fmt == "mp4" else None,
-            "layout": "<class_name>/<index:08d>.<ext>", "class_names": ds.space.names()}
+    """Write dataset.json, or check that an existing one describes the same dataset.
+
+    The existing record is read back through :meth:`VPNDataset.from_dict`, so a ``dataset.json``
+    written before an option existed compares equal when this run uses the option's default.
+    """
+    record = {"format": fmt, "npy_dtype": npy_dtype if fmt == "npy" else None,
+              "crf": crf if fmt == "mp4" else None, "fps": DEFAULT_FPS if fmt == "mp4" else None,
+              "layout": "<class_name>/<index:08d>.<ext>", "class_names": ds.space.names()}
     path = out / "dataset.json"
     if path.exists():
-        try:
-            existing = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise ConfigError(f"{path} is not valid JSON; delete it (the videos are kept) and rerun") from None
-        old = {k: v for k, v in existing.items() if k != "videoperlin_version"}
-        if old != spec:
-            differing = _differing_fields(old, spec)
+        old = read_dataset_json(path)
+        old["vpn"] = VPNDataset.from_dict(old["vpn"]).to_dict()
+        new = {"vpn": ds.to_dict(), **record}
+        if old != new:
             raise ConfigError(
-                f"{out} already holds a different VPN dataset (differs in {', '.join(differing)}); "
+                f"{out} already holds a different VPN dataset (differs in {', '.join(_differing_fields(old, new))}); "
                 f"rerun with the same settings to resume, or choose a new --out"
             )
         return
-    atomic_write_text(path, json.dumps({**spec, "videoperlin_version": videoperlin.__version__}, indent=2) + "\n")
+    text = json.dumps({"vpn": ds.to_dict(), **record, "videoperlin_version": videoperlin.__version__}, indent=2)
+    atomic_write_text(path, text + "\n")
+
+
+def read_dataset_json(path: str | Path) -> dict:
+    """An export's ``dataset.json`` (without the version stamp); errors name the file."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError:
+        raise ConfigError(f"{path} is not valid JSON; delete it (the videos are kept) and rerun") from None
+    if not isinstance(record, dict) or not isinstance(record.get("vpn"), dict):
+        raise ConfigError(f"{path} holds no 'vpn' record; it was not written by videoperlin generate")
+    record.pop("videoperlin_version", None)
+    return record
+
+
+def load_exported_dataset(root: str | Path) -> VPNDataset:
+    """The :class:`VPNDataset` an export directory (or its ``dataset.json``) was rendered from."""
+    path = Path(root)
+    return VPNDataset.from_dict(read_dataset_json(path / "dataset.json" if path.is_dir() else path)["vpn"])
 
 
 def _differing_fields(old: dict, new: dict, prefix: str = "") -> list[str]:

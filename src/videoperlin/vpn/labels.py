@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from videoperlin.errors import ConfigError
+from videoperlin.utils.fields import Checked, one_of, option
 
 AXIS_NAMES = ("fx", "fy", "ft")
 
@@ -40,6 +42,8 @@ PRESETS: dict[str, dict[str, list[int]]] = {
     "wide": {"fx": [1, 2, 3, 4, 6, 8, 12, 16, 24], "fy": [1, 2, 3, 4, 6, 8, 12, 16, 24], "ft": [1, 2, 4, 8]},
     "tiny": {"fx": [1, 4], "fy": [1, 4], "ft": [1, 4]},
 }
+#: The label space used when none is named.
+DEFAULT_PRESET = "low"
 
 
 def _validate_axis(axis: str, values: Sequence[Any]) -> tuple[int, ...]:
@@ -156,13 +160,37 @@ class LabelSpace:
         return max(self.fx), max(self.fy), max(self.ft)
 
 
-def parse_frequency_list(text: str, axis: str) -> list[int]:
-    """Parse a CLI list like ``"1,2,4"`` for ``axis``; errors name the bad item."""
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    values: list[int] = []
-    for item in items:
-        try:
-            values.append(int(item))
-        except ValueError:
-            raise ConfigError(f"--{axis} value {item!r} is not an integer; give whole cells per clip extent like 1,2,4") from None
-    return list(_validate_axis(axis, values))
+def resolve_label_space(preset: str | None = None, fx: Sequence[int] | None = None, fy: Sequence[int] | None = None,
+                        ft: Sequence[int] | None = None, labels: str | Path | None = None) -> LabelSpace:
+    """The label space named by exactly one source: a preset, the three per-axis lists, or a
+    labels file; with none of them the :data:`DEFAULT_PRESET`. The command line and run configs
+    both resolve through here, so they follow the same rule."""
+    axes = {"fx": fx, "fy": fy, "ft": ft}
+    given = [name for name, used in (("preset", preset is not None), ("fx/fy/ft", any(v is not None for v in axes.values())),
+                                     ("labels", labels is not None)) if used]
+    if len(given) > 1:
+        raise ConfigError(f"give only one of preset, fx/fy/ft or labels to name the label space (got {' and '.join(given)})")
+    if given == ["fx/fy/ft"]:
+        missing = [name for name, values in axes.items() if values is None]
+        if missing:
+            raise ConfigError(f"fx, fy and ft must be given together; {', '.join(missing)} missing (e.g. fx 1,2 fy 1,2 ft 1,4)")
+        return LabelSpace(fx, fy, ft)  # type: ignore[arg-type]
+    if labels is not None:
+        return LabelSpace.from_file(labels)
+    return LabelSpace.preset(preset or DEFAULT_PRESET)
+
+
+@dataclass
+class LabelChoice(Checked):
+    """Where a label space comes from: one of a preset, per-axis lists or a file (:func:`resolve_label_space`)."""
+
+    preset: str | None = option(None, f"named label space, one of {', '.join(PRESETS)} "
+                                      f"({DEFAULT_PRESET} when no other source is given)", one_of(PRESETS))
+    fx: list[int] | None = option(None, "x frequencies in cells per frame width, e.g. 1,2,4,8")
+    fy: list[int] | None = option(None, "y frequencies in cells per frame height")
+    ft: list[int] | None = option(None, "t frequencies in cells per clip length")
+    labels: str | None = option(None, "JSON/YAML file holding fx, fy and ft lists")
+
+    def label_space(self) -> LabelSpace:
+        """The resolved :class:`LabelSpace`."""
+        return resolve_label_space(self.preset, self.fx, self.fy, self.ft, self.labels)

@@ -1,28 +1,27 @@
 """Batch sources for the engine: VPN rendered on the fly, or real video through a DataLoader.
 
-Both give ``steps(epoch)`` and ``batches(epoch, start) -> (clips, labels, skipped)`` for training,
-and ``val_batches() -> (clips, labels, owners, skipped)`` where ``owners`` maps each clip to its
-video (VPN: one clip per video), so the engine computes video-level accuracy the same way.
+Both offer ``steps(epoch)``, ``batches(epoch, start)`` (training) and ``val_batches()``
+(validation), each yielding :class:`~videoperlin.data.video_dataset.Batch` records. Validation
+batches tag every clip with its video, so the engine scores VPN (one clip per video) and real
+video (several windows per video) the same way.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 from videoperlin.data.decode import FrameCache
-from videoperlin.data.sources import load_source
-from videoperlin.data.splits import split_train_val
-from videoperlin.data.video_dataset import ClipDataset, WindowDataset, collate_clips, collate_windows
+from videoperlin.data.splits import split_records
+from videoperlin.data.video_dataset import Batch, ClipDataset, WindowDataset, collate_clips, collate_windows
 from videoperlin.train.config import RunConfig
 from videoperlin.train.distributed import DistInfo
 from videoperlin.train.sampler import EpochBatches
 from videoperlin.vpn.dataset import VPNDataset
-from videoperlin.vpn.labels import LabelSpace
+from videoperlin.vpn.spec import VPNSpec
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +30,23 @@ VPN_VAL_SEED_OFFSET = 1_000_003
 
 
 def vpn_datasets(config: RunConfig) -> tuple[VPNDataset, VPNDataset]:
-    """Training and held-out validation VPN datasets from the config."""
-    v = config.vpn
-    if any(x is not None for x in (v.fx, v.fy, v.ft)):
-        space = LabelSpace(v.fx or [], v.fy or [], v.ft or [])
-    else:
-        space = LabelSpace.preset(v.preset)
-    options = dict(frames=config.data.frames, size=config.data.size, octaves=v.octaves, persistence=v.persistence,
-                   lacunarity=v.lacunarity, tileable=v.tileable, random_phase=v.random_phase,
-                   contrast_jitter=v.contrast_jitter, brightness_jitter=v.brightness_jitter)
-    train = VPNDataset(space, num_videos=v.num_videos, seed=config.train.seed, label_mode=v.label_mode, **options)
-    val = VPNDataset(space, num_videos=max(v.val_videos, 2), seed=config.train.seed + VPN_VAL_SEED_OFFSET,
-                     label_mode=v.label_mode, **options)
+    """Training and held-out validation VPN datasets: the config's label space and :class:`VPNSpec`,
+    the clip geometry of ``data`` and the seed of ``train``."""
+    v, d = config.vpn, config.data
+    space, spec = v.label_space(), VPNSpec.from_values(v)
+    train = VPNDataset(space, v.num_videos, d.frames, d.size, config.train.seed, spec=spec)
+    val = VPNDataset(space, v.val_videos, d.frames, d.size, config.train.seed + VPN_VAL_SEED_OFFSET, spec=spec)
     return train, val
 
 
-class VPNSource:
+def window_dataset(config: RunConfig, records, max_windows: int | None) -> WindowDataset:
+    """Validation/evaluation windows of ``records`` as the config's ``data`` section cuts them."""
+    d = config.data
+    return WindowDataset(records, FrameCache(d.frame_cache_dir(), d.short_side), d.frames, d.size, stride=d.stride,
+                         on_bad_video=d.on_bad_video, window_stride=d.window_stride, max_windows=max_windows)
+
+
+class VPNBatches:
     """VPN clips rendered in the training process with ``ds.batch`` (thousands of clips/s)."""
 
     def __init__(self, config: RunConfig, dist: DistInfo, device: torch.device) -> None:
@@ -61,39 +61,33 @@ class VPNSource:
     def steps(self, epoch: int) -> int:
         return len(self.sampler)
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         for indices in self.sampler.batches(epoch, start):
-            clips, labels = self.train.batch(indices, device=self.device)
-            yield clips, labels, 0
+            yield Batch(*self.train.batch(indices, device=self.device))
 
-    def val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
+    def val_batches(self) -> Iterator[Batch]:
         for indices in self.val_sampler.batches(0):
             clips, labels = self.val.batch(indices, device=self.device)
-            yield clips, labels, torch.tensor(indices), 0
+            yield Batch(clips, labels, videos=torch.tensor(indices))
 
 
-class VideoSource:
+class VideoBatches:
     """Real videos: random clips for training, sliding windows for video-level validation."""
 
     def __init__(self, config: RunConfig, dist: DistInfo, device: torch.device) -> None:
         d = config.data
-        source = load_source(d.data, d.dataset, d.split, d.splits_dir)
-        if d.val_data:
-            train_records, val_records = source.records, load_source(d.val_data, d.dataset, d.split, d.splits_dir).records
-        else:
-            train_records, val_records = split_train_val(source, d.fold, d.folds, d.val_fraction, config.train.seed)
-        self.class_names = source.class_names
-        cache_dir = d.cache_dir or str(Path.home() / ".cache" / "videoperlin" / "frames")
-        cache = FrameCache(cache_dir, d.short_side)
-        common = dict(cache=cache, frames=d.frames, size=d.size, stride=d.stride, on_bad_video=d.on_bad_video)
-        self.train = ClipDataset(train_records, seed=config.train.seed, scale=(d.scale_min, 1.0), **common)
-        self.val = WindowDataset(val_records, window_stride=d.window_stride, max_windows=d.max_windows, **common)
+        split = split_records(d, config.train.seed)
+        self.class_names = split.class_names
+        cache = FrameCache(d.frame_cache_dir(), d.short_side)
+        self.train = ClipDataset(split.train, cache, d.frames, d.size, stride=d.stride, on_bad_video=d.on_bad_video,
+                                 seed=config.train.seed, scale=(d.scale_min, 1.0))
+        self.val = window_dataset(config, split.val, d.max_windows)
         self.workers = d.workers
         self.sampler = EpochBatches(len(self.train), config.train.batch_size, config.train.seed,
                                     rank=dist.rank, world_size=dist.world_size)
         self.val_sampler = EpochBatches(len(self.val), max(1, config.train.batch_size // 4), train=False,
                                         rank=dist.rank, world_size=dist.world_size)
-        log.info("%s: %d training and %d validation videos, %d classes", d.data, len(self.train),
+        log.info("%s: %d training and %d validation videos, %d classes", d.path, len(self.train),
                  len(self.val), len(self.class_names))
 
     def steps(self, epoch: int) -> int:
@@ -106,17 +100,17 @@ class VideoSource:
                           persistent_workers=False, prefetch_factor=2 if self.workers else None,
                           generator=torch.Generator().manual_seed(seed))
 
-    def batches(self, epoch: int, start: int = 0):
+    def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         self.train.set_epoch(epoch)
         yield from self._loader(self.train, list(self.sampler.batches(epoch, start)), collate_clips,
                                 seed=self.sampler.seed * 1_000_003 + epoch)
 
-    def val_batches(self):
+    def val_batches(self) -> Iterator[Batch]:
         yield from self._loader(self.val, list(self.val_sampler.batches(0)), collate_windows, seed=self.sampler.seed)
 
 
-def build_source(config: RunConfig, dist: DistInfo, device: torch.device):
-    """VPN on the fly for ``pretrain`` without ``data.data``; otherwise the real-video (or exported VPN) source."""
-    if config.task == "pretrain" and not config.data.data:
-        return VPNSource(config, dist, device)
-    return VideoSource(config, dist, device)
+def build_batches(config: RunConfig, dist: DistInfo, device: torch.device) -> VPNBatches | VideoBatches:
+    """VPN on the fly for ``pretrain`` without ``data.path``; otherwise real (or exported VPN) video."""
+    if config.task == "pretrain" and not config.data.path:
+        return VPNBatches(config, dist, device)
+    return VideoBatches(config, dist, device)

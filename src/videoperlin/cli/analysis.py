@@ -1,4 +1,4 @@
-"""Command-line front ends of the analyses: visualize kernels/samples, tuning, plot curves."""
+"""``visualize kernels|samples``, ``tuning`` and ``plot curves``: looking inside networks and runs."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def load_named_models(specs: list[str], names: str | None):
     return models
 
 
-def cmd_visualize_kernels(args: argparse.Namespace) -> int:
+def run_kernels(args: argparse.Namespace) -> int:
     """conv1 panels (paper style), full space-time views and x-t / y-t slices, checkpoints side by side."""
     from videoperlin.analysis.kernels import save_kernel_figures
 
@@ -41,7 +41,7 @@ def cmd_visualize_kernels(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_visualize_samples(args: argparse.Namespace) -> int:
+def run_samples(args: argparse.Namespace) -> int:
     """A real clip next to VPN clips of chosen classes, as an animated GIF."""
     from videoperlin.analysis.samples import real_and_vpn_gif
     from videoperlin.vpn import LabelSpace
@@ -53,7 +53,7 @@ def cmd_visualize_samples(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tuning(args: argparse.Namespace) -> int:
+def run_tuning(args: argparse.Namespace) -> int:
     """Orientation/direction/SF/TF tuning with drifting gratings; DSI/OSI per channel and summaries."""
     from videoperlin.analysis.tuning import measure_tuning, plot_tuning, summary, write_tuning_csv
     from videoperlin.utils.atomic import atomic_write_text
@@ -74,7 +74,7 @@ def cmd_tuning(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plot_curves(args: argparse.Namespace) -> int:
+def run_curves(args: argparse.Namespace) -> int:
     """Accuracy (or any metric) vs epoch for several runs, from their metrics.jsonl."""
     from videoperlin.analysis.curves import plot_groups
 
@@ -85,39 +85,37 @@ def cmd_plot_curves(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_analysis_commands(sub) -> None:
-    visualize = sub.add_parser("visualize", help="pictures of kernels and samples")
-    what = visualize.add_subparsers(dest="what", metavar="WHAT", required=True)
-    kernels = what.add_parser("kernels", help=cmd_visualize_kernels.__doc__, description=cmd_visualize_kernels.__doc__)
-    kernels.add_argument("checkpoints", nargs="+", help="checkpoints, saved models, or random:r3d18[,widen_factor=0.5]")
-    kernels.add_argument("--names", default=None, help="comma-separated labels")
-    kernels.add_argument("--out", required=True, help="output directory")
-    kernels.set_defaults(func=cmd_visualize_kernels)
-    samples = what.add_parser("samples", help=cmd_visualize_samples.__doc__, description=cmd_visualize_samples.__doc__)
-    samples.add_argument("--data", required=True)
-    samples.add_argument("--dataset", default=None)
-    samples.add_argument("--video", type=int, default=0, help="index of the real video")
-    samples.add_argument("--preset", default="low")
-    samples.add_argument("--classes", default=None, help="VPN class indices, e.g. 0,53,107 (default: spread)")
-    samples.add_argument("--frames", type=int, default=16)
-    samples.add_argument("--size", type=int, default=112)
-    samples.add_argument("--out", required=True, help="GIF path")
-    samples.set_defaults(func=cmd_visualize_samples)
+def _checkpoints_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoints", nargs="+", help="checkpoints, saved models, or random:r3d18[,widen_factor=0.5]")
+    parser.add_argument("--names", default=None, help="comma-separated labels")
 
-    tuning = sub.add_parser("tuning", help=cmd_tuning.__doc__, description=cmd_tuning.__doc__)
-    tuning.add_argument("checkpoints", nargs="+", help="checkpoints, saved models, or random:r3d18[,widen_factor=0.5]")
-    tuning.add_argument("--names", default=None, help="comma-separated labels")
-    tuning.add_argument("--layer", default=None, help="module to probe (default conv1; e.g. layer1.0.conv2)")
-    tuning.add_argument("--frames", type=int, default=16)
-    tuning.add_argument("--size", type=int, default=64)
-    tuning.add_argument("--out", required=True)
-    tuning.set_defaults(func=cmd_tuning)
 
-    plot = sub.add_parser("plot", help="plots of runs")
-    kind = plot.add_subparsers(dest="kind", metavar="KIND", required=True)
-    curves = kind.add_parser("curves", help=cmd_plot_curves.__doc__, description=cmd_plot_curves.__doc__)
-    curves.add_argument("runs", nargs="+", help="run directories")
-    curves.add_argument("--metric", default="val_acc")
-    curves.add_argument("--names", default=None)
-    curves.add_argument("--out", required=True, help="PNG path")
-    curves.set_defaults(func=cmd_plot_curves)
+def kernels_arguments(parser: argparse.ArgumentParser) -> None:
+    _checkpoints_arguments(parser)
+    parser.add_argument("--out", required=True, help="output directory")
+
+
+def samples_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--dataset", default=None)
+    parser.add_argument("--video", type=int, default=0, help="index of the real video")
+    parser.add_argument("--preset", default="low")
+    parser.add_argument("--classes", default=None, help="VPN class indices, e.g. 0,53,107 (default: spread)")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--out", required=True, help="GIF path")
+
+
+def tuning_arguments(parser: argparse.ArgumentParser) -> None:
+    _checkpoints_arguments(parser)
+    parser.add_argument("--layer", default=None, help="module to probe (default conv1; e.g. layer1.0.conv2)")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--out", required=True)
+
+
+def curves_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", help="run directories")
+    parser.add_argument("--metric", default="val_acc")
+    parser.add_argument("--names", default=None)
+    parser.add_argument("--out", required=True, help="PNG path")

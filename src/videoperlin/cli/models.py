@@ -1,0 +1,85 @@
+"""``models``, ``convert`` and ``inflate``: the model zoo from the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+from videoperlin.errors import ConfigError
+
+
+def parse_clip_size(text: str) -> tuple[int, int, int]:
+    """Parse ``TxHxW`` (e.g. 16x112x112)."""
+    try:
+        dims = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) != 3 or min(dims) < 1:
+        raise ConfigError(f"--input {text!r} must look like TxHxW, e.g. 16x112x112")
+    return dims  # type: ignore[return-value]
+
+
+def models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pattern", default="*", help="shell pattern, e.g. 'r3d*'")
+    parser.add_argument("--num-classes", type=int, default=400)
+    parser.add_argument("--flops", action="store_true", help="also count forward FLOPs (meta device, no compute)")
+    parser.add_argument("--input", default="16x112x112", help="clip size TxHxW for --flops")
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """List registered models with parameter counts (and forward GFLOPs per clip with --flops)."""
+    from videoperlin.models import count_parameters, create_model, list_models
+    from videoperlin.models.flops import count_flops
+
+    names = list_models(args.pattern)
+    if not names:
+        raise ConfigError(f"no model matches {args.pattern!r}; try --pattern 'r3d*'")
+    size = parse_clip_size(args.input)
+    header = f"{'model':10} {'params (M)':>11}" + (f" {'GFLOPs @ ' + args.input:>22}" if args.flops else "")
+    print(header)
+    for name in names:
+        line = f"{name:10} {count_parameters(create_model(name, num_classes=args.num_classes)) / 1e6:11.2f}"
+        if args.flops:
+            line += f" {count_flops(name, size, args.num_classes) / 1e9:22.1f}"
+        print(line)
+    return 0
+
+
+def convert_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="checkpoint .pth ({'arch', 'state_dict', ...})")
+    parser.add_argument("--out", required=True, help="output directory (model.safetensors + config.json)")
+    parser.add_argument("--conv1-t-stride", type=int, default=1, help="not recorded in the weights (authors: 1)")
+    parser.add_argument("--no-max-pool", action="store_true", help="not recorded in the weights")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Convert a 3D-ResNets-PyTorch checkpoint into this project's model format (safetensors + JSON)."""
+    from videoperlin.models.checkpoint import save_model
+    from videoperlin.models.hara import import_hara_checkpoint
+
+    model = import_hara_checkpoint(args.source, conv1_t_stride=args.conv1_t_stride, no_max_pool=args.no_max_pool)
+    out = save_model(model, args.out, extra={"converted_from": str(args.source)})
+    print(f"{args.source} -> {out} ({model.config['name']}, {model.num_classes} classes)")
+    return 0
+
+
+def inflate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="2D ResNet state dict (.pth/.pt/.safetensors)")
+    parser.add_argument("--model", required=True, help="target r3d model, e.g. r3d50")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--num-classes", type=int, default=400, help="classes of the 3D model's head")
+    parser.add_argument("--source-classes", type=int, default=1000, help="classes of the 2D head (kept if equal)")
+    parser.add_argument("--temporal-padding", default="zeros", help="zeros | replicate (exact on static clips)")
+
+
+def run_inflate(args: argparse.Namespace) -> int:
+    """Inflate a 2D ResNet state dict into a 3D model and save it in this project's model format."""
+    from videoperlin.models import create_model
+    from videoperlin.models.checkpoint import save_model
+    from videoperlin.models.inflate import inflate_2d
+
+    model = create_model(args.model, num_classes=args.num_classes, temporal_padding=args.temporal_padding)
+    report = inflate_2d(model, args.source, drop_classifier=args.num_classes != args.source_classes)
+    print(report.summary())
+    save_model(model, args.out, extra={"inflated_from": str(args.source)})
+    print(f"wrote {args.out}")
+    return 0

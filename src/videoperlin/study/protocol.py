@@ -1,0 +1,198 @@
+"""The transfer protocol: arms, architectures, datasets, folds and seeds, and the run configs of the
+two stages.
+
+A protocol is YAML (the built-in ``configs/transfer_default.yaml``, or your own) with typed fields
+(:class:`Protocol`). Its stage sections are *partial run configs*, in the run-config layout and
+checked by the same loader as ``videoperlin pretrain/train --config``:
+
+* ``common`` -- applied to both stages (model options, clip geometry);
+* ``pretrain`` -- VPN pre-training, shared by every pre-trained arm;
+* ``vpn_arms`` -- per pre-trained arm, what it changes in ``pretrain`` (``vpn-high: {vpn: {preset: high}}``);
+* ``finetune`` -- fine-tuning, shared by every arm.
+
+``--set`` uses the same parser as the run commands: ``--set finetune.train.epochs=60``,
+``--set pretrain.optim.lr=0.05``, ``--set archs=r3d18``, ``--set 'datasets=[{name: w, data: m.csv}]'``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from videoperlin.errors import ConfigError
+from videoperlin.models.registry import list_models
+from videoperlin.train.config import RunConfig, field_annotation, load_config, read_yaml
+from videoperlin.utils.fields import Checked, FieldError, at_least, build, describe, field_types, one_of, option, parse_text
+
+SCRATCH, INFLATED = "scratch", "inflated"
+
+
+@dataclass
+class StudyDataset(Checked):
+    """One dataset of the study: group folds of ``data``, or a fixed train/test split."""
+
+    name: str = option("", "label of the dataset in the report and run directories")
+    data: str = option("", "training data (any layout of data.path)")
+    dataset: str | None = option(None, "rows of a CSV manifest whose 'dataset' column has this value")
+    folds: int = option(3, "group folds (videos need a group: actor, sequence); unused with a fixed split", at_least(2))
+    val_data: str | None = option(None, "fixed test set: train on data, test on this (any layout)")
+    split: int | None = option(None, "fixed split from UCF-101/HMDB-51 split files: this split number", at_least(1))
+    splits_dir: str | None = option(None, "folder of the split files (default: beside the videos)")
+
+    def check_relations(self) -> None:
+        for name in ("name", "data"):
+            if not getattr(self, name):
+                raise FieldError(name, "is required")
+
+    @property
+    def fixed_split(self) -> bool:
+        """Whether train/test are given (``val_data`` or ``split``) rather than group folds."""
+        return self.val_data is not None or self.split is not None
+
+    def data_section(self, fold: int) -> dict[str, Any]:
+        """The run config's ``data`` section for ``fold`` (fold 0 of a fixed split)."""
+        section = {"path": self.data, "dataset": self.dataset, "val_path": self.val_data,
+                   "splits_dir": self.splits_dir, "split": self.split or 1}
+        return section if self.fixed_split else {**section, "folds": self.folds, "fold": fold}
+
+
+DEFAULT_VPN_ARMS = {"vpn-low": {"vpn": {"preset": "low"}}, "vpn-high": {"vpn": {"preset": "high"}},
+                    "shuffled": {"vpn": {"preset": "low", "label_mode": "shuffled"}}}
+
+
+@dataclass
+class Protocol(Checked):
+    """What the study runs (see the module docstring)."""
+
+    arms: list[str] = option([SCRATCH, "vpn-low"], f"arms compared; {SCRATCH} is required (every other arm is "
+                                                   f"paired with it), {INFLATED} needs inflate_from")
+    archs: list[str] = option(["r3d18"], "architectures, each with every arm", one_of(list_models()))
+    datasets: list[StudyDataset] = option([], "datasets fine-tuned on")
+    run_folds: list[int] = option([0, 1, 2], "group folds run per dataset (0-based)", at_least(0))
+    seeds: list[int] = option([0, 1], "fine-tuning seeds (data order, augmentation, head initialisation)", at_least(0))
+    pretrain_seeds: list[int] = option([0], "pre-training seeds: each pre-trained arm is trained once per seed "
+                                            "(VPN clips, initialisation, order) and fine-tuned from each", at_least(0))
+    common: dict[str, Any] = option({}, "partial run config applied to both stages")
+    pretrain: dict[str, Any] = option({}, "partial run config of VPN pre-training, shared by the pre-trained arms")
+    vpn_arms: dict[str, dict[str, Any]] = option(DEFAULT_VPN_ARMS, "pre-trained arms: what each changes in pretrain")
+    finetune: dict[str, Any] = option({}, "partial run config of fine-tuning, shared by every arm")
+    inflate_from: str | None = option(None, "2D ResNet state dict for the inflated arm (ImageNet weights, I3D-style)")
+
+    def check_relations(self) -> None:
+        known = {SCRATCH, INFLATED, *self.vpn_arms}
+        unknown = [a for a in self.arms if a not in known]
+        if unknown:
+            raise FieldError("arms", f"{unknown} are not arms; arms are {', '.join(sorted(known))} "
+                                     f"(add one under vpn_arms)")
+        if SCRATCH not in self.arms:
+            raise FieldError("arms", f"{self.arms} must include {SCRATCH}: every other arm is compared with it")
+        if INFLATED in self.arms and not self.inflate_from:
+            raise FieldError("inflate_from", "is required for the inflated arm (a 2D ResNet state dict)")
+        for name in ("archs", "datasets", "run_folds", "seeds", "pretrain_seeds"):
+            if not getattr(self, name):
+                raise FieldError(name, "must not be empty")
+        self.stage_configs_are_valid()
+
+    def stage_configs_are_valid(self) -> None:
+        """Load every stage config once, so a bad field fails now, naming its section."""
+        for arm in [a for a in self.arms if a in self.vpn_arms]:
+            checked(f"vpn_arms.{arm}", lambda: self.pretrain_config(arm, self.archs[0], self.pretrain_seeds[0], "-"))
+        for entry in self.datasets:
+            checked("finetune", lambda: self.finetune_config(entry, self.archs[0], 0, 0, None, "-"))
+
+    def pretrain_config(self, arm: str, arch: str, seed: int, out: str | Path) -> RunConfig:
+        """The pre-training run of ``arm`` for ``arch`` and pre-training ``seed``, writing to ``out``."""
+        run = {"model": {"name": arch}, "train": {"seed": seed, "out": str(out), "progress": False}}
+        return load_config(base=merge(self.common, self.pretrain, self.vpn_arms[arm], run), task="pretrain")
+
+    def finetune_config(self, entry: StudyDataset, arch: str, fold: int, seed: int, init: Path | None,
+                        out: str | Path, cache_dir: str | None = None) -> RunConfig:
+        """The fine-tuning run on ``entry`` (fold, seed) from ``init`` (None: scratch), writing to ``out``."""
+        run = {"model": {"name": arch}, "data": {**entry.data_section(fold), "cache_dir": cache_dir},
+               "train": {"seed": seed, "out": str(out), "progress": False, "init": str(init) if init else None}}
+        return load_config(base=merge(self.common, self.finetune, run), task="train")
+
+    def folds_of(self, entry: StudyDataset) -> list[int]:
+        """The folds run on ``entry`` (one for a fixed split)."""
+        return [0] if entry.fixed_split else list(self.run_folds)
+
+
+def checked(section: str, load) -> Any:
+    """Run ``load`` and prefix any config error with the protocol section it came from."""
+    try:
+        return load()
+    except ConfigError as exc:
+        raise ConfigError(f"protocol {section}: {exc}") from None
+
+
+def merge(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge of nested mappings, later layers winning."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge(out[key], value)
+            else:
+                out[key] = copy.deepcopy(value)
+    return out
+
+
+# ---- loading and --set ---------------------------------------------------------------------------
+
+STAGES = ("common", "pretrain", "finetune")
+
+
+def suggest(key: str) -> str:
+    """Where a key that is not in the protocol probably belongs (older protocols were flat)."""
+    name = key.split(".")[-1]
+    stage = key.split(".")[0] if key.split(".")[0] in STAGES else "common"
+    matches = [k for k, *_ in describe(RunConfig) if k == key or k.endswith(f".{name}")]
+    return f"; did you mean {stage}.{matches[0]}?" if len(matches) == 1 else ""
+
+
+def _run_key_annotation(key: str, run_key: str) -> Any:
+    try:
+        return field_annotation(run_key)
+    except ConfigError as exc:
+        raise ConfigError(f"--set {key}: {exc}{suggest(key)}") from None
+
+
+def set_protocol_key(mapping: dict[str, Any], key: str, raw: str) -> None:
+    """Apply one ``--set key=value`` to a protocol mapping, parsing the value by the field's type
+    (inside a stage section: by the run-config field's type)."""
+    head, _, rest = key.partition(".")
+    types_ = field_types(Protocol)
+    if head not in types_:
+        raise ConfigError(f"unknown protocol field {key!r}{suggest(key)}; fields: {', '.join(types_)}")
+    if head not in (*STAGES, "vpn_arms"):
+        if rest:
+            raise ConfigError(f"--set {key}: {head} has no sub-fields; set the whole value, e.g. {head}=...")
+        mapping[head] = parse_text(raw, types_[head], head)
+        return
+    path = [head]
+    if head == "vpn_arms":
+        arm, _, rest = rest.partition(".")
+        path.append(arm)
+    value = parse_text(raw, _run_key_annotation(key, rest), rest)
+    target = mapping
+    for part in path + rest.split(".")[:-1]:
+        target = target.setdefault(part, {})
+    target[rest.split(".")[-1]] = value
+
+
+def load_protocol(path: str | Path, sets: list[str] | None = None,
+                  changes: dict[str, Any] | None = None) -> Protocol:
+    """The protocol in ``path`` with ``changes`` (whole fields) and ``--set`` strings applied, checked."""
+    mapping = read_yaml(path, "protocol")
+    mapping.update(changes or {})
+    for text in sets or []:
+        if "=" not in text:
+            raise ConfigError(f"--set {text!r} must look like key=value, e.g. finetune.train.epochs=60")
+        key, raw = (part.strip() for part in text.split("=", 1))
+        set_protocol_key(mapping, key, raw)
+    unknown = [k for k in mapping if k not in field_types(Protocol)]
+    if unknown:
+        raise ConfigError(f"{path}: unknown protocol field {unknown[0]!r}{suggest(unknown[0])}")
+    return build(Protocol, mapping)

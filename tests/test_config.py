@@ -1,0 +1,123 @@
+"""Configs that describe themselves: every fact in one place and everything else derived from it.
+
+A VPN rendering option is one field of VPNSpec and nothing else; these tests fail if some place
+(a flag, a config key, dataset.json) stops deriving from it. Also: every field has a doc, shortcut
+flags parse by their field's type, `videoperlin config` prints a recipe that loads back, old keys
+are refused by name (and migrated in stored records), and no function in src/ exceeds 60 lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from videoperlin.cli import build_parser
+from videoperlin.cli.runs import COMMAND_SHORTCUTS, SHORTCUTS, builtin_config
+from videoperlin.errors import ConfigError
+from videoperlin.train.config import RunConfig, config_from_record, field_annotation, load_config
+from videoperlin.utils.fields import describe, type_name
+from videoperlin.vpn.labels import LabelChoice
+from videoperlin.vpn.spec import VPNSpec
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "videoperlin"
+
+
+def subparser(name: str):
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return action.choices[name]
+
+
+@pytest.mark.parametrize("command", ["generate", "preview"])
+def test_every_vpn_option_is_a_flag(command):
+    dests = {a.dest for a in subparser(command)._actions}
+    assert set(VPNSpec.names()) | {f.name for f in dataclasses.fields(LabelChoice)} <= dests
+    args = subparser(command).parse_args(["--out", "x", "--no-random-phase", "--octaves", "2", "--fx", "1,2",
+                                          "--fy", "1", "--ft", "1", "--label-mode", "shuffled"])
+    assert (args.random_phase, args.octaves, args.fx, args.label_mode) == (False, 2, [1, 2], "shuffled")
+
+
+def test_every_vpn_option_is_a_config_key_with_its_default():
+    config = RunConfig()
+    for name in VPNSpec.names():
+        assert getattr(config.vpn, name) == getattr(VPNSpec(), name)
+        assert field_annotation(f"vpn.{name}") is not None
+
+
+def test_every_field_has_a_doc_and_a_type():
+    rows = describe(RunConfig)
+    assert len(rows) > 60
+    for key, kind, _, doc in rows:
+        assert doc and len(doc) > 8, f"{key} has no doc"
+        assert kind, key
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_SHORTCUTS))
+def test_shortcut_flags_parse_by_their_fields_type(command):
+    parser = subparser(command)
+    for flag in COMMAND_SHORTCUTS[command]:
+        action = next(a for a in parser._actions if a.dest == flag)
+        assert action.metavar == type_name(field_annotation(SHORTCUTS[flag]))
+        assert f"[{SHORTCUTS[flag]}]" in action.help
+    base = ["somewhere"] if command == "check-data" else ["--checkpoint", "x"] if command == "evaluate" else []
+    if "frames" in COMMAND_SHORTCUTS[command]:
+        assert parser.parse_args([*base, "--frames", "8"]).frames == 8
+    if command in ("pretrain", "train"):
+        args = parser.parse_args(["--amp", "off", "--lr", "0.5", "--epochs", "3"])
+        assert (args.amp, args.lr, args.epochs) == ("off", 0.5, 3)  # 'off' stays a word, not YAML's False
+
+
+def test_bad_flag_values_are_one_line_errors(cli):
+    for args, message in [(["pretrain", "--epochs", "three"], "argument --epochs: value 'three' is not an integer"),
+                          (["pretrain", "--amp", "fp8"], "argument --amp: 'fp8' must be one of auto, off, bf16, fp16"),
+                          (["train", "--lr", "fast"], "argument --lr: value 'fast' is not a number"),
+                          (["pretrain", "--set", "vpn.octaves=0"], "vpn.octaves 0 must be >= 1 (fractal octaves"),
+                          (["pretrain", "--set", "vpn.presett=low"], "unknown config field 'vpn.presett'")]:
+        proc = cli(*args)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_config_command_prints_a_recipe_that_loads_back(tmp_path, cli):
+    proc = cli("config", "--config", "pretrain_cpu", "--set", "optim.lr=0.03", check=True)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(proc.stdout)
+    printed = load_config(recipe)
+    assert printed == load_config(builtin_config("pretrain_cpu"), None, ["optim.lr=0.03"])
+    assert "# base learning rate" in proc.stdout and "[{auto,off,bf16,fp16}]" in proc.stdout
+
+
+def test_old_keys_are_refused_by_name_and_migrated_in_records(tmp_path):
+    (tmp_path / "old.yaml").write_text("task: train\ndata: {data: videos/, val_data: more/}\n")
+    with pytest.raises(ConfigError, match="config key data.data was renamed to data.path"):
+        load_config(tmp_path / "old.yaml")
+    with pytest.raises(ConfigError, match="data.val_data was renamed to data.val_path"):
+        load_config(None, None, ["data.val_data=more/"])
+    record = yaml.safe_load((tmp_path / "old.yaml").read_text())
+    record["vpn"] = {"preset": "low", "fx": [1, 2], "fy": [1], "ft": [1]}  # old configs preferred the lists silently
+    config = config_from_record(record)
+    assert (config.data.path, config.data.val_path, config.vpn.preset) == ("videos/", "more/", None)
+    assert config.vpn.label_space().fx == (1, 2)
+
+
+def test_recipes_and_protocol_load():
+    for path in (SRC / "configs").glob("*.yaml"):
+        if path.stem.startswith("transfer"):
+            from videoperlin.study.protocol import load_protocol
+
+            assert load_protocol(path).arms[0] == "scratch"
+        else:
+            assert isinstance(load_config(path), RunConfig)
+
+
+def test_no_function_in_src_is_over_60_lines():
+    long = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
+    assert not long, long
