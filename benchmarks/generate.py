@@ -1,7 +1,8 @@
 """VPN generation throughput: per-voxel reference vs the batched kernel (CPU, and CUDA when present).
 
-Prints clips/s at 16x112x112 and 16x224x224 for the low and high presets, and the ratio of the
-batched CPU kernel to the per-voxel reference measured in the same run.
+Prints clips/s at 16x112x112 and 16x224x224 for the low, high and motion presets, the ratio of the
+batched CPU kernel to the per-voxel reference, and motion's clips/s as a share of low's, all
+measured in the same run.
 
     python benchmarks/generate.py [--batch-size 32] [--seconds 3] [--threads N]
 """
@@ -38,7 +39,7 @@ def reference_step(ds: VPNDataset):
     def step(call: int) -> None:
         p = ds.sample_params(call % len(ds))
         noise = sum(reference_perlin(g.double().numpy(), (ds.frames, ds.height, ds.width), c,
-                                     tuple(p.phases[o].tolist()), ds.spec.tileable)
+                                     tuple(p.phases[o].tolist()), ds.spec.tileable, p.drift[o])
                     for o, (g, c) in enumerate(zip(p.gradients, p.cells)))
         gray = 0.5 + p.brightness + p.contrast * ds._intensity_scale * noise
         np.clip(gray, 0.0, 1.0, out=gray)
@@ -67,14 +68,17 @@ def main() -> None:
           f"CUDA: {torch.cuda.get_device_name() if cuda else 'none'}; batch {args.batch_size}")
     header = f"{'preset':6} {'clip':>10} {'per-voxel':>10} {'batch CPU':>10} {'CPU/ref':>8} {'batch CUDA':>11}"
     print(header + "\n" + "-" * len(header))
-    for preset in ("low", "high"):
+    cpu_rates = {}
+    for preset in ("low", "high", "motion"):
         for size in (112, 224):
             ds = VPNDataset(LabelSpace.preset(preset), num_videos=1_000_000, frames=16, size=size, seed=0)
             ref = rate(reference_step(ds), 1, max(1.0, args.seconds / 2))
-            cpu = rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds)
+            cpu = cpu_rates[preset, size] = rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds)
             gpu = rate(batch_step(ds, args.batch_size, "cuda"), args.batch_size, args.seconds) if cuda else None
             gpu_text = f"{gpu:11.0f}" if gpu else f"{'-':>11}"
             print(f"{preset:6} {f'16x{size}x{size}':>10} {ref:10.1f} {cpu:10.0f} {cpu / ref:7.0f}x {gpu_text}")
+    for size in (112, 224):
+        print(f"motion / low at 16x{size}x{size} (CPU): {cpu_rates['motion', size] / cpu_rates['low', size]:.0%}")
     print("clips/s; per-voxel = float64 numpy 8-corner gather (tests/reference_perlin.py) on one clip at a time")
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import is_temp_file
 from videoperlin.vpn import LabelSpace, VPNDataset
-from videoperlin.vpn.export import MANIFEST_COLUMNS, export_dataset, load_exported_dataset, parse_shard
+from videoperlin.vpn.export import export_dataset, load_exported_dataset, manifest_columns, parse_shard
 from videoperlin.vpn.spec import VPNSpec
 
 
@@ -42,7 +42,8 @@ def test_npy_export_is_exact_and_laid_out_by_class(tmp_path):
     summary = export_dataset(ds, tmp_path, fmt="npy", progress=False)
     assert summary.written == 12 and summary.manifest_written
     rows = read_manifest(tmp_path)
-    assert list(rows[0]) == list(MANIFEST_COLUMNS) and len(rows) == 12
+    assert list(rows[0]) == ["index", "label", "class_name", "fx", "fy", "ft", "file"] and len(rows) == 12
+    assert manifest_columns(ds.space) == tuple(rows[0])
     for row in rows:
         index = int(row["index"])
         assert row["file"] == f"{ds.space.name(ds.label(index))}/{index:08d}.npy"

@@ -15,14 +15,34 @@ from videoperlin.vpn.labels import DEFAULT_PRESET, LabelChoice, resolve_label_sp
 def test_presets_round_trip(name):
     space = LabelSpace.preset(name)
     spec = PRESETS[name]
-    assert len(space) == len(spec["fx"]) * len(spec["fy"]) * len(spec["ft"])
+    static_triples = len(spec["fx"]) * len(spec["fy"]) * len(spec["ft"])
+    motions = len(spec.get("direction", [0])) * (len(spec.get("speed", [1])) - (0 in spec.get("speed", [1]))) \
+        + (0 in spec.get("speed", []))
+    assert len(space) == static_triples * motions
     seen = set()
     for k in range(len(space)):
-        fx, fy, ft = space.frequencies(k)
-        assert space.index(fx, fy, ft) == k
-        seen.add((fx, fy, ft))
-    assert len(seen) == len(space)
-    assert len(set(space.names())) == len(space)
+        params = space.params(k)
+        assert space.index(**params) == k and space.frequencies(k) == (params["fx"], params["fy"], params["ft"])
+        seen.add(tuple(params.values()))
+    assert len(seen) == len(space) and len(set(space.names())) == len(space)
+
+
+def test_motion_axes_names_params_and_the_static_class():
+    space = LabelSpace(fx=[4], fy=[2, 4], ft=[1], direction=[45, 90, 270], speed=[0, 0.25, 2])
+    assert len(space) == 2 * (3 * 2 + 1) and space.has_motion
+    assert space.name(0) == "x004_y002_t01_d045_s0" and space.name(1) == "x004_y002_t01_d045_s0p25"
+    assert space.params(2) == {"fx": 4, "fy": 2, "ft": 1, "direction": 45, "speed": 2.0}
+    assert space.index(4, 2, 1, direction=270, speed=0) == 0  # a static class has no direction
+    assert space.motion(space.index(4, 4, 1, 90, 0.25)) == (90, 0.25)
+    assert LabelSpace.from_dict(space.to_dict()) == space and LabelSpace.preset("low").params(0) == {"fx": 1, "fy": 1, "ft": 1}
+    assert LabelSpace.preset("motion").name(len(LabelSpace.preset("motion")) - 1) == "x008_y008_t01_d315_s4"
+    for kwargs, message in [({"direction": [0]}, "direction and speed must be given together"),
+                            ({"direction": [0, 360], "speed": [1]}, "whole degrees in 0..359"),
+                            ({"direction": [10.5], "speed": [1]}, "whole degrees"),
+                            ({"direction": [0], "speed": [-1]}, "lattice cells per clip"),
+                            ({"direction": [0], "speed": [0.501, 0.499]}, "list a value twice")]:
+        with pytest.raises(ConfigError, match=message):
+            LabelSpace(fx=[1], fy=[1], ft=[1], **kwargs)
 
 
 def test_index_order_is_fx_outermost_and_names_are_zero_padded():
@@ -89,5 +109,9 @@ def test_one_rule_names_the_label_space(tmp_path):
     with pytest.raises(ConfigError, match="ft missing"):
         resolve_label_space(fx=[1], fy=[1])
     assert LabelChoice(fx=[1, 2], fy=[1], ft=[1]).label_space() == LabelSpace([1, 2], [1], [1])
+    moving = LabelChoice(fx=[2], fy=[2], ft=[1], direction=[0, 180], speed=[0.5]).label_space()
+    assert moving.names() == ["x002_y002_t01_d000_s0p5", "x002_y002_t01_d180_s0p5"]
+    with pytest.raises(ConfigError, match="give only one of preset, fx/fy/ft or labels"):
+        resolve_label_space("low", direction=[0], speed=[0.5])  # motion axes go with explicit lists
     with pytest.raises(ConfigError, match="preset 'medium' must be one of low, high, wide, tiny"):
         LabelChoice(preset="medium")

@@ -9,7 +9,7 @@ import torch
 import videoperlin.noise as noise
 from reference_perlin import reference_perlin
 from videoperlin.errors import ConfigError
-from videoperlin.noise import Octave, lattice_nodes, perlin_noise, random_unit_gradients, render_octaves
+from videoperlin.noise import Octave, drift_nodes, lattice_nodes, perlin_noise, random_unit_gradients, render_octaves
 
 
 def _random_batch(cells: list[tuple[int, int, int]], tileable: bool, seed: int = 0):
@@ -88,10 +88,67 @@ def test_invalid_cells_are_rejected(cells):
         perlin_noise(grads, (4, 8, 8), torch.tensor([cells]))
 
 
+def _drifting_batch(cells, drifts, tileable: bool, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    nodes = [max(drift_nodes(c[k], d[k - 1] if k else 0.0, tileable) for c, d in zip(cells, drifts)) for k in range(3)]
+    grads = torch.stack([random_unit_gradients(tuple(nodes), gen) for _ in cells])
+    phase = torch.rand(len(cells), 3, generator=gen, dtype=torch.float64)
+    return grads, torch.tensor(cells), phase, torch.tensor(drifts, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("tileable", [False, True])
+@pytest.mark.parametrize("size", [(16, 32, 32), (7, 20, 36)])
+def test_drifting_kernel_matches_per_voxel_reference(size, tileable):
+    t, h, w = size
+    cells = [(1, 2, 2), (2, 4, 3), (min(t, 3), 1, min(w, 8)), (1, 3, 5), (2, 2, 2)]
+    drifts = [(0.0, 1.5), (-2.25, 0.75), (3.0, -4.0), (-0.4, -0.6), (0.0, 0.0)]  # the last one static, in a mixed batch
+    grads, cells_t, phase, drift = _drifting_batch(cells, drifts, tileable)
+    fast = perlin_noise(grads, size, cells_t, phase, tileable=tileable, drift=drift)
+    for b in range(len(cells)):
+        ref = reference_perlin(grads[b].double().numpy(), size, cells[b], tuple(phase[b].tolist()), tileable, drifts[b])
+        np.testing.assert_allclose(fast[b].numpy(), ref, atol=1e-5, rtol=0)
+    assert fast[:4].std(dim=(1, 2, 3)).min() > 0.05
+
+
+def test_drift_translates_the_field():
+    """A field that does not evolve (one tileable time cell, no t-gradients) is a rigid translation:
+    frame t is frame 0 shifted by d * t / T cells, here exactly 1 px per frame."""
+    grads, cells, phase, _ = _drifting_batch([(1, 4, 4)], [(0.0, 0.0)], tileable=True)
+    grads[:, 0] = 0  # no t-component; one tileable time node makes the time lattice constant
+    size = (8, 32, 32)  # 4 cells over 32 px = 8 px per cell; drift 1 cell over 8 frames = 1 px per frame
+    moving = perlin_noise(grads, size, cells, phase, tileable=True, drift=torch.tensor([[0.0, 1.0]], dtype=torch.float64))[0]
+    for t in range(1, 8):
+        torch.testing.assert_close(moving[t], torch.roll(moving[0], shifts=t, dims=1), atol=1e-5, rtol=0)
+    static = perlin_noise(grads, size, cells, phase, tileable=True)[0]
+    torch.testing.assert_close(static[0], moving[0], atol=1e-6, rtol=0)
+
+
+def test_zero_drift_is_the_static_path_bit_for_bit():
+    grads, cells, phase = _random_batch([(1, 2, 3), (4, 4, 4)], False)
+    static = perlin_noise(grads, (8, 24, 24), cells, phase)
+    zero = perlin_noise(grads, (8, 24, 24), cells, phase, drift=torch.zeros(2, 2, dtype=torch.float64))
+    assert torch.equal(static, zero)
+
+
+def test_drift_needs_its_lattice_nodes():
+    grads = torch.zeros(1, 3, 4, 5, 5)
+    with pytest.raises(ConfigError, match="3 cells drifting 1.5 need 7"):
+        perlin_noise(grads, (4, 8, 8), torch.tensor([[1, 3, 1]]), drift=torch.tensor([[1.5, 0.0]]))
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu():
     grads, cells, phase = _random_batch([(2, 3, 4), (4, 8, 8)], False)
     cpu = perlin_noise(grads, (16, 64, 64), cells, phase)
     gpu = perlin_noise(grads.cuda(), (16, 64, 64), cells.cuda(), phase.cuda()).cpu()
+    torch.testing.assert_close(gpu, cpu, atol=1e-5, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_drifting_matches_cpu():
+    grads, cells, phase, drift = _drifting_batch([(1, 2, 3), (2, 8, 8)], [(0.5, -1.25), (2.0, 3.0)], False)
+    cpu = perlin_noise(grads, (16, 64, 64), cells, phase, drift=drift)
+    gpu = perlin_noise(grads.cuda(), (16, 64, 64), cells.cuda(), phase.cuda(), drift=drift.cuda()).cpu()
     torch.testing.assert_close(gpu, cpu, atol=1e-5, rtol=0)

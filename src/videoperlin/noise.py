@@ -19,6 +19,22 @@ step is one batched matmul that writes the output once (with per-sample scale an
 so the cost is dominated by a single pass over the (B, T, H, W) result. It runs on any torch
 device and matches the per-voxel (8-corner gather) form to float32 rounding.
 
+**Drift (coherent motion).** A clip may translate: ``n(t, y, x) = P(t, y - v_y t, x - v_x t)``,
+the whole field moving at velocity v while it still evolves along its own time axis. An octave's
+``drift`` is the displacement over the clip length in cells of that octave, (d_y, d_x); frame t
+samples lattice position ``i * f / n + phase + offset - d * t / T`` on a drifting axis. Within one
+frame the coordinates stay separable, so the contraction is done per frame with per-frame
+sampling matrices ``W_Y[t]``, ``D_Y[t]``, ``W_X[t]``, ``D_X[t]``, time first:
+
+    A_t = sum_a D_T[t, a] G_t[a],   B_t = sum_a W_T[t, a] G_y[a],   C_t = sum_a W_T[t, a] G_x[a]
+    noise[t] = [W_Y[t] | D_Y[t]] @ [[A_t W_X[t]^T + C_t D_X[t]^T], [B_t W_X[t]^T]]
+
+(the right factor is ``[A_t | C_t] @ [W_X[t] | D_X[t]]^T`` stacked over ``B_t @ W_X[t]^T``). The
+y-stage costs 2 L_y H W per frame, about what the static y- and t-stages cost together. A drifting
+axis needs ``ceil(|d|)`` extra lattice nodes (none when tileable: the motion wraps), and the lattice
+is offset by ``ceil(d)`` for positive d so positions stay non-negative (:func:`drift_nodes`,
+:func:`drift_offset`). Batches without drift take the static path, bit for bit as before.
+
 Samples in a batch may have different cell counts: lattices are zero-padded to the largest one,
 and padded nodes get zero weight. A *tileable* lattice wraps node ``f`` onto node 0, so the noise
 loops seamlessly along that axis (useful for looping videos). Fractal noise sums octaves whose
@@ -86,6 +102,34 @@ def validate_cells(cells: int, samples: int, axis: str) -> None:
         )
 
 
+def interpolation_matrices(position: Tensor, cells: Tensor, nodes: int, tileable: bool) -> Tensor:
+    """``[W | D]`` (..., N, 2 * nodes) float32 for float64 lattice positions (..., N); ``cells``
+    broadcasts against position's leading dimensions (used to wrap a tileable lattice).
+
+    Each sample has two non-zero entries in ``W`` and two in ``D``, at its cell's lower and upper
+    node, computed in float64 and rounded once. (On a tileable axis of one cell both nodes are
+    node 0 and the two contributions are added in float64 first.)
+    """
+    corner = position.floor()
+    offset = position - corner
+    weight = fade(offset)
+    lower = corner.long()
+    upper = lower + 1
+    if tileable:
+        lower = lower % cells
+        upper = upper % cells
+    entries = ((lower, 1.0 - weight), (upper, weight), (lower + nodes, (1.0 - weight) * offset),
+               (upper + nodes, weight * (offset - 1.0)))
+    pair = torch.zeros((*position.shape, 2 * nodes), device=position.device,
+                       dtype=torch.float64 if tileable else torch.float32)
+    for index, value in entries:
+        if tileable:
+            pair.scatter_add_(-1, index[..., None], value[..., None])
+        else:  # distinct nodes: each entry is written once
+            pair.scatter_(-1, index[..., None], value.float()[..., None])
+    return pair.float()
+
+
 def axis_factors(
     samples: int, cells: Tensor, phase: Tensor, nodes: int, tileable: bool = False
 ) -> tuple[Tensor, Tensor]:
@@ -94,37 +138,48 @@ def axis_factors(
     ``cells`` (B,) holds each sample's cell count and ``phase`` (B,) its offset in cells.
     Built in float64 (they are tiny) and returned in float32 on ``cells``' device.
     """
-    device = cells.device
     cells64 = cells.to(torch.float64)
-    position = torch.arange(samples, device=device, dtype=torch.float64)[None, :] * (cells64[:, None] / samples)
+    position = torch.arange(samples, device=cells.device, dtype=torch.float64)[None, :] * (cells64[:, None] / samples)
     position = position + phase.to(torch.float64)[:, None]
-    corner = position.floor()
-    offset = position - corner
-    weight = fade(offset)
-    lower = corner.long()
-    upper = lower + 1
-    if tileable:
-        lower = lower % cells.long()[:, None]
-        upper = upper % cells.long()[:, None]
-    shape = (cells.shape[0], samples, nodes)
-    interp = torch.zeros(shape, dtype=torch.float64, device=device)
-    deriv = torch.zeros(shape, dtype=torch.float64, device=device)
-    interp.scatter_add_(2, lower[..., None], (1.0 - weight)[..., None])
-    interp.scatter_add_(2, upper[..., None], weight[..., None])
-    deriv.scatter_add_(2, lower[..., None], ((1.0 - weight) * offset)[..., None])
-    deriv.scatter_add_(2, upper[..., None], (weight * (offset - 1.0))[..., None])
-    return interp.float(), deriv.float()
+    pair = interpolation_matrices(position, cells.long()[:, None], nodes, tileable)
+    return pair[..., :nodes], pair[..., nodes:]
+
+
+def drift_offset(drift: Tensor, tileable: bool) -> Tensor:
+    """Lattice offset (in cells) of a drifting axis: ``ceil(d)`` for d > 0, so positions stay >= 0."""
+    return torch.zeros_like(drift) if tileable else drift.clamp(min=0).ceil()
+
+
+def drift_nodes(cells: int, drift: float, tileable: bool) -> int:
+    """Lattice nodes an axis with ``cells`` cells drifting ``drift`` cells over the clip needs."""
+    return lattice_nodes(cells, tileable) + (0 if tileable else math.ceil(abs(drift)))
+
+
+def moving_axis_factors(samples: int, frames: int, cells: Tensor, phase: Tensor, drift: Tensor, nodes: int,
+                        tileable: bool = False) -> Tensor:
+    """Per-frame ``[W | D]`` of a drifting axis, (B, frames, samples, 2 * nodes).
+
+    Frame t samples position ``i * f / n + phase + offset - drift * t / frames`` (see the module docstring).
+    """
+    cells64, drift64 = cells.to(torch.float64), drift.to(torch.float64)
+    grid = torch.arange(samples, device=cells.device, dtype=torch.float64)[None, None, :] * (cells64 / samples)[:, None, None]
+    time = torch.arange(frames, device=cells.device, dtype=torch.float64)[None, :, None] / frames
+    start = (phase.to(torch.float64) + drift_offset(drift64, tileable))[:, None, None]
+    position = grid + start - drift64[:, None, None] * time
+    return interpolation_matrices(position, cells.long()[:, None, None], nodes, tileable)
 
 
 @dataclass
 class Octave:
     """One octave of a batch: gradients (B, 3, Lt, Ly, Lx) with components ordered (t, y, x),
-    cell counts (B, 3) and phases (B, 3) ordered (t, y, x), and whether the lattice wraps."""
+    cell counts (B, 3) and phases (B, 3) ordered (t, y, x), whether the lattice wraps, and
+    optionally each sample's drift (B, 2): its displacement over the clip in cells, (y, x)."""
 
     gradients: Tensor
     cells: Tensor
     phase: Tensor
     tileable: bool = False
+    drift: Tensor | None = None
 
 
 @dataclass
@@ -205,25 +260,79 @@ def render_octaves(
 
     Amplitudes per octave are expected to be folded into each octave's gradients. ``scale`` and
     ``bias`` are per-sample (B,) tensors (defaults 1 and 0) folded into the small factors. The
-    large contractions (y, then t) run in cache-sized chunks of the batch on the CPU
-    (:data:`CPU_CHUNK_BYTES`), and ``clamp=(lo, hi)`` is applied to each chunk while it is still
-    in cache. ``out`` may be a preallocated contiguous (B, T, H, W) float32 tensor.
+    large contractions run in cache-sized chunks of the batch on the CPU (:data:`CPU_CHUNK_BYTES`),
+    and ``clamp=(lo, hi)`` is applied to each chunk while it is still in cache. ``out`` may be a
+    preallocated contiguous (B, T, H, W) float32 tensor. A batch with any drifting sample takes the
+    drifting path (static samples in it too, equal to the static path to float rounding).
     """
     frames, height, width = size
     batch = octaves[0].gradients.shape[0]
     device = octaves[0].gradients.device
     if out is None:
         out = torch.empty((batch, frames, height, width), device=device)
+    if any(o.drift is not None and bool(o.drift.any()) for o in octaves):
+        _render_drifting(octaves, size, scale, bias, out, clamp)
+    else:
+        _render_static(octaves, size, scale, bias, out, clamp)
+    return out
+
+
+def _render_static(octaves: list[Octave], size: tuple[int, int, int], scale: Tensor | None, bias: Tensor | None,
+                   out: Tensor, clamp: tuple[float, float] | None) -> None:
+    """Static clips: x, then y, then t (module docstring), in cache-sized chunks of the batch."""
+    frames, height, width = size
+    batch = out.shape[0]
     flat = out.view(batch, frames, height * width)
     factors = [_octave_factors(o, size, scale, bias if n == 0 else None) for n, o in enumerate(octaves)]
-    chunk = _chunk_size(batch, max(f.x_done.shape[1] for f in factors), size, device)
+    chunk = _chunk_size(batch, max(f.x_done.shape[1] for f in factors), size, out.device)
     for start in range(0, batch, chunk):
         stop = min(batch, start + chunk)
         for number, f in enumerate(factors):
             _accumulate_chunk(f, start, stop, flat[start:stop], first=number == 0)
         if clamp is not None:
             flat[start:stop].clamp_(*clamp)
-    return out
+
+
+def _drifting_factors(o: Octave, size: tuple[int, int, int], scale: Tensor | None,
+                      bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Left ``[W_Y | D_Y]`` (b*T, H, 2Ly) and right (b*T, 2Ly, W) factors whose product is one
+    drifting octave's noise; right = ``[[A, C], [B, 0]] @ [W_X | D_X]^T`` (module docstring)."""
+    frames, height, width = size
+    grads = o.gradients if scale is None else o.gradients * scale.to(o.gradients)[:, None, None, None, None]
+    b, _, lt, ly, lx = grads.shape
+    drift = o.drift if o.drift is not None else torch.zeros((b, 2), dtype=torch.float64, device=grads.device)
+    wt, dt = axis_factors(frames, o.cells[:, 0], o.phase[:, 0], lt, o.tileable)
+    left = moving_axis_factors(height, frames, o.cells[:, 1], o.phase[:, 1], drift[:, 0], ly, o.tileable)
+    pair_x = moving_axis_factors(width, frames, o.cells[:, 2], o.phase[:, 2], drift[:, 1], lx, o.tileable)
+    g = grads.reshape(b, 3, lt, ly * lx)
+    blocks = torch.zeros((b, frames, 2 * ly, 2 * lx), dtype=grads.dtype, device=grads.device)
+    blocks[:, :, :ly, :lx] = torch.bmm(dt, g[:, 0]).view(b, frames, ly, lx)  # A: t-gradients, D_T
+    sides = torch.bmm(wt, g[:, 1:].transpose(1, 2).reshape(b, lt, 2 * ly * lx)).view(b, frames, 2, ly, lx)
+    blocks[:, :, ly:, :lx] = sides[:, :, 0]  # B: y-gradients, W_T (pairs with D_Y)
+    blocks[:, :, :ly, lx:] = sides[:, :, 1]  # C: x-gradients, W_T (pairs with D_X)
+    right = torch.matmul(blocks, pair_x.transpose(-1, -2))  # (b, T, 2Ly, W)
+    if bias is not None:
+        right[:, :, :ly] += bias.to(right)[:, None, None, None]  # rows of W_Y sum to 1: lands on every voxel
+    return left.reshape(b * frames, height, 2 * ly), right.reshape(b * frames, 2 * ly, width)
+
+
+def _render_drifting(octaves: list[Octave], size: tuple[int, int, int], scale: Tensor | None, bias: Tensor | None,
+                     out: Tensor, clamp: tuple[float, float] | None) -> None:
+    """Drifting clips: per frame, time first, then x, then y (module docstring). The factors are
+    built once for the batch; their product is taken in cache-sized chunks of (sample, frame) rows."""
+    frames, height, width = size
+    flat = out.view(-1, height, width)
+    factors = [_drifting_factors(o, size, scale, bias if n == 0 else None) for n, o in enumerate(octaves)]
+    rows = len(flat) if out.device.type != "cpu" else max(1, CPU_CHUNK_BYTES // (height * width * 4))
+    for start in range(0, len(flat), rows):
+        part = flat[start:start + rows]
+        for number, (left, right) in enumerate(factors):
+            if number == 0:
+                torch.bmm(left[start:start + rows], right[start:start + rows], out=part)
+            else:
+                part.baddbmm_(left[start:start + rows], right[start:start + rows])
+        if clamp is not None:
+            part.clamp_(*clamp)
 
 
 def perlin_noise(
@@ -232,34 +341,42 @@ def perlin_noise(
     cells: Tensor,
     phase: Tensor | None = None,
     tileable: bool = False,
+    drift: Tensor | None = None,
 ) -> Tensor:
     """Single-octave 3D Perlin noise for a batch, (B, T, H, W) float32, roughly in [-0.87, 0.87].
 
     Args:
         gradients: (B, 3, Lt, Ly, Lx) gradient lattice, components ordered (t, y, x); each
-            ``L >= lattice_nodes(cells, tileable)`` (extra nodes are ignored).
+            ``L >= drift_nodes(cells, drift, tileable)`` (extra nodes are ignored).
         size: output (T, H, W).
         cells: (B, 3) integer cell counts (ft, fy, fx), each between 1 and the axis length.
         phase: (B, 3) offsets in cells, in [0, 1); zeros if omitted.
         tileable: wrap each axis so the noise loops seamlessly.
+        drift: (B, 2) displacement of the field over the clip in cells, (y, x); None: static.
     """
     cells = torch.as_tensor(cells, device=gradients.device)
     if phase is None:
         phase = torch.zeros(cells.shape, dtype=torch.float64, device=gradients.device)
-    _check_lattice(gradients, size, cells, tileable)
-    return render_octaves([Octave(gradients, cells, torch.as_tensor(phase, device=gradients.device), tileable)], size)
+    if drift is not None:
+        drift = torch.as_tensor(drift, dtype=torch.float64, device=gradients.device)
+    _check_lattice(gradients, size, cells, tileable, drift)
+    octave = Octave(gradients, cells, torch.as_tensor(phase, device=gradients.device), tileable, drift)
+    return render_octaves([octave], size)
 
 
-def _check_lattice(gradients: Tensor, size: tuple[int, int, int], cells: Tensor, tileable: bool) -> None:
+def _check_lattice(gradients: Tensor, size: tuple[int, int, int], cells: Tensor, tileable: bool,
+                   drift: Tensor | None = None) -> None:
     if gradients.dim() != 5 or gradients.shape[1] != 3:
         raise ConfigError(f"gradients must have shape (B, 3, Lt, Ly, Lx), got {tuple(gradients.shape)}")
-    for axis, samples, column, nodes in zip(AXES, size, cells.T.tolist(), gradients.shape[2:]):
-        for value in column:
+    drifts = torch.zeros((len(cells), 3), dtype=torch.float64) if drift is None else \
+        torch.cat([torch.zeros((len(cells), 1), dtype=torch.float64), drift.cpu()], dim=1)
+    for axis, samples, column, moves, nodes in zip(AXES, size, cells.T.tolist(), drifts.T.tolist(), gradients.shape[2:]):
+        for value, d in zip(column, moves):
             validate_cells(int(value), samples, axis)
-            if lattice_nodes(int(value), tileable) > nodes:
+            if drift_nodes(int(value), d, tileable) > nodes:
                 raise ConfigError(
-                    f"gradient lattice has {nodes} nodes on axis {axis} but {value} cells need "
-                    f"{lattice_nodes(int(value), tileable)}"
+                    f"gradient lattice has {nodes} nodes on axis {axis} but {value} cells drifting {d:g} need "
+                    f"{drift_nodes(int(value), d, tileable)}"
                 )
 
 

@@ -26,8 +26,9 @@ switching one option never changes the others' values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -38,6 +39,7 @@ from videoperlin.errors import ConfigError
 from videoperlin.noise import (
     AXES,
     Octave,
+    drift_nodes,
     fractal_std,
     lattice_nodes,
     octave_cells,
@@ -71,6 +73,7 @@ class SampleParams:
     gradients: list[Tensor]  # per octave, (3, Lt, Ly, Lx) float32, amplitude folded in
     contrast: float
     brightness: float
+    drift: list[tuple[float, float]] = field(default_factory=list)  # per octave, (y, x) displacement in cells
 
 
 def _as_size(size: int | Sequence[int]) -> tuple[int, int]:
@@ -174,8 +177,10 @@ class VPNDataset(Dataset):
     def sample_params(self, index: int) -> SampleParams:
         """Draw every random quantity of sample ``index`` from its own seeded CPU generator.
 
-        The order of the draws is part of the data format: phases, jitter, then gradients per
-        octave. A new option's draws go after all of these, so existing clips stay the same.
+        The order of the draws is part of the data format: phases, jitter, gradients per octave,
+        then the motion jitter. A new option's draws go after all of these, so existing clips stay
+        the same. A drifting axis needs extra lattice nodes (:func:`~videoperlin.noise.drift_nodes`),
+        sized from the largest drift the class and the jitter allow.
         """
         index = self._check_index(index)
         spec = self.spec
@@ -188,16 +193,45 @@ class VPNDataset(Dataset):
             phases.zero_()
         contrast = 1.0 + spec.contrast_jitter * (2.0 * jitter[0] - 1.0)
         brightness = spec.brightness_jitter * (2.0 * jitter[1] - 1.0)
-        cells, gradients = [], []
-        for octave in range(spec.octaves):
-            octave_freqs = tuple(octave_cells(f, octave, spec.lacunarity) for f in (ft, fy, fx))
-            nodes = tuple(lattice_nodes(c, spec.tileable) for c in octave_freqs)
+        cells = [tuple(octave_cells(f, o, spec.lacunarity) for f in (ft, fy, fx)) for o in range(spec.octaves)]
+        gradients = []
+        for octave, (ct, cy, cx) in enumerate(cells):
+            dy, dx = self._drift_bound(label, cy, cx)
+            nodes = (lattice_nodes(ct, spec.tileable), drift_nodes(cy, dy, spec.tileable), drift_nodes(cx, dx, spec.tileable))
             grads = random_unit_gradients(nodes, gen)
             if octave:
                 grads.mul_(spec.persistence**octave)
-            cells.append(octave_freqs)
             gradients.append(grads)
-        return SampleParams(label, cells, phases, gradients, contrast, brightness)
+        motion_jitter = torch.rand(2, generator=gen, dtype=torch.float64).tolist()
+        vx, vy = self.velocity(label, motion_jitter)
+        drift = [(-vy * cy / self.height, vx * cx / self.width) for _, cy, cx in cells]
+        return SampleParams(label, cells, phases, gradients, contrast, brightness, drift)
+
+    def velocity(self, label: int, jitter: Sequence[float] = (0.5, 0.5)) -> tuple[float, float]:
+        """(v_x, v_y) of class ``label``: its displacement over the clip in pixels, +x right, +y up.
+
+        The label's speed counts lattice cells (of the class's fx, fy) crossed along the direction
+        (:mod:`videoperlin.vpn.labels`); ``jitter`` are the two uniform draws that perturb direction and
+        speed by ``spec.direction_jitter`` / ``spec.speed_jitter``.
+        """
+        direction, speed = self.space.motion(label)
+        if speed == 0:
+            return 0.0, 0.0
+        fx, fy, _ = self.space.frequencies(label)
+        angle = math.radians(direction + self.spec.direction_jitter * (2.0 * jitter[0] - 1.0))
+        speed *= 1.0 + self.spec.speed_jitter * (2.0 * jitter[1] - 1.0)
+        ux, uy = (0.0 if abs(u) < 1e-12 else u for u in (math.cos(angle), math.sin(angle)))  # cos(90 deg) is 6e-17
+        pixels = speed / math.hypot(ux * fx / self.width, uy * fy / self.height)  # cells crossed -> pixels
+        return pixels * ux, pixels * uy
+
+    def _drift_bound(self, label: int, cells_y: int, cells_x: int) -> tuple[float, float]:
+        """Largest |drift| in cells (y, x) a clip of ``label`` can have at these cell counts, to size its lattice."""
+        fx, fy, _ = self.space.frequencies(label)
+        if not (self.spec.direction_jitter or self.spec.speed_jitter):
+            vx, vy = self.velocity(label)
+            return abs(vy) * cells_y / self.height, abs(vx) * cells_x / self.width
+        fastest = self.space.motion(label)[1] * (1.0 + self.spec.speed_jitter)  # |drift| <= speed along each axis
+        return fastest * cells_y / fy, fastest * cells_x / fx
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         clips, labels = self.batch([index])
@@ -228,7 +262,9 @@ class VPNDataset(Dataset):
                 lattice[b, :, : g.shape[1], : g.shape[2], : g.shape[3]] = g
             cells = torch.tensor([p.cells[octave] for p in params], dtype=torch.long)
             phase = torch.stack([p.phases[octave] for p in params])
-            octaves.append(Octave(lattice.to(device), cells.to(device), phase.to(device), self.spec.tileable))
+            drift = torch.tensor([p.drift[octave] for p in params], dtype=torch.float64)
+            octaves.append(Octave(lattice.to(device), cells.to(device), phase.to(device), self.spec.tileable,
+                                  drift.to(device) if drift.any() else None))
         scale = torch.tensor([p.contrast * self._intensity_scale for p in params], dtype=torch.float32)
         bias = torch.tensor([0.5 + p.brightness for p in params], dtype=torch.float32)
         size = (self.frames, self.height, self.width)

@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("mp4", "npy")
 NPY_DTYPES = ("uint8", "float32")
-MANIFEST_COLUMNS = ("index", "label", "class_name", "fx", "fy", "ft", "file")
+def manifest_columns(space) -> tuple[str, ...]:
+    """manifest.csv's columns: one per label axis of ``space`` between the class name and the file."""
+    axes = tuple(space.params(0))
+    return ("index", "label", "class_name", *axes, "file")
 
 
 @dataclass
@@ -173,11 +176,11 @@ def manifest_text(ds: VPNDataset, fmt: str) -> str:
     """The full manifest.csv of an export (deterministic from the spec)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(MANIFEST_COLUMNS)
+    writer.writerow(manifest_columns(ds.space))
     for index in range(len(ds)):
         label = ds.label(index)
-        fx, fy, ft = ds.space.frequencies(label)
-        writer.writerow([index, label, ds.space.name(label), fx, fy, ft, relative_file(ds, index, fmt)])
+        axes = ds.space.params(label).values()
+        writer.writerow([index, label, ds.space.name(label), *axes, relative_file(ds, index, fmt)])
     return buffer.getvalue()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,23 +15,34 @@ from videoperlin.vpn.dataset import VPNDataset
 
 def _one_clip_per_class(ds: VPNDataset, classes: list[int]) -> np.ndarray:
     """Grayscale clips (K, T, H, W) in [0, 1]: the first sample index of each class."""
+    if max(classes) >= len(ds):
+        raise ConfigError(f"the preview shows class {max(classes)}, but the set has only {len(ds)} videos; "
+                          f"raise --num-videos")
     clips, _ = ds.batch(classes)  # index k < num_classes has label k
     return clips[:, 0].numpy()
 
 
-def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
-    """Teaser-style grid: x-frequency down the rows, y-frequency across the columns, one frame per class.
-
-    ``ft`` picks the temporal frequency shown (default: the lowest); ``frame`` the frame (default: middle).
-    """
-    plt = pyplot()
-    space = ds.space
-    ft = space.ft[0] if ft is None else ft
-    if ft not in space.ft:
-        raise ConfigError(f"--ft {ft} is not in the label space's ft list {list(space.ft)}")
+def _check_view(ds: VPNDataset, ft: int | None, frame: int | None) -> tuple[int, int]:
+    ft = ds.space.ft[0] if ft is None else ft
+    if ft not in ds.space.ft:
+        raise ConfigError(f"--show-ft {ft} is not in the label space's ft list {list(ds.space.ft)}")
     frame = ds.frames // 2 if frame is None else frame
     if not 0 <= frame < ds.frames:
         raise ConfigError(f"--frame {frame} is outside 0..{ds.frames - 1}")
+    return ft, frame
+
+
+def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
+    """Teaser-style grid: x-frequency down the rows, y-frequency across the columns, one frame per class
+    (static classes). A space with motion axes gets :func:`motion_grid` instead.
+
+    ``ft`` picks the temporal frequency shown (default: the lowest); ``frame`` the frame (default: middle).
+    """
+    if ds.space.has_motion:
+        return motion_grid(ds, out, ft, frame)
+    plt = pyplot()
+    space = ds.space
+    ft, frame = _check_view(ds, ft, frame)
     classes = [space.index(fx, fy, ft) for fx in space.fx for fy in space.fy]
     clips = _one_clip_per_class(ds, classes)
     rows, cols = len(space.fx), len(space.fy)
@@ -48,8 +60,45 @@ def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: 
     return save_figure(fig, out)
 
 
+def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
+    """Motion classes of the first (fx, fy) at ``ft``: speeds down the rows, directions across, one frame
+    each with an arrow of the class's motion (length proportional to its pixel speed)."""
+    plt = pyplot()
+    space = ds.space
+    ft, frame = _check_view(ds, ft, frame)
+    fx, fy = space.fx[0], space.fy[0]
+    rows, cols = len(space.speed), len(space.direction)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.8), squeeze=False)
+    fastest = max(math.hypot(*ds.velocity(k)) for k in range(len(space))) or 1.0
+    for r, speed in enumerate(space.speed):
+        for c, direction in enumerate(space.direction):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if speed == 0 and c:
+                ax.axis("off")  # a static class has no direction
+                continue
+            k = space.index(fx, fy, ft, direction, speed)
+            ax.imshow(_one_clip_per_class(ds, [k])[0, frame], cmap="gray", vmin=0.0, vmax=1.0)
+            vx, vy = ds.velocity(k)
+            length = 0.42 * ds.width * math.hypot(vx, vy) / fastest
+            angle = math.radians(direction)
+            if speed:
+                ax.annotate("", xy=(ds.width / 2 + length * math.cos(angle), ds.height / 2 - length * math.sin(angle)),
+                            xytext=(ds.width / 2, ds.height / 2), arrowprops={"arrowstyle": "->", "color": "red", "lw": 1.5})
+            ax.set_title(space.name(k).split("_", 3)[-1], fontsize=6)
+    fig.suptitle(f"VPN motion classes at fx={fx}, fy={fy}, ft={ft} (frame {frame} of {ds.frames}; "
+                 f"arrows: direction, length = pixel speed)", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
 def preview_gif(ds: VPNDataset, out: str | Path, classes: list[int] | None = None, fps: int = 8) -> Path:
-    """Animated GIF of a few classes side by side (default: up to 6 spread over the label space)."""
+    """Animated GIF of a few classes side by side (default: up to 6 spread over the label space; with
+    motion axes, the fastest speed of the first texture in every listed direction)."""
+    if classes is None and ds.space.has_motion:
+        s = ds.space
+        classes = [s.index(s.fx[0], s.fy[0], s.ft[0], d, max(s.speed)) for d in s.direction][:8]
     if classes is None:
         count = min(6, len(ds.space))
         classes = sorted({round(k * (len(ds.space) - 1) / max(count - 1, 1)) for k in range(count)})

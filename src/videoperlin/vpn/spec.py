@@ -33,6 +33,9 @@ class VPNSpec(Checked):
     random_phase: bool = option(True, "offset the lattice by a random fraction of a cell per axis and octave")
     contrast_jitter: float = option(0.25, "contrast drawn from U(1-j, 1+j)", in_range(0, 1, high_open=True))
     brightness_jitter: float = option(0.1, "mean gray level drawn from 0.5 + U(-j, j)", in_range(0, 0.5))
+    direction_jitter: float = option(0.0, "motion direction drawn from the class's + U(-j, j) degrees "
+                                          "(classes with direction/speed axes)", in_range(0, 180))
+    speed_jitter: float = option(0.0, "motion speed drawn from the class's x U(1-j, 1+j)", in_range(0, 1, high_open=True))
     label_mode: LabelMode = option("frequency", "training target: the clip's class, or a random class "
                                                 "per clip (shuffled-label control)")
 
