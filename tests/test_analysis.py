@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from videoperlin.analysis.tuning import measure_tuning
+from videoperlin.analysis.tuning import direction_p_values, input_kernels, measure_tuning, motion_asymmetry, summary
+from videoperlin.errors import ConfigError
 from videoperlin.models import create_model
 
 
@@ -50,6 +51,28 @@ def test_tuning_recovers_hand_built_preferences(probe_model):
     assert idx["osi"][1] > 0.5 and idx["pref_orientation"][1] == 0  # but it is orientation selective
 
 
+def test_significance_separates_drifting_from_static_and_random_kernels(probe_model):
+    """The temporal-permutation test: hand-built drifting kernels are significantly direction selective, a
+    static kernel is not, and random Kaiming kernels -- whose DSI looks selective -- are at about the rate alpha."""
+    kernels = input_kernels(probe_model)
+    p = direction_p_values(kernels, permutations=199)
+    assert max(p[[0, 2, 3]]) < 0.05, p[:4]  # drifting right, up, down-left
+    assert p[1] == 1.0 and motion_asymmetry(kernels)[1] < 1e-9  # static: shuffling identical slices changes nothing
+    result = measure_tuning(probe_model, "conv1", frames=16, size=32)
+    stats = summary(result, p)
+    assert stats["frac_direction_significant"] == stats["frac_direction_selective"] == 0.75  # 3 of the 4 live channels
+    fractions, dsis = [], []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        random = create_model("r3d10", num_classes=2, widen_factor=0.5)  # 32 Kaiming-initialised conv1 channels
+        fractions.append(float((direction_p_values(input_kernels(random), permutations=199) < 0.05).mean()))
+        dsis.append(summary(measure_tuning(random, "conv1", frames=16, size=32))["mean_dsi"])
+    assert min(dsis) > 0.25  # DSI alone calls noise selective ...
+    assert np.mean(fractions) <= 0.12, fractions  # ... the permutation test does not (expected: alpha = 0.05)
+    with pytest.raises(ConfigError, match="needs the input-facing 3D conv"):
+        input_kernels(create_model("r2p1d10", num_classes=2, widen_factor=0.25))
+
+
 def test_kernel_figures_for_several_checkpoints(tmp_path, probe_model, cli):
     from videoperlin.analysis.kernels import conv1_weight, motion_slices_image, spacetime_image
     from videoperlin.models.checkpoint import save_model
@@ -71,13 +94,14 @@ def test_tuning_cli_compares_checkpoints(tmp_path, probe_model, cli):
 
     save_model(probe_model, tmp_path / "probe")
     proc = cli("tuning", "random:r3d10,widen_factor=0.25", str(tmp_path / "probe"), "--names", "random,hand",
-               "--frames", "16", "--size", "32", "--out", str(tmp_path / "t"))
+               "--frames", "16", "--size", "32", "--permutations", "99", "--out", str(tmp_path / "t"))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert summary["hand"]["channels"] == 4 and summary["random"]["channels"] == 16  # zero filters do not count
     assert summary["hand"]["mean_dsi"] > summary["random"]["mean_dsi"]
+    assert summary["hand"]["frac_direction_selective"] == 0.75 and summary["hand"]["permutations"] == 99
     rows = (tmp_path / "t" / "tuning_hand.csv").read_text().splitlines()
-    assert rows[0].startswith("channel,pref_direction_deg") and len(rows) == 17
+    assert rows[0].startswith("channel,pref_direction_deg") and ",motion_asymmetry,direction_p," in rows[0] and len(rows) == 17
     assert rows[1].split(",")[1] == "0"  # channel 0 prefers rightward motion
     assert (tmp_path / "t" / "dsi_osi_hist.png").exists() and (tmp_path / "t" / "polar_hand.png").exists()
 

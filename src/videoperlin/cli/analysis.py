@@ -54,23 +54,33 @@ def run_samples(args: argparse.Namespace) -> int:
 
 
 def run_tuning(args: argparse.Namespace) -> int:
-    """Orientation/direction/SF/TF tuning with drifting gratings; DSI/OSI per channel and summaries."""
-    from videoperlin.analysis.tuning import measure_tuning, plot_tuning, summary, write_tuning_csv
+    """Orientation/direction/SF/TF tuning with drifting gratings: DSI/OSI per channel, the fraction of
+    channels significantly direction selective (temporal-permutation null), CSVs, summaries and figures."""
+    from videoperlin.analysis.tuning import (direction_p_values, input_kernels, measure_tuning, motion_asymmetry,
+                                             plot_tuning, summary, write_tuning_csv)
     from videoperlin.utils.atomic import atomic_write_text
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results, summaries = {}, {}
+    results, summaries, p_values = {}, {}, {}
     for name, model in load_named_models(args.checkpoints, args.names).items():
         result = measure_tuning(model, args.layer, frames=args.frames, size=args.size)
-        results[name], summaries[name] = result, summary(result)
-        write_tuning_csv(result, out / f"tuning_{name}.csv")
-    plot_tuning(results, out)
+        asymmetry = None
+        if args.permutations:
+            kernels = input_kernels(model, args.layer)
+            p_values[name], asymmetry = direction_p_values(kernels, args.permutations), motion_asymmetry(kernels)
+        results[name], summaries[name] = result, summary(result, p_values.get(name), args.alpha)
+        summaries[name]["permutations"] = args.permutations
+        write_tuning_csv(result, out / f"tuning_{name}.csv", p_values.get(name), asymmetry)
+    plot_tuning(results, out, p_values=p_values)
     atomic_write_text(out / "summary.json", json.dumps(summaries, indent=2) + "\n")
-    print(f"{'checkpoint':24} {'channels':>8} {'mean DSI':>9} {'mean OSI':>9} {'DSI>0.3':>8} {'OSI>0.3':>8}")
+    print(f"{'checkpoint':24} {'channels':>8} {'mean DSI':>9} {'mean OSI':>9} {'DSI>0.3':>8} {'OSI>0.3':>8} "
+          f"{'p<' + str(args.alpha):>7} {'selective':>9}")
     for name, s in summaries.items():
+        tested = [f"{s[k]:{w}.2f}" if k in s else f"{'-':>{w}}" for k, w in
+                  (("frac_direction_significant", 7), ("frac_direction_selective", 9))]
         print(f"{name:24} {s['channels']:8d} {s['mean_dsi']:9.3f} {s['mean_osi']:9.3f} "
-              f"{s['frac_dsi_gt_0.3']:8.2f} {s['frac_osi_gt_0.3']:8.2f}")
+              f"{s['frac_dsi_gt_0.3']:8.2f} {s['frac_osi_gt_0.3']:8.2f} {' '.join(tested)}")
     return 0
 
 
@@ -111,6 +121,9 @@ def tuning_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", default=None, help="module to probe (default conv1; e.g. layer1.0.conv2)")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--permutations", type=int, default=200,
+                        help="temporal permutations per channel for the direction-selectivity test of conv1 (0: skip)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level of that test")
     parser.add_argument("--out", required=True)
 
 
