@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,78 @@ def test_crops_stay_inside_and_transforms_shape():
     clip = train_transform(frames, 32, rng)
     assert clip.shape == (3, 8, 32, 32) and 0 <= clip.min() and clip.max() <= 1
     assert eval_transform(frames, 32).shape == (3, 8, 32, 32)
+
+
+def test_hmdb51_class_names_that_prefix_others(tmp_path):
+    """'climb' and 'climb_stairs': the split files sort in the other order than the names (a bug that
+    swapped their labels and looked for videos in the wrong folders)."""
+    for kind in ("climb", "climb_stairs", "kick", "kick_ball"):
+        _touch_video(tmp_path / kind / f"{kind}_0.avi")
+        (tmp_path / f"{kind}_test_split1.txt").write_text(f"{kind}_0.avi 1\n{kind}_1.avi 2\n")
+    catalog = load_catalog(tmp_path, split=1)
+    assert catalog.class_names == ["climb", "climb_stairs", "kick", "kick_ball"]
+    assert all(catalog.class_names[r.label] == r.path.parent.name for r in catalog.records)
+    assert len(catalog.records) == 4 and len(catalog.missing) == 4  # the *_1.avi test videos are not on disk
+
+
+# ---- the real annotation files (../shared/data/annotations), with a few videos made for listed entries --
+
+ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "annotations"
+needs_annotations = pytest.mark.skipif(not ANNOTATIONS.is_dir(), reason=f"official annotation files not at {ANNOTATIONS}")
+
+
+@needs_annotations
+def test_ucf101_official_split_files_on_a_partial_download(tmp_path, cli):
+    lines = (ANNOTATIONS / "ucf101" / "trainlist01.txt").read_bytes().decode().splitlines(keepends=True)
+    assert lines[0].endswith("\r\n")  # as released: CRLF
+    tests = (ANNOTATIONS / "ucf101" / "testlist01.txt").read_text().split()
+    wanted = {"Archery": 3, "Basketball": 2, "YoYo": 2}  # three of the 101 classes, a few videos each
+    made = []
+    for name, count in wanted.items():
+        made += [line.split()[0] for line in lines if line.startswith(f"{name}/")][:count]
+        made += [t for t in tests if t.startswith(f"{name}/")][:1]
+    for relative in made:
+        _touch_video(tmp_path / relative, frames=20)
+    _touch_video(tmp_path / "YoYo" / "v_YoYo_g99_c99.avi", frames=12)  # on disk, not listed; too short anyway
+    catalog = load_catalog(tmp_path, split=1, splits_dir=ANNOTATIONS / "ucf101")
+    assert catalog.kind == "ucf101" and catalog.listed_classes == 101
+    assert catalog.class_names == ["Archery", "Basketball", "YoYo"]  # classInd order, present classes only
+    assert {(catalog.class_names[r.label], r.subset) for r in catalog.records} >= {("YoYo", "val"), ("Archery", "train")}
+    assert all(r.path.parent.name == catalog.class_names[r.label] for r in catalog.records)
+    assert len(catalog.records) == len(made) and catalog.unlisted == 1
+    assert len(catalog.missing) == 9537 + 3783 - len(made)  # every listed clip of split 1 is either here or missing
+    proc = cli("check-data", str(tmp_path), "--splits-dir", str(ANNOTATIONS / "ucf101"), "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ucf101: 3 of 101 classes present" in proc.stdout and "Archery" in proc.stdout and "OK" in proc.stdout
+
+
+@needs_annotations
+def test_kinetics400_official_val_csv_with_a_few_clips(tmp_path):
+    import csv as csv_module
+
+    (tmp_path / "kinetics-400_val.csv").write_bytes((ANNOTATIONS / "kinetics400" / "kinetics-400_val.csv").read_bytes())
+    with open(tmp_path / "kinetics-400_val.csv", newline="") as handle:
+        rows = list(csv_module.DictReader(handle))
+    assert len(rows) == 19906 and "is_cc" in rows[0]
+    picked = [rows[0], rows[1], rows[5000], rows[19905]]
+    for r in picked:
+        name = f"{r['youtube_id']}_{int(float(r['time_start'])):06d}_{int(float(r['time_end'])):06d}.mp4"
+        _touch_video(tmp_path / "val" / r["label"] / name)
+    catalog = load_catalog(tmp_path / "kinetics-400_val.csv")
+    assert catalog.kind == "kinetics" and len(catalog.records) == 4 and catalog.listed_classes == 400
+    assert catalog.class_names == sorted({r["label"] for r in picked})
+    assert all(r.subset == "val" and catalog.class_names[r.label] == r.path.parent.name for r in catalog.records)
+    assert len(catalog.missing) == 19906 - 4
+
+
+@needs_annotations
+def test_hmdb51_official_split_files_on_a_jhmdb_like_subset(tmp_path):
+    splits = ANNOTATIONS / "hmdb51"
+    for kind in ("climb_stairs", "kick_ball", "wave"):
+        listed = [line.split() for line in (splits / f"{kind}_test_split1.txt").read_text().splitlines() if line.strip()]
+        for video, flag in [next(v for v in listed if v[1] == "1"), next(v for v in listed if v[1] == "2")]:
+            _touch_video(tmp_path / kind / video)
+    catalog = load_catalog(tmp_path, split=1, splits_dir=splits)
+    assert catalog.class_names == ["climb_stairs", "kick_ball", "wave"] and catalog.listed_classes == 51
+    train, val = split_train_val(catalog)
+    assert len(train) == len(val) == 3 and {r.label for r in train} == {r.label for r in val} == {0, 1, 2}

@@ -145,12 +145,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def check_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="class folders, CSV manifest, UCF-101/HMDB-51 root, Kinetics CSV or ActivityNet JSON")
+    parser.add_argument("--strict", action="store_true", help="videos shorter than one clip fail the check too")
     parser.add_argument("-q", "--quiet", action="store_true")
     add_shortcuts(parser, "check-data")
 
 
 def run_check_data(args: argparse.Namespace) -> int:
-    """Scan a dataset: class counts and unreadable, empty or too-short videos."""
+    """Scan a dataset: classes with train/test counts, listed-but-missing clips, unreadable videos (exit 1)
+    and videos shorter than one clip (a warning; exit 1 with --strict)."""
     from videoperlin.data.check import check_catalog, format_report
     from videoperlin.data.decode import FrameCache
     from videoperlin.data.sources import load_catalog
@@ -158,8 +160,8 @@ def run_check_data(args: argparse.Namespace) -> int:
     d = load_config(None, {"data.path": args.data, **shortcut_values(args, "check-data")}, task="train").data
     catalog = load_catalog(d.path, d.dataset, d.split, d.splits_dir)
     report = check_catalog(catalog, FrameCache(d.frame_cache_dir(), d.short_side), d.frames, not args.quiet)
-    print(format_report(report, catalog.kind))
-    return 0 if report.ok else 1
+    print(format_report(report, args.strict))
+    return 0 if report.ok(args.strict) else 1
 
 
 def config_arguments(parser: argparse.ArgumentParser) -> None:

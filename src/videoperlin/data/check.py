@@ -1,8 +1,11 @@
 """``videoperlin check-data``: scan a dataset before training.
 
-Reports class counts and every unreadable, empty or too-short video (fewer frames than one clip;
-such videos are loop-padded in training, which is usually not what you want). Label typos in
-split files are reported by the loaders themselves with file and line.
+Reports the classes with their train/test (or total) counts, what the annotation files list that
+is not on disk (normal for partial copies such as JHMDB or a partial Kinetics download: one line
+with counts), every unreadable or empty video (a failure), and videos shorter than one clip (a
+warning: training and evaluation loop them -- the clip's frame indices wrap around -- which is
+usually harmless for a frame or two; ``--strict`` makes them a failure). Label typos in split files
+are reported by the loaders themselves with file and line.
 """
 
 from __future__ import annotations
@@ -18,20 +21,21 @@ from videoperlin.data.sources import VideoCatalog
 
 @dataclass
 class DataReport:
-    class_counts: dict[str, int]
+    """What :func:`check_catalog` found."""
+
+    catalog: VideoCatalog
+    frames: int
     unreadable: list[str] = field(default_factory=list)
     too_short: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not (self.unreadable or self.too_short or self.missing)
+    def ok(self, strict: bool = False) -> bool:
+        """No unreadable video (and, when ``strict``, none shorter than a clip)."""
+        return not self.unreadable and not (strict and self.too_short)
 
 
 def check_catalog(catalog: VideoCatalog, cache: FrameCache, frames: int, progress: bool = True) -> DataReport:
     """Decode every video once (warming ``cache``) and collect problems."""
-    counts = Counter(catalog.class_names[r.label] for r in catalog.records)
-    report = DataReport({name: counts.get(name, 0) for name in catalog.class_names}, missing=list(catalog.missing))
+    report = DataReport(catalog, frames)
     for record in tqdm(catalog.records, desc="check", unit="video", disable=not progress):
         try:
             length = len(cache.load(record.path))
@@ -43,15 +47,33 @@ def check_catalog(catalog: VideoCatalog, cache: FrameCache, frames: int, progres
     return report
 
 
-def format_report(report: DataReport, kind: str) -> str:
-    lines = [f"{kind}: {sum(report.class_counts.values())} videos in {len(report.class_counts)} classes"]
-    width = max(len(n) for n in report.class_counts) if report.class_counts else 0
-    lines += [f"  {name:{width}}  {count}" for name, count in report.class_counts.items()]
+def _class_lines(catalog: VideoCatalog) -> list[str]:
+    subsets = [s for s in ("train", "val") if any(r.subset == s for r in catalog.records)]
+    counts = {s: Counter(r.label for r in catalog.records if r.subset == s) for s in subsets}
+    totals = Counter(r.label for r in catalog.records)
+    width = max(len(n) for n in catalog.class_names)
+    header = [f"  {'class':{width}}  " + "  ".join(f"{'test' if s == 'val' else s:>5}" for s in subsets)] if subsets else []
+    return header + [f"  {name:{width}}  " + ("  ".join(f"{counts[s][k]:5d}" for s in subsets) if subsets
+                                               else f"{totals[k]}") for k, name in enumerate(catalog.class_names)]
+
+
+def format_report(report: DataReport, strict: bool = False) -> str:
+    """The report as printed by ``check-data`` (last line: OK, or what failed)."""
+    catalog = report.catalog
+    lines = [f"{catalog.kind}: {len(catalog.records)} videos in {len(catalog.class_names)} classes", *_class_lines(catalog)]
+    if catalog.summary():
+        lines.append(catalog.summary() + "; only what is on disk is used")
+        lines += [f"  listed but missing: {p}" for p in catalog.missing[:5]]
+        if len(catalog.missing) > 5:
+            lines.append(f"  ... and {len(catalog.missing) - 5} more listed but missing")
     lines += [f"unreadable: {p}" for p in report.unreadable]
-    lines += [f"too short: {p}" for p in report.too_short]
-    lines += [f"listed but missing: {p}" for p in report.missing[:20]]
-    if len(report.missing) > 20:
-        lines.append(f"... and {len(report.missing) - 20} more missing")
-    lines.append("OK" if report.ok else f"problems: {len(report.unreadable)} unreadable, {len(report.too_short)} "
-                 f"too short, {len(report.missing)} missing")
+    if report.too_short:
+        lines.append(f"warning: {len(report.too_short)} videos are shorter than one clip of {report.frames} frames; "
+                     f"training and evaluation loop them (frame indices wrap around){'' if strict else ' (--strict: fail)'}")
+        lines += [f"  too short: {p}" for p in report.too_short]
+    if report.ok(strict):
+        lines.append("OK")
+    else:
+        lines.append(f"problems: {len(report.unreadable)} unreadable" +
+                     (f", {len(report.too_short)} too short (--strict)" if strict and report.too_short else ""))
     return "\n".join(lines)

@@ -18,11 +18,20 @@ Recognised layouts (detected in this order):
 * **Class folders** ``root/<class>/<video>`` (an exported VPN folder is one).
 
 Subsets are normalised to ``train`` and ``val`` (UCF/HMDB "test" lists are the evaluation split).
+
+**Partial copies.** Layouts with official annotation files (UCF-101, HMDB-51, Kinetics, ActivityNet)
+list far more videos than a user usually has: a partial download, or JHMDB (21 HMDB-51 classes). A
+catalog keeps the listed videos that are on disk and the classes that have any, in the official
+class order; label indices are assigned once, here, so training and test splits of one catalog
+always agree (another catalog is matched by class *name*, :func:`videoperlin.data.splits.relabel`).
+One log line says what was kept: classes present, clips listed but missing, clips on disk that the
+split files do not list.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -53,9 +62,37 @@ class VideoCatalog:
     class_names: list[str]
     kind: str
     missing: list[str] = field(default_factory=list)  # listed videos not found on disk
+    listed_classes: int = 0  # classes the annotation files name (0: the layout has no such list)
+    unlisted: int = 0  # videos in the class folders that the annotation files do not list
 
     def subset(self, name: str) -> list[VideoRecord]:
         return [r for r in self.records if r.subset == name]
+
+    def summary(self) -> str:
+        """One line: what was kept of the annotation files (empty when nothing is missing)."""
+        if not (self.missing or self.unlisted or self.listed_classes > len(self.class_names)):
+            return ""
+        listed = len(self.records) + len(self.missing)
+        return (f"{self.kind}: {len(self.class_names)} of {self.listed_classes or len(self.class_names)} classes present, "
+                f"{len(self.records)} of {listed} listed clips on disk ({len(self.missing)} listed but missing"
+                + (f", {self.unlisted} on disk but not listed" if self.unlisted else "") + ")")
+
+
+def keep_present(records: list[VideoRecord], class_names: list[str], kind: str, where: Path,
+                 unlisted: int = 0) -> VideoCatalog:
+    """The catalog of the listed ``records`` that are on disk, over the classes that have any (official order)."""
+    present = [r for r in records if r.path.is_file()]
+    if not present:
+        raise ConfigError(f"{where}: none of the {len(records)} videos listed by the {kind} annotations is on disk; "
+                          f"check --data (the videos' root) and --splits-dir / --split")
+    kept = sorted({r.label for r in present})
+    index = {old: new for new, old in enumerate(kept)}
+    catalog = VideoCatalog([dataclasses.replace(r, label=index[r.label]) for r in present],
+                           [class_names[k] for k in kept], kind, [str(r.path) for r in records if not r.path.is_file()],
+                           len(class_names), unlisted)
+    if catalog.summary():
+        log.info("%s", catalog.summary())
+    return catalog
 
 
 def _find_file(root: Path, names: list[str], splits_dir: Path | None) -> Path | None:
@@ -102,6 +139,17 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
     return [(n, line.strip()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
 
 
+def _class_index(path: Path) -> list[str]:
+    """UCF-101 ``classInd.txt``: ``<number> <ClassName>`` per line, numbered from 1 in order."""
+    classes = []
+    for number, line in _read_lines(path):
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise ConfigError(f"{path}:{number}: expected '<number> <ClassName>', got {line!r}")
+        classes.append(parts[1])
+    return classes
+
+
 def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog:
     class_ind = _find_file(root, ["classInd.txt"], splits_dir)
     lists = {s: _find_file(root, [f"{s}list0{split}.txt"], splits_dir) for s in ("train", "test")}
@@ -109,7 +157,7 @@ def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
         if found is None:
             raise ConfigError(f"UCF-101 split file {name}list0{split}.txt not found in {splits_dir or root} "
                               f"(or ucfTrainTestlist/); check --split or --splits-dir")
-    classes = [line.split()[1] for _, line in _read_lines(class_ind)]  # type: ignore[arg-type]
+    classes = _class_index(class_ind)  # type: ignore[arg-type]
     index = {name: k for k, name in enumerate(classes)}
     records = []
     for subset, list_path in lists.items():
@@ -121,7 +169,14 @@ def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
                                   f"fix the typo or add the class")
             records.append(VideoRecord(root / relative, index[label_name],
                                        subset="train" if subset == "train" else "val"))
-    return VideoCatalog(records, classes, "ucf101")
+    return keep_present(records, classes, "ucf101", root, _unlisted(root, records))
+
+
+def _unlisted(root: Path, records: list[VideoRecord]) -> int:
+    """Videos in the class folders of ``records`` that no record names."""
+    listed = {r.path for r in records}
+    folders = {r.path.parent for r in records if r.path.parent.is_dir()}
+    return sum(1 for folder in folders for video in _videos_in(folder) if video not in listed)
 
 
 def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog:
@@ -130,38 +185,39 @@ def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
     if not files:
         raise ConfigError(f"HMDB-51 split files *_test_split{split}.txt not found in {splits_dir or root}; "
                           f"check --split or --splits-dir")
-    classes = sorted(p.name[: -len(f"_test_split{split}.txt")] for p in files)
-    records = []
-    for k, (name, split_file) in enumerate(zip(classes, files)):
+    # Class name from each file's own name: sorting names and files separately misaligns prefixes
+    # ("climb" < "climb_stairs", but "climb_stairs_test..." < "climb_test...").
+    by_class = sorted((f.name[: -len(f"_test_split{split}.txt")], f) for f in files)
+    classes = [name for name, _ in by_class]
+    records, listed = [], []
+    for k, (name, split_file) in enumerate(by_class):
         for number, line in _read_lines(split_file):
             parts = line.split()
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                 raise ConfigError(f"{split_file}:{number}: expected '<video> <0|1|2>', got {line!r}")
+            listed.append(VideoRecord(root / name / parts[0], k))  # unused (0) videos are listed, not unlisted
             if parts[1] != "0":
                 records.append(VideoRecord(root / name / parts[0], k, subset="train" if parts[1] == "1" else "val"))
-    return VideoCatalog(records, classes, "hmdb51")
+    return keep_present(records, classes, "hmdb51", root, _unlisted(root, listed))
 
 
 def load_kinetics_csv(path: Path) -> VideoCatalog:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
+    needed = {"label", "youtube_id", "time_start", "time_end"}
+    if not rows or not needed <= set(rows[0]):
+        raise ConfigError(f"{path}: a Kinetics CSV needs the columns {', '.join(sorted(needed))}[, split]")
     classes = sorted({r["label"] for r in rows})
     index = {name: k for k, name in enumerate(classes)}
-    records, missing = [], []
     subsets = {"train": "train", "val": "val", "validate": "val", "validation": "val", "test": "test"}
+    records = []
     for r in rows:
         name = f"{r['youtube_id']}_{int(float(r['time_start'])):06d}_{int(float(r['time_end'])):06d}.mp4"
         split = r.get("split", "")
         candidates = [path.parent / r["label"] / name, path.parent / split / r["label"] / name, path.parent / name]
-        found = next((c for c in candidates if c.exists()), None)
-        if found is None:
-            missing.append(name)
-            continue
+        found = next((c for c in candidates if c.exists()), candidates[0])
         records.append(VideoRecord(found, index[r["label"]], subset=subsets.get(split)))
-    if missing:
-        log.warning("%s: %d of %d listed clips are not on disk (normal for Kinetics); skipped",
-                    path, len(missing), len(rows))
-    return VideoCatalog(records, classes, "kinetics", missing)
+    return keep_present(records, classes, "kinetics", path)
 
 
 def load_activitynet_json(path: Path) -> VideoCatalog:
@@ -174,21 +230,16 @@ def load_activitynet_json(path: Path) -> VideoCatalog:
     index = {name: k for k, name in enumerate(classes)}
     subsets = {"training": "train", "validation": "val", "testing": "test"}
     by_stem = {p.stem: p for p in path.parent.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS}
-    records, missing = [], []
+    records = []
     for vid, entry in database.items():
-        video = by_stem.get(f"v_{vid}") or by_stem.get(vid)
-        if video is None:
-            missing.append(vid)
-            continue
+        video = by_stem.get(f"v_{vid}") or by_stem.get(vid) or path.parent / f"v_{vid}.mp4"
         for annotation in entry.get("annotations", []):
             if annotation["label"] not in index:
                 raise ConfigError(f"{path}: video {vid} has label {annotation['label']!r} not in 'labels'")
             start, end = annotation["segment"]
             records.append(VideoRecord(video, index[annotation["label"]], subset=subsets.get(entry.get("subset")),
                                        segment=(float(start), float(end))))
-    if missing:
-        log.warning("%s: %d videos are not on disk; skipped", path, len(missing))
-    return VideoCatalog(records, classes, "activitynet", missing)
+    return keep_present(records, classes, "activitynet", path)
 
 
 def load_catalog(data: str | Path, dataset: str | None = None, split: int = 1,
