@@ -70,12 +70,14 @@ class ClipDataset(_VideoBase):
         """Use the random stream of ``epoch`` (call before iterating)."""
         self.epoch = epoch
 
-    def __getitem__(self, index: int) -> tuple[Tensor, int] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Tensor, int] | None:
+        """``ds[index]`` (the epoch of :meth:`set_epoch`) or ``ds[epoch, index]``."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         record = self.records[index]
         frames = self.load_frames(record)
         if frames is None:
             return None
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         indices = random_clip(len(frames), self.frames, self.stride, rng)
         return train_transform(frames[indices], self.size, rng, self.scale, self.flip), record.label
 

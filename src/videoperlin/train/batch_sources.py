@@ -19,7 +19,7 @@ from videoperlin.data.splits import split_records
 from videoperlin.data.video_dataset import Batch, ClipDataset, WindowDataset, collate_clips, collate_windows
 from videoperlin.train.config import RunConfig
 from videoperlin.train.distributed import DistInfo
-from videoperlin.train.sampler import EpochBatches
+from videoperlin.train.sampler import EpochBatches, EpochBatchSampler
 from videoperlin.vpn.dataset import VPNDataset
 from videoperlin.vpn.spec import VPNSpec
 
@@ -85,8 +85,12 @@ class VideoBatches:
         self.workers = d.workers
         self.sampler = EpochBatches(len(self.train), config.train.batch_size, config.train.seed,
                                     rank=dist.rank, world_size=dist.world_size)
-        self.val_sampler = EpochBatches(len(self.val), max(1, config.train.batch_size // 4), train=False,
-                                        rank=dist.rank, world_size=dist.world_size)
+        val_sampler = EpochBatches(len(self.val), max(1, config.train.batch_size // 4), train=False,
+                                   rank=dist.rank, world_size=dist.world_size)
+        # Persistent loaders: worker processes start once per run, not once per epoch.
+        self.train_order = EpochBatchSampler(self.sampler)
+        self.train_loader = self._loader(self.train, self.train_order, collate_clips, config.train.seed)
+        self.val_loader = self._loader(self.val, list(val_sampler.batches(0)), collate_windows, config.train.seed)
         log.info("%s: %d training and %d validation videos, %d classes", d.path, len(self.train),
                  len(self.val), len(self.class_names))
 
@@ -95,18 +99,18 @@ class VideoBatches:
 
     def _loader(self, dataset, batches, collate, seed: int) -> DataLoader:
         # A DataLoader of its own generator: creating an iterator otherwise draws from the global
-        # torch RNG (for worker seeds), which would shift dropout masks after a resume.
+        # torch RNG (for worker seeds), which would shift dropout masks after a resume. Randomness of
+        # the clips comes from (seed, epoch, index), never from the workers.
         return DataLoader(dataset, batch_sampler=batches, num_workers=self.workers, collate_fn=collate,
-                          persistent_workers=False, prefetch_factor=2 if self.workers else None,
+                          persistent_workers=self.workers > 0, prefetch_factor=2 if self.workers else None,
                           generator=torch.Generator().manual_seed(seed))
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        self.train.set_epoch(epoch)
-        yield from self._loader(self.train, list(self.sampler.batches(epoch, start)), collate_clips,
-                                seed=self.sampler.seed * 1_000_003 + epoch)
+        self.train_order.set_epoch(epoch, start)
+        yield from self.train_loader
 
     def val_batches(self) -> Iterator[Batch]:
-        yield from self._loader(self.val, list(self.val_sampler.batches(0)), collate_windows, seed=self.sampler.seed)
+        yield from self.val_loader
 
 
 def build_batches(config: RunConfig, dist: DistInfo, device: torch.device) -> VPNBatches | VideoBatches:

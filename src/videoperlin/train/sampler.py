@@ -40,3 +40,24 @@ class EpochBatches:
         mine = len(self.indices(0)) if not self.train else -(-self.size // self.world_size)
         full, rest = divmod(mine, self.batch_size)
         return full + (1 if rest >= (2 if self.train else 1) else 0)
+
+
+class EpochBatchSampler:
+    """The batch sampler of a *persistent* DataLoader: each iteration yields the batches of the current
+    epoch from a start batch (:meth:`set_epoch`), every index paired with its epoch, because the
+    workers' copies of the dataset never see a ``set_epoch`` call made in the main process. The
+    worker processes then live for the whole run instead of being spawned every epoch."""
+
+    def __init__(self, batches: EpochBatches) -> None:
+        self.batches, self.epoch, self.start = batches, 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Iterate ``epoch`` from batch number ``start`` on (resume)."""
+        self.epoch, self.start = epoch, start
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for batch in self.batches.batches(self.epoch, self.start):
+            yield [(self.epoch, index) for index in batch]
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.start
