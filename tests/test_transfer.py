@@ -18,7 +18,7 @@ from videoperlin.cli.runs import builtin_config
 from videoperlin.data.encode import encode_video
 from videoperlin.errors import ConfigError
 from videoperlin.study.protocol import load_protocol
-from videoperlin.study.report import paired, verdict
+from videoperlin.study.report import paired, paired_interval, t_quantile_975, verdict, wins_ties_losses
 
 
 def write_manifest(root: Path) -> Path:
@@ -36,7 +36,8 @@ def write_manifest(root: Path) -> Path:
 
 def tiny_protocol(tmp_path: Path) -> Path:
     protocol = yaml.safe_load(builtin_config("transfer_default").read_text())
-    protocol.update(archs=["r3d10", "r2p1d10"], run_folds=[0], seeds=[0], pretrain_seeds=[0, 1])
+    protocol.update(archs=["r3d10", "r2p1d10"], run_folds=[0], seeds=[0], pretrain_seeds=[0, 1],
+                    arms=["scratch", "vpn-low", "vpn-high", "shuffled"])
     protocol["common"]["data"] = {"frames": 8, "size": 32, "short_side": 40}
     protocol["pretrain"]["vpn"] = {"num_videos": 64, "val_videos": 16}
     protocol["pretrain"]["train"].update(epochs=1, batch_size=16)
@@ -64,6 +65,7 @@ def test_transfer_study_end_to_end(tmp_path):
     assert all(0.0 <= float(r["video_top1"]) <= 1.0 and r["dataset"] == "toy" for r in rows)
     report = (out / "report.md").read_text()
     assert "| r3d10 | vpn-low |" in report and "(n=2)" in report and "--inflate-from" in report
+    assert "### toy" in report and "[95% CI]" in report
     for name in ("curves_toy_r3d10.png", "curves_toy_r2p1d10.png", "conv1_r3d10_shuffled.png", "conv1_r2p1d10_scratch.png"):
         assert (out / "figures" / name).exists() and (published / "figures" / name).exists()
     assert (published / "report.md").exists() and (published / "results.csv").exists()
@@ -78,7 +80,8 @@ def test_fixed_train_and_test_sets(tmp_path):
     """A dataset entry may train on one collection and test on another (data + val_data): one run per seed."""
     manifest = write_manifest(tmp_path)
     protocol = tiny_protocol(tmp_path)
-    datasets = f"datasets=[{{name: cross, data: {manifest}, val_data: {tmp_path / 'videos'}}}]"
+    datasets = (f"datasets=[{{name: cross, data: {manifest}, val_data: {tmp_path / 'videos'}}}, "
+                f"{{name: chained, data: {manifest}, folds: 3, after: cross, finetune: {{train: {{epochs: 1}}}}}}]")
     (tmp_path / "videos").rename(tmp_path / "flat")
     for kind in CLASSES:  # the test set: the same videos as class folders
         (tmp_path / "videos" / kind).mkdir(parents=True)
@@ -87,12 +90,18 @@ def test_fixed_train_and_test_sets(tmp_path):
     manifest.write_text(manifest.read_text().replace("videos/", "flat/"))
     out = tmp_path / "out"
     assert main(["transfer", "--config", str(protocol), "--out", str(out), "--set", datasets, "--set", "archs=r3d10",
-                 "--set", "arms=[scratch, vpn-low]", "--set", "pretrain_seeds=0", "--set", "run_folds=0,1,2"]) == 0
+                 "--set", "arms=[scratch, vpn-low]", "--set", "pretrain_seeds=0", "--set", "run_folds=0,1"]) == 0
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert sorted((r["arm"], r["fold"]) for r in rows) == [("scratch", "0"), ("vpn-low", "0")]  # no folds
-    config = yaml.safe_load(next(out.rglob("finetune/**/config.yaml")).read_text())
+    assert sorted((r["arm"], r["fold"]) for r in rows if r["dataset"] == "cross") == [("scratch", "0"), ("vpn-low", "0")]
+    config = yaml.safe_load(next(out.glob("finetune/cross/**/config.yaml")).read_text())
     assert config["data"]["val_path"] == str(tmp_path / "videos")
+    chained = yaml.safe_load((out / "finetune/chained/r3d10/vpn-low/fold1-seed0-pseed0/config.yaml").read_text())
+    assert chained["train"]["init"] == str(out / "finetune/cross/r3d10/vpn-low/fold0-seed0-pseed0/checkpoints/last.pt")
+    assert chained["train"]["epochs"] == 1 and config["train"]["epochs"] == 2  # the dataset's own override
+    assert "### chained (after cross)" in (out / "report.md").read_text()
+    with pytest.raises(ConfigError, match="after 'chained' must name an earlier dataset with a fixed split"):
+        load_protocol(protocol, [datasets.replace("after: cross", "after: chained")])
 
 
 def test_protocol_is_typed_and_names_the_new_keys(tmp_path):
@@ -113,18 +122,22 @@ def test_protocol_is_typed_and_names_the_new_keys(tmp_path):
             load_protocol(default, [bad])
 
 
-def test_verdict_counts_paired_wins_and_compares_gain_with_spread():
+def test_paired_differences_intervals_and_verdicts():
     rows = [{"arm": arm, "arch": "r3d18", "dataset": "toy", "fold": fold, "seed": seed, "video_top1": value,
-             "pretrain_seed": "" if arm == "scratch" else 0}
+             "clip_top1": value / 2, "pretrain_seed": "" if arm == "scratch" else 0}
             for arm, values in (("scratch", (0.1, 0.2, 0.3, 0.2)), ("vpn-low", (0.5, 0.6, 0.3, 0.6)),
-                                ("shuffled", (0.2, 0.1, 0.4, 0.2)))
+                                ("shuffled", (0.2, 0.1, 0.4, 0.2)), ("worse", (0.0, 0.1, 0.1, 0.05)))
             for (fold, seed), value in zip(((0, 0), (0, 1), (1, 0), (1, 1)), values)]
     mine, base, diffs = paired(rows, "vpn-low", "r3d18", "toy")
-    assert [round(d, 6) for d in diffs] == [0.4, 0.4, 0.0, 0.4]
-    assert verdict(mine, base, diffs).startswith("3/1/0; +30.0 vs ") and "**yes**" in verdict(mine, base, diffs)
-    mine, base, diffs = paired(rows, "shuffled", "r3d18", "toy")
-    assert verdict(mine, base, diffs).startswith("2/1/1; +2.5 vs ") and verdict(mine, base, diffs).endswith("no")
-    assert verdict(mine[:1], base[:1], diffs[:1]) == "–"
+    assert [round(d, 6) for d in diffs] == [0.4, 0.4, 0.0, 0.4] and wins_ties_losses(diffs) == "3/1/0"
+    mean, low, high = paired_interval(diffs)  # mean 0.3, sd 0.2, n 4: 0.3 -+ 3.182 * 0.2 / 2
+    assert (round(mean, 6), round(low, 4), round(high, 4)) == (0.3, -0.0182, 0.6182)
+    assert verdict((mean, low, high)) == "no evidence of a difference"  # 3 of 4 wins, yet the interval holds 0
+    assert verdict(paired_interval([0.1, 0.12, 0.09, 0.11])) == "**gain**"
+    assert verdict(paired_interval(paired(rows, "worse", "r3d18", "toy")[2])) == "**loss**"
+    assert paired_interval([0.3]) is None and verdict(None) == "–"
+    assert [round(d, 6) for d in paired(rows, "vpn-low", "r3d18", "toy", "clip_top1")[2]] == [0.2, 0.2, 0.0, 0.2]
+    assert t_quantile_975(1) == 12.706 and abs(t_quantile_975(40) - 2.021) < 0.002 and abs(t_quantile_975(120) - 1.980) < 0.002
     rows += [{**r, "pretrain_seed": 1, "video_top1": r["video_top1"] - 0.1} for r in rows if r["arm"] == "vpn-low"]
     mine, base, diffs = paired(rows, "vpn-low", "r3d18", "toy")  # each scratch run pairs with both pre-training seeds
     assert len(mine) == len(diffs) == 8 and [round(d, 6) for d in diffs[4:]] == [0.3, 0.3, -0.1, 0.3]

@@ -40,6 +40,9 @@ class StudyDataset(Checked):
     val_data: str | None = option(None, "fixed test set: train on data, test on this (any layout)")
     split: int | None = option(None, "fixed split from UCF-101/HMDB-51 split files: this split number", at_least(1))
     splits_dir: str | None = option(None, "folder of the split files (default: beside the videos)")
+    after: str | None = option(None, "chain: start each arm from its final checkpoint on this earlier dataset "
+                                     "(same architecture, seed and pre-training seed), e.g. VPN -> jhmdb -> this")
+    finetune: dict[str, Any] = option({}, "partial run config for this dataset's fine-tuning, over the protocol's")
 
     def check_relations(self) -> None:
         for name in ("name", "data"):
@@ -59,7 +62,9 @@ class StudyDataset(Checked):
 
 
 DEFAULT_VPN_ARMS = {"vpn-low": {"vpn": {"preset": "low"}}, "vpn-high": {"vpn": {"preset": "high"}},
-                    "shuffled": {"vpn": {"preset": "low", "label_mode": "shuffled"}}}
+                    "shuffled": {"vpn": {"preset": "low", "label_mode": "shuffled"}},
+                    "vpn-motion": {"vpn": {"preset": "motion"}},
+                    "shuffled-motion": {"vpn": {"preset": "motion", "label_mode": "shuffled"}}}
 
 
 @dataclass
@@ -93,6 +98,11 @@ class Protocol(Checked):
         for name in ("archs", "datasets", "run_folds", "seeds", "pretrain_seeds"):
             if not getattr(self, name):
                 raise FieldError(name, "must not be empty")
+        for position, entry in enumerate(self.datasets):
+            earlier = {d.name: d for d in self.datasets[:position]}
+            if entry.after is not None and (entry.after not in earlier or not earlier[entry.after].fixed_split):
+                raise FieldError("datasets", f"{entry.name}: after {entry.after!r} must name an earlier dataset with a "
+                                             f"fixed split (split or val_data): its runs are the chain's first stage")
         self.stage_configs_are_valid()
 
     def stage_configs_are_valid(self) -> None:
@@ -112,7 +122,7 @@ class Protocol(Checked):
         """The fine-tuning run on ``entry`` (fold, seed) from ``init`` (None: scratch), writing to ``out``."""
         run = {"model": {"name": arch}, "data": {**entry.data_section(fold), "cache_dir": cache_dir},
                "train": {"seed": seed, "out": str(out), "progress": False, "init": str(init) if init else None}}
-        return load_config(base=merge(self.common, self.finetune, run), task="train")
+        return load_config(base=merge(self.common, self.finetune, entry.finetune, run), task="train")
 
     def folds_of(self, entry: StudyDataset) -> list[int]:
         """The folds run on ``entry`` (one for a fixed split)."""

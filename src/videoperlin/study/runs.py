@@ -96,10 +96,20 @@ def run_directory(out: Path, entry: StudyDataset, init: Init, fold: int, seed: i
     return out / "finetune" / entry.name / init.arch / init.arm / f"fold{fold}-seed{seed}{pseed}"
 
 
+def start_point(protocol: Protocol, entry: StudyDataset, init: Init, seed: int, out: Path) -> Path | None:
+    """The checkpoint a run on ``entry`` starts from: the arm's own init, or (a chain) the arm's final
+    checkpoint on the earlier dataset ``entry.after`` with the same seed."""
+    if entry.after is None:
+        return init.checkpoint
+    earlier = next(d for d in protocol.datasets if d.name == entry.after)
+    return run_directory(out, earlier, init, 0, seed) / "checkpoints" / "last.pt"
+
+
 def finetune(protocol: Protocol, entry: StudyDataset, init: Init, fold: int, seed: int, out: Path) -> dict[str, Any]:
     """One fine-tuning run (reused if finished); its result row."""
     run = run_directory(out, entry, init, fold, seed)
-    config = protocol.finetune_config(entry, init.arch, fold, seed, init.checkpoint, run, str(out / "frame-cache"))
+    start = start_point(protocol, entry, init, seed, out)
+    config = protocol.finetune_config(entry, init.arch, fold, seed, start, run, str(out / "frame-cache"))
     done = (run / "metrics.jsonl").exists() and read_metrics(run)[-1]["epoch"] >= config.train.epochs
     began = time.perf_counter()
     if not done:
