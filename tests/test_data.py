@@ -188,3 +188,15 @@ def test_hmdb51_official_split_files_on_a_jhmdb_like_subset(tmp_path):
     assert catalog.class_names == ["climb_stairs", "kick_ball", "wave"] and catalog.listed_classes == 51
     train, val = split_train_val(catalog)
     assert len(train) == len(val) == 3 and {r.label for r in train} == {r.label for r in val} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("body, message", [
+    ("a.mp4,walk\na.mp4,walk\n", "a.mp4 is listed again .first on line 2.; a duplicate could put"),
+    ("a.mp4,\n", ":2: empty label"),
+    ("a.mp4,walk,extra\n", ":2: 3 fields where the header has 2"),
+    ("a.mp4\n", ":2: 1 fields where the header has 2"),
+])
+def test_manifest_rows_are_checked_with_file_and_line(tmp_path, body, message):
+    (tmp_path / "m.csv").write_text("path,label\n" + body)
+    with pytest.raises(ConfigError, match=message):
+        load_catalog(tmp_path / "m.csv")

@@ -220,3 +220,19 @@ def test_hara_import_rejects_unsupported_arch(tmp_path, cli):
     proc = cli("convert", str(path), "--out", str(tmp_path / "x"))
     assert proc.returncode == 2 and "arch 'densenet-121' is not supported" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_not_partly_loaded():
+    source = create_model("r2p1d10", num_classes=4, widen_factor=0.25).state_dict()
+    target = create_model("r3d18", num_classes=4, widen_factor=0.25)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(ConfigError, match=r"does not match the model \(\d+ of its tensors are not in the model, e.g. "):
+        load_pretrained(target, source)
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())  # nothing was loaded
+    shallow = create_model("r3d10", num_classes=4, widen_factor=0.25).state_dict()  # a subset of r3d18's names
+    with pytest.raises(ConfigError, match="model tensors are not in it, e.g. layer1.1"):
+        load_pretrained(target, shallow)
+    old = {k: v for k, v in create_model("r3d18", num_classes=4, widen_factor=0.25).state_dict().items()
+           if not k.endswith("num_batches_tracked")}  # PyTorch < 0.4.1 checkpoints: still a full load
+    report = load_pretrained(target, old)
+    assert len(report.loaded) == len(old) - 2 and all(k.endswith("num_batches_tracked") for k in report.missing)

@@ -13,6 +13,13 @@ import numpy as np
 DEFAULT_CRF = 10
 DEFAULT_FPS = 25
 
+#: libx264 settings that make the same frames the same file. With the defaults, 5-7 of 24 VPN clips
+#: encoded 8 times each came out in more than one version (decoded frames up to 6 gray levels apart);
+#: the macroblock-tree rate control is the cause (with ``no-mbtree`` 0 of 24 at 64 and 112 px, with
+#: aq or psy off still 1 of 12). Costs ~55% larger files at the same CRF. One thread per file: exports
+#: encode several files at once instead (vpn.export).
+REPRODUCIBLE_X264 = {"threads": "1", "x264-params": "no-mbtree=1"}
+
 
 def encode_video(
     path: str | Path,
@@ -36,7 +43,7 @@ def encode_video(
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
+        stream.options = {"crf": str(crf), "preset": "medium", **REPRODUCIBLE_X264}
         for array in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=pixel_format)
             for packet in stream.encode(frame):

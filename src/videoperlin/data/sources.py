@@ -119,11 +119,35 @@ def load_class_folders(root: Path) -> VideoCatalog:
     return VideoCatalog(records, classes, "folders")
 
 
-def load_csv_manifest(path: Path, dataset: str | None) -> VideoCatalog:
+def _manifest_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a manifest, each checked: as many fields as the header, a path and a label, and no
+    path twice (a duplicate could land on both sides of a split). Errors name the file and line."""
     with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"path", "label"} <= set(rows[0]):
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        rows = [(reader.line_num, values) for values in reader if any(v.strip() for v in values)]
+    if not {"path", "label"} <= set(header):
         raise ConfigError(f"{path}: a manifest needs a header with at least 'path,label' columns")
+    seen: dict[str, int] = {}
+    for line, values in rows:
+        if len(values) != len(header):
+            raise ConfigError(f"{path}:{line}: {len(values)} fields where the header has {len(header)}")
+        row = dict(zip(header, values))
+        for column in ("path", "label"):
+            if not row[column].strip():
+                raise ConfigError(f"{path}:{line}: empty {column}")
+        key = (row.get("dataset", ""), row["path"])
+        if key in seen:
+            raise ConfigError(f"{path}:{line}: {row['path']} is listed again (first on line {seen[key]}); a duplicate "
+                              f"could put the same video on both sides of a split")
+        seen[key] = line
+    return [dict(zip(header, values)) for _, values in rows]
+
+
+def load_csv_manifest(path: Path, dataset: str | None) -> VideoCatalog:
+    rows = _manifest_rows(path)
+    if not rows:
+        raise ConfigError(f"{path}: the manifest has no rows")
     if dataset is not None:
         available = sorted({r.get("dataset") or "" for r in rows})
         rows = [r for r in rows if r.get("dataset") == dataset]

@@ -62,16 +62,36 @@ def strip_prefix(state: Mapping[str, Tensor], prefix: str = "module.") -> dict[s
     return dict(state)
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        refused = [line.strip() for line in str(exc).splitlines() if "unsupported global" in line.lower()]
         raise ConfigError(
-            f"{path} holds pickled Python objects that weights_only=True refuses ({str(exc).splitlines()[0]}); "
-            f"re-save it as a plain state_dict or safetensors"
+            f"{path} holds pickled Python objects that weights_only=True refuses ({refused[0]}); "
+            f"re-save it as a plain state_dict or safetensors" if refused else
+            f"{path} is not a readable torch checkpoint (corrupt, truncated or not a checkpoint)"
         ) from None
-    except (RuntimeError, EOFError) as exc:
-        raise ConfigError(f"{path} is not a readable torch checkpoint ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # noqa: BLE001 -- an empty, truncated or text file fails in many ways inside torch.load
+        raise ConfigError(f"{path} is not a readable torch checkpoint ({_first_line(exc)})") from None
+
+
+def _safetensors_load(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ConfigError(f"{path} is not a readable safetensors file ({_first_line(exc)})") from None
+    meta = {"model_config": json.loads(metadata[CONFIG_METADATA_KEY])} if CONFIG_METADATA_KEY in metadata else {}
+    return strip_prefix(state), meta
 
 
 def read_checkpoint_file(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -82,12 +102,7 @@ def read_checkpoint_file(path: str | Path) -> tuple[dict[str, Tensor], dict[str,
     if not path.exists():
         raise ConfigError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        meta = {"model_config": json.loads(metadata[CONFIG_METADATA_KEY])} if CONFIG_METADATA_KEY in metadata else {}
-        return strip_prefix(load_file(str(path))), meta
+        return _safetensors_load(path)
     obj = _torch_load(path)
     if not isinstance(obj, Mapping):
         raise ConfigError(f"{path} holds a {type(obj).__name__}, not a state dict or checkpoint dict")
@@ -134,12 +149,28 @@ def _classify(model_state: Mapping[str, Tensor], state: Mapping[str, Tensor], dr
     return usable, report
 
 
+def _refuse_partial(report: LoadReport, source: str) -> None:
+    """A checkpoint of another architecture or options loads only partly: refuse it, naming the first
+    tensor it has that the model lacks and the first tensor the model needs that it lacks. (BatchNorm
+    batch counters, absent from checkpoints of PyTorch < 0.4.1, do not count.)"""
+    extra = [k for k, reason in report.skipped.items() if reason == "not in this model" and not _counter(k)]
+    missing = [k for k in report.missing if not _counter(k)]
+    if extra or missing:
+        raise ConfigError(f"{source} does not match the model ({len(extra)} of its tensors are not in the model, e.g. "
+                          f"{extra[0] if extra else '-'}; {len(missing)} model tensors are not in it, e.g. "
+                          f"{missing[0] if missing else '-'}): it is a checkpoint of another architecture or options")
+
+
+def _counter(key: str) -> bool:
+    return key.endswith("num_batches_tracked")
+
+
 def load_pretrained(model: nn.Module, source: str | Path | Mapping[str, Tensor],
                     drop_classifier: bool = True) -> LoadReport:
     """Load weights into ``model``; return (and log) exactly which keys were loaded, skipped and missing.
 
     A shape mismatch outside the classifier is an error, never a silent partial load; so is a
-    checkpoint that shares no tensor with the model.
+    checkpoint with tensors the model lacks, or lacking tensors the model has (another architecture).
     """
     name = str(source) if not isinstance(source, Mapping) else "state dict"
     state = read_state_dict(source)
@@ -147,6 +178,7 @@ def load_pretrained(model: nn.Module, source: str | Path | Mapping[str, Tensor],
     usable, report = _classify(model_state, state, drop_classifier, name)
     if not usable:
         raise ConfigError(f"{name} shares no parameter names with the model; is it a checkpoint of this architecture?")
+    _refuse_partial(report, name)
     model.load_state_dict(usable, strict=False)
     log.info("%s: %s", name, report.summary())
     return report

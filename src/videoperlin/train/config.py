@@ -102,6 +102,12 @@ class RunConfig(Checked):
     optim: OptimConfig = field(default_factory=OptimConfig, metadata={"doc": "optimiser and schedule"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": "loop, precision, checkpoints"})
 
+    def check_relations(self) -> None:
+        real_video = self.task == "train" or self.data.path is not None
+        if real_video and self.data.size > self.data.short_side:
+            raise FieldError("data.size", f"{self.data.size} exceeds data.short_side {self.data.short_side}: frames "
+                                          f"decoded that small cannot be cropped to it; set data.short_side >= data.size")
+
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 

@@ -35,7 +35,7 @@ from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_st
 from videoperlin.train.config import RunConfig, save_config
 from videoperlin.train.distributed import all_sum, cleanup_distributed, setup_distributed
 from videoperlin.train.schedule import lr_factor
-from videoperlin.utils.atomic import atomic_write_text
+from videoperlin.utils.atomic import atomic_write_text, writable_directory
 from videoperlin.utils.fields import to_dict
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class Trainer:
         self._set_determinism()
         self.run_dir = Path(config.train.out)
         self.source = build_batches(config, self.dist, self.device)
+        self._warn_about_relations()
         self.class_names = self.source.class_names
         self.model = self._build_model()
         self.optimizer = build_optimizer(self.model, config)
@@ -98,6 +99,18 @@ class Trainer:
         if self.dist.enabled:
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _warn_about_relations(self) -> None:
+        """Settings that are valid but probably not meant (each field alone is checked at load)."""
+        t, o, steps = self.config.train, self.config.optim, self.source.steps(0)
+        if t.accum_steps > steps:
+            log.warning("train.accum_steps %d exceeds the %d steps of an epoch: the optimiser steps once per epoch, "
+                        "at its last micro-batch", t.accum_steps, steps)
+        if o.schedule == "multistep" and any(m >= t.epochs for m in o.milestones):
+            log.warning("optim.milestones %s reach train.epochs %d: the later ones never apply", o.milestones, t.epochs)
+        if o.warmup_epochs >= t.epochs:
+            log.warning("optim.warmup_epochs %g >= train.epochs %d: the learning rate never reaches optim.lr",
+                        o.warmup_epochs, t.epochs)
 
     def _set_determinism(self) -> None:
         t = self.config.train
@@ -121,6 +134,8 @@ class Trainer:
         return model
 
     def _prepare_run_dir(self, resume: bool) -> None:
+        if self.dist.is_main:
+            writable_directory(self.run_dir / "checkpoints", "train.out")
         last = self.run_dir / "checkpoints" / "last.pt"
         if resume and last.exists():
             self._restore(load_checkpoint(last))
@@ -130,7 +145,6 @@ class Trainer:
         elif resume:
             log.info("no checkpoint in %s yet; starting a new run", self.run_dir)
         if self.dist.is_main:
-            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.run_dir / "config.yaml")
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
@@ -164,6 +178,14 @@ class Trainer:
         }
 
     def save(self, name: str) -> None:
+        """Write checkpoints/NAME.pt -- never from a broken model: non-finite weights or BatchNorm
+        statistics stop the run (the previous checkpoints stay as they are)."""
+        broken = next((k for k, v in self.model.state_dict().items() if v.is_floating_point()
+                       and not bool(torch.isfinite(v).all())), None)
+        if broken is not None:
+            raise ConfigError(f"the model holds non-finite values in {broken} at epoch {self.position['epoch']}, step "
+                              f"{self.position['step_in_epoch']}; {name}.pt was not written (lower optim.lr, or set "
+                              f"train.amp=off: bf16 on CPUs can overflow BatchNorm statistics)")
         if self.dist.is_main:
             save_checkpoint(self.run_dir / "checkpoints" / f"{name}.pt", self.checkpoint_payload())
 
@@ -248,6 +270,9 @@ class Trainer:
                 return None
             fetched = time.perf_counter()
         bar.close()
+        if not all_sum([totals["count"]], self.device)[0]:
+            raise ConfigError(f"epoch {epoch + 1} trained on no clip: all {int(totals['skipped'])} videos it drew could "
+                              f"not be decoded (or every step was skipped); run videoperlin check-data on the data")
         return self._epoch_summary(totals, time.perf_counter() - began)
 
     #: Consecutive non-finite steps after which the run stops with an error instead of skipping.
@@ -368,6 +393,9 @@ class Trainer:
                 scores.add(logits, batch.labels, batch.videos)
         *counts, bad = all_sum([*scores.counts(), bad], self.device)
         r = rates(counts)
+        if not r["videos"]:
+            raise ConfigError(f"no validation video could be decoded ({int(bad)} skipped); run videoperlin check-data "
+                              f"on the validation data")
         return {"val_acc": r["video_top1"], "val_top5": r["video_top5"], "val_clip_acc": r["clip_top1"],
                 "val_loss": r["loss"], "val_videos": r["videos"], "val_bad_videos": int(bad)}
 

@@ -30,7 +30,7 @@ from videoperlin.metrics import VideoScores, confusion_matrix, per_class_accurac
 from videoperlin.models.checkpoint import load_model_and_metadata
 from videoperlin.train.batch_sources import window_dataset
 from videoperlin.train.config import RunConfig, config_from_record, load_config
-from videoperlin.utils.atomic import atomic_write_text
+from videoperlin.utils.atomic import atomic_write_text, writable_directory
 from videoperlin.utils.plotting import pyplot, save_figure
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def run_evaluation(checkpoint: str | Path, out: str | Path | None = None, subset
     """Evaluate ``checkpoint`` on its run's ``subset`` (``val``, ``train`` or ``all``); write the report."""
     if subset not in SUBSETS:
         raise ConfigError(f"--subset {subset!r} must be one of {', '.join(SUBSETS)}")
-    out = Path(out) if out else default_out(checkpoint, subset)
+    out = writable_directory(Path(out) if out else default_out(checkpoint, subset))
     model, meta = load_model_and_metadata(checkpoint)
     model.eval()
     config = evaluation_config(meta, overrides, sets)
@@ -78,6 +78,8 @@ def run_evaluation(checkpoint: str | Path, out: str | Path | None = None, subset
     scores, bad = VideoScores(), 0
     for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
         bad += batch.bad_videos
+        if not len(batch.labels):  # every video of this batch was skipped
+            continue
         for clips, labels, videos in zip(batch.clips.split(32), batch.labels.split(32), batch.videos.split(32)):
             scores.add(model(normalize(clips, config.data.mean, config.data.std)), labels, videos)
     if not scores.clips:

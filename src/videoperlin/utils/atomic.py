@@ -8,10 +8,14 @@ recognise and clean up.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from videoperlin.errors import ConfigError
 
 TMP_MARKER = ".tmp-"
 
@@ -26,11 +30,24 @@ def is_temp_file(path: Path) -> bool:
     return path.name.startswith(".") and TMP_MARKER in path.name
 
 
+def _disk_full(exc: BaseException, path: Path) -> bool:
+    """Whether ``exc`` (raised while writing next to ``path``) means the disk is full. Not every writer
+    says so with ENOSPC: torch.save raises a RuntimeError ("file write failed"), numpy.save an OSError
+    without errno ("8192 requested and 3968 written"); those are confirmed by the free space left."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    if isinstance(exc, (OSError, RuntimeError)) and ("written" in str(exc) or "write failed" in str(exc)):
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(path.parent).free < 2**20
+    return False
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it is fsynced and renamed to ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    On an exception the temporary file is removed and ``path`` is left untouched; a full disk becomes
+    a :class:`ConfigError` naming the file.
     """
     path = Path(path)
     tmp = temp_path_for(path)
@@ -39,10 +56,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if _disk_full(exc, path):
+            raise ConfigError(f"disk full while writing {path}; the previous file (if any) is intact: free space "
+                              f"and rerun (finished work is kept)") from None
         raise
+
+
+def writable_directory(path: str | Path, flag: str = "--out") -> Path:
+    """Create ``path`` if needed and check that files can be written in it (one-line error otherwise)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path} is not writable ({exc.strerror}); choose a directory you can write to") from None
+    return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -15,11 +15,13 @@ Resumable and shardable:
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import logging
-import os
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from tqdm import tqdm
 import videoperlin
 from videoperlin.data.encode import DEFAULT_CRF, DEFAULT_FPS, encode_video
 from videoperlin.errors import ConfigError
-from videoperlin.utils.atomic import atomic_path, atomic_write_text, is_temp_file
+from videoperlin.utils.atomic import atomic_path, atomic_write_text, is_temp_file, writable_directory
 from videoperlin.vpn.dataset import VPNDataset
 
 log = logging.getLogger(__name__)
@@ -69,16 +71,6 @@ def parse_shard(text: str) -> tuple[int, int]:
 def relative_file(ds: VPNDataset, index: int, fmt: str) -> str:
     """Path of video ``index`` relative to the export root."""
     return f"{ds.space.name(ds.label(index))}/{index:08d}.{fmt}"
-
-
-def _prepare_root(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"--out {out} is not writable ({exc.strerror}); choose a directory you can write to") from None
 
 
 def _record_spec(ds: VPNDataset, out: Path, fmt: str, npy_dtype: str, crf: int) -> None:
@@ -156,20 +148,62 @@ def _to_uint8(gray: np.ndarray) -> np.ndarray:
     return np.rint(gray * 255.0).astype(np.uint8)
 
 
-def _remove_stale_temporaries(ds: VPNDataset, out: Path, todo: list[int], fmt: str) -> None:
-    """Delete temporary files left (e.g. by kill -9) for the indices this call will write."""
-    wanted = {Path(relative_file(ds, i, fmt)).name for i in todo}
-    for class_dir in {out / ds.space.name(ds.label(i)) for i in todo}:
+def _remove_stale_temporaries(ds: VPNDataset, out: Path, shard: tuple[int, int], fmt: str) -> None:
+    """Delete temporary files left (e.g. by kill -9) for indices of this shard (matched by index, so
+    nothing per video of the whole set is held in memory; other shards' files are left alone)."""
+    for class_dir in (out / name for name in ds.space.names()):
         if not class_dir.is_dir():
             continue
         for entry in class_dir.iterdir():
-            if is_temp_file(entry) and entry.name[1:].split(".tmp-")[0] in wanted:
+            stem = entry.name[1:].split(".")[0]
+            if is_temp_file(entry) and f".{fmt}.tmp-" in entry.name and stem.isdigit() \
+                    and int(stem) % shard[1] == shard[0]:
                 entry.unlink(missing_ok=True)
 
 
-def _batches(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _missing_batches(ds: VPNDataset, out: Path, indices: range, fmt: str, size: int) -> Iterator[tuple[list[int], int]]:
+    """Batches of ``indices`` whose file does not exist yet, each with the number of present files skipped
+    since the previous batch (found lazily: no list of the whole set is built)."""
+    batch, skipped = [], 0
+    for index in indices:
+        if (out / relative_file(ds, index, fmt)).exists():
+            skipped += 1
+            continue
+        batch.append(index)
+        if len(batch) == size:
+            yield batch, skipped
+            batch, skipped = [], 0
+    if batch or skipped:
+        yield batch, skipped
+
+
+#: Bytes one exported video takes, per voxel: exact for npy; for mp4 (CRF 10, smooth noise) an upper
+#: bound of what was measured (tests/test_export.py exports check nothing larger).
+BYTES_PER_VOXEL = {("npy", "uint8"): 1.0, ("npy", "float32"): 4.0, ("mp4", "uint8"): 0.5}
+
+
+def _check_free_space(ds: VPNDataset, out: Path, fmt: str, npy_dtype: str, videos: int) -> None:
+    """Refuse up front when ``videos`` more videos would not fit on the disk holding ``out``."""
+    per_video = BYTES_PER_VOXEL[fmt, npy_dtype if fmt == "npy" else "uint8"] * ds.frames * ds.height * ds.width + 512
+    need, free = int(per_video * videos), shutil.disk_usage(out).free
+    if need > free:
+        raise ConfigError(f"{out} has {free / 2**20:.1f} MiB free but {videos} {fmt} videos need about "
+                          f"{need / 2**20:.1f} MiB ({per_video / 2**10:.1f} KiB each); free space or write fewer "
+                          f"(--num-videos, --shard)")
+
+
+@contextlib.contextmanager
+def _shard_lock(out: Path, shard: tuple[int, int]) -> Iterator[None]:
+    """Hold a lock on this shard of ``out``: two processes on one shard would delete each other's temporaries.
+    (Different shards may fill one folder together; the kernel releases the lock if the process dies.)"""
+    path = out / f".generate-shard-{shard[0]}-of-{shard[1]}.lock"
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another process is already writing shard {shard[0]}/{shard[1]} into {out} ({path}); "
+                              f"wait for it, or give each process its own --shard I/N") from None
+        yield
 
 
 def manifest_text(ds: VPNDataset, fmt: str) -> str:
@@ -212,24 +246,36 @@ def export_dataset(
         raise ConfigError(f"--npy-dtype {npy_dtype!r} is not supported; choose one of {', '.join(NPY_DTYPES)}")
     if fmt == "mp4" and (ds.height % 2 or ds.width % 2):
         raise ConfigError(f"--size {ds.height}x{ds.width} is odd; H.264 mp4 needs even sizes (or use --format npy)")
-    shard_index, shard_count = shard
-    out = Path(out)
-    _prepare_root(out)
-    _record_spec(ds, out, fmt, npy_dtype, crf)
-    mine = list(range(shard_index, len(ds), shard_count))
-    todo = [i for i in mine if not (out / relative_file(ds, i, fmt)).exists()]
-    _remove_stale_temporaries(ds, out, todo, fmt)
-    log.info("shard %d/%d: %d videos, %d already present, %d to write", shard_index, shard_count,
-             len(mine), len(mine) - len(todo), len(todo))
+    out = writable_directory(out)
+    mine = range(shard[0], len(ds), shard[1])
+    with _shard_lock(out, shard):
+        if not (out / "dataset.json").exists():
+            _check_free_space(ds, out, fmt, npy_dtype, len(mine))
+        _record_spec(ds, out, fmt, npy_dtype, crf)
+        _remove_stale_temporaries(ds, out, shard, fmt)
+        written, present = _write_missing(ds, out, mine, fmt, npy_dtype, crf, batch_size, workers, progress)
+        log.info("shard %d/%d: %d videos, %d were present, %d written", *shard, len(mine), present, written)
+        manifest_written = _finish_manifest(ds, out, fmt)
+    return ExportSummary(written, present, len(mine), manifest_written)
+
+
+def _write_missing(ds: VPNDataset, out: Path, indices: range, fmt: str, npy_dtype: str, crf: int, batch_size: int,
+                   workers: int, progress: bool) -> tuple[int, int]:
+    """Render and write every video of ``indices`` whose file is missing; (written, already present)."""
+    written = present = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
-            tqdm(total=len(todo), desc=f"generate {out.name}", unit="video", disable=not progress) as bar:
-        for indices in _batches(todo, batch_size):
-            clips, _ = ds.batch(indices)
-            gray = clips[:, 0].numpy()
+            tqdm(total=len(indices), desc=f"generate {out.name}", unit="video", disable=not progress) as bar:
+        for batch, skipped in _missing_batches(ds, out, indices, fmt, batch_size):
+            present += skipped
+            bar.update(skipped)
+            if not batch:
+                continue
+            _check_free_space(ds, out, fmt, npy_dtype, len(batch))
+            gray = ds.batch(batch)[0][:, 0].numpy()
             jobs = [pool.submit(_write_video, out / relative_file(ds, i, fmt), gray[k], fmt, npy_dtype, crf)
-                    for k, i in enumerate(indices)]
+                    for k, i in enumerate(batch)]
             for job in jobs:
                 job.result()
                 bar.update(1)
-    manifest_written = _finish_manifest(ds, out, fmt)
-    return ExportSummary(len(todo), len(mine) - len(todo), len(mine), manifest_written)
+            written += len(batch)
+    return written, present

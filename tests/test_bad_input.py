@@ -1,0 +1,263 @@
+"""Bad input, one probe per case the hardening review found (and the kinds of case they stand for).
+
+Every probe of a command asserts exit status 2, exactly one error line on stderr (after any log
+records), no traceback, and that the message names the file, field or value at fault; probes of runs that used to exit 0 with a
+broken result also assert that no checkpoint was written.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from video_fixtures import CLASSES, write_class_folders
+from videoperlin.errors import ConfigError
+from videoperlin.models import create_model
+from videoperlin.utils.atomic import atomic_path
+from videoperlin.vpn import LabelSpace, VPNDataset
+
+TINY = ["--model", "r3d10", "--widen-factor", "0.25", "--frames", "8", "--size", "32", "--amp", "off", "-q",
+        "--epochs", "1", "--batch-size", "4", "--workers", "0"]
+PRE = ["pretrain", "--preset", "tiny", "--num-videos", "32", "--set", "vpn.val_videos=8", *TINY]
+
+
+LOG_LEVELS = ("DEBUG ", "INFO ", "WARNING ")
+
+
+def one_line_error(proc, *needles: str) -> None:
+    """Exit 2, no traceback, and one line of error on stderr (log records the run wrote before it, such
+    as warnings about skipped videos, may precede it), naming every needle."""
+    lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith(LOG_LEVELS)]
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert lines[0].startswith("videoperlin: error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("videos")
+    write_class_folders(root, per_class=6, frames=12)
+    return root
+
+
+def no_checkpoint(run: Path) -> bool:
+    return not list(run.rglob("*.pt"))
+
+
+# ---- runs that used to exit 0 with a broken or leaking result -----------------------------------
+
+def test_every_video_unreadable(tmp_path, cli):
+    for kind in CLASSES:
+        (tmp_path / "bad" / kind).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "bad" / kind / f"{i}.mp4").write_bytes(os.urandom(2048))
+    run = tmp_path / "run"
+    proc = cli("train", "--data", str(tmp_path / "bad"), "--on-bad-video", "skip", "--out", str(run), *TINY)
+    one_line_error(proc, "trained on no clip", "check-data")
+    assert no_checkpoint(run)
+
+
+@pytest.mark.parametrize("body, needle", [("a.mp4,walk,x\na.mp4,walk,x\n", "a.mp4 is listed again"),
+                                          ("a.mp4,,x\n", "empty label"),
+                                          ("a.mp4,walk\n", "2 fields where the header has 3")])
+def test_manifest_faults(tmp_path, cli, body, needle):
+    (tmp_path / "m.csv").write_text("path,label,group\n" + body)
+    proc = cli("train", "--data", str(tmp_path / "m.csv"), "--out", str(tmp_path / "run"), *TINY)
+    one_line_error(proc, str(tmp_path / "m.csv"), needle)
+    assert no_checkpoint(tmp_path / "run")
+
+
+def test_init_from_another_architecture(tmp_path, cli, videos):
+    torch.save(create_model("r2p1d10", num_classes=3, widen_factor=0.25).state_dict(), tmp_path / "other.pth")
+    proc = cli("train", "--data", str(videos), "--init", str(tmp_path / "other.pth"), "--out", str(tmp_path / "run"),
+               *TINY)
+    one_line_error(proc, "other.pth does not match the model", "another architecture")
+    assert no_checkpoint(tmp_path / "run")
+
+
+@pytest.mark.parametrize("setting, needle", [("optim.lr=.inf", "optim.lr value '.inf' is not a number"),
+                                             ("optim.lr=inf", "optim.lr inf must be a finite number"),
+                                             ("optim.lr=nan", "optim.lr nan must be a finite number"),
+                                             ("vpn.val_videos=0", "vpn.val_videos 0 must be >= 1"),
+                                             ("vpn.val_videos=-3", "vpn.val_videos -3 must be >= 1"),
+                                             ("optim.momentum=-0.5", "optim.momentum -0.5 must be in [0, 1)"),
+                                             ("optim.weight_decay=-1", "optim.weight_decay -1.0 must be >= 0"),
+                                             ("train.threads=-2", "train.threads -2 must be >= 0"),
+                                             ("data.scale_min=1.5", "data.scale_min 1.5 must be in (0, 1]"),
+                                             ("train.accum_steps=0", "train.accum_steps 0 must be >= 1"),
+                                             ("data.fold=5", "data.fold 5 must be below folds (5)"),
+                                             ("data.path=x.csv", "data.size 32 exceeds data.short_side 16")])
+def test_config_values_are_checked_at_load(tmp_path, cli, setting, needle):
+    proc = cli(*PRE, "--set", "data.short_side=16", "--set", setting, "--out", str(tmp_path / "run"))
+    one_line_error(proc, needle)
+    assert no_checkpoint(tmp_path / "run")
+
+
+class BrokenStatistics:
+    """A step that leaves an infinite BatchNorm running variance, as bf16 autocast did at tiny sizes."""
+
+    @staticmethod
+    def trainer(config):
+        from videoperlin.train.engine import Trainer
+
+        class Broken(Trainer):
+            def train_step(self, *args, **kwargs):
+                super().train_step(*args, **kwargs)
+                self.model.layer2[0].bn1.running_var.fill_(float("inf"))
+
+        return Broken(config)
+
+
+def test_non_finite_batchnorm_statistics_never_reach_a_checkpoint(tmp_path):
+    from videoperlin.train.config import load_config
+
+    config = load_config(None, {"train.out": str(tmp_path / "run"), "model.name": "r3d10", "model.widen_factor": 0.25,
+                                "data.frames": 8, "data.size": 32, "vpn.preset": "tiny", "vpn.num_videos": 16,
+                                "vpn.val_videos": 4, "train.epochs": 1, "train.batch_size": 8, "train.amp": "off",
+                                "train.progress": False}, task="pretrain")
+    with pytest.raises(ConfigError, match="non-finite values in layer2.0.bn1.running_var .* last.pt was not written"):
+        BrokenStatistics.trainer(config).fit()
+    assert no_checkpoint(tmp_path / "run")
+
+
+# ---- tracebacks that became one-line errors ------------------------------------------------------
+
+def test_evaluate_when_a_whole_batch_is_unreadable(tmp_path, cli, videos):
+    run = tmp_path / "run"
+    assert cli("train", "--data", str(videos), "--out", str(run), *TINY).returncode == 0
+    data = tmp_path / "data"
+    for kind in CLASSES:
+        (data / kind).mkdir(parents=True)
+        for video in sorted((videos / kind).glob("*.mp4"))[:2]:
+            (data / kind / video.name).symlink_to(video)
+    for name in ("0a.mp4", "0b.mp4"):  # sort first: the first evaluation batch (2 videos) is all unreadable
+        (data / CLASSES[0] / name).write_bytes(os.urandom(1024))
+    proc = cli("evaluate", "--checkpoint", str(run / "checkpoints" / "last.pt"), "--data", str(data), "--subset", "all",
+               "--on-bad-video", "skip", "--out", str(tmp_path / "eval"), "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"skipped_videos": 2' in (tmp_path / "eval" / "metrics.json").read_text()
+
+
+def test_malformed_class_index(tmp_path, cli, videos):
+    for kind in CLASSES:
+        (tmp_path / kind).symlink_to(videos / kind, target_is_directory=True)
+    (tmp_path / "classInd.txt").write_text("1 down\nflicker\n")
+    (tmp_path / "trainlist01.txt").write_text("down/down_00.mp4 1\n")
+    (tmp_path / "testlist01.txt").write_text("down/down_01.mp4\n")
+    one_line_error(cli("check-data", str(tmp_path), "-q"), "classInd.txt:2: expected '<number> <ClassName>'")
+
+
+@pytest.mark.parametrize("command", ["train", "pretrain", "evaluate"])
+@pytest.mark.parametrize("kind", ["file", "read-only", "too-long"])
+def test_unusable_out(tmp_path, cli, videos, command, kind):
+    target = {"file": tmp_path / "a-file", "read-only": tmp_path / "ro" / "run",
+              "too-long": tmp_path / ("x" * 300)}[kind]
+    (tmp_path / "a-file").write_text("not a directory")
+    (tmp_path / "ro").mkdir()
+    os.chmod(tmp_path / "ro", 0o500)
+    if os.access(tmp_path / "ro", os.W_OK):  # root ignores permissions
+        target = tmp_path / "a-file" / "run" if kind == "read-only" else target
+    if command == "evaluate":
+        run = tmp_path / "ok"
+        assert cli("train", "--data", str(videos), "--out", str(run), *TINY).returncode == 0
+        proc = cli("evaluate", "--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(target), "-q")
+        one_line_error(proc, "--out", "not writable")
+    else:
+        args = ["--data", str(videos)] if command == "train" else []
+        proc = cli(*(PRE if command == "pretrain" else ["train", *TINY]), *args, "--out", str(target))
+        one_line_error(proc, "train.out", "not writable")
+
+
+@pytest.mark.parametrize("content", [b"", b"just some text\n", os.urandom(256)])
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_unreadable_weight_files(tmp_path, cli, videos, content, suffix):
+    path = tmp_path / f"weights{suffix}"
+    path.write_bytes(content)
+    for args in (["train", "--data", str(videos), "--init", str(path), "--out", str(tmp_path / "r"), *TINY],
+                 ["evaluate", "--checkpoint", str(path), "--data", str(videos), "--out", str(tmp_path / "e")],
+                 ["convert", str(path), "--out", str(tmp_path / "c")]):
+        one_line_error(cli(*args), str(path), "not a readable")
+
+
+def test_disk_full_names_the_file(tmp_path, monkeypatch):
+    target = tmp_path / "clip.npy"
+    with pytest.raises(ConfigError, match=f"disk full while writing {target}"):
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
+    with pytest.raises(ConfigError, match="disk full while writing .*last.pt"):
+        with atomic_path(tmp_path / "last.pt"):  # torch.save's way of saying it
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                               "data/0: file write failed")
+    with pytest.raises(ConfigError, match="disk full while writing .*00000003.npy"):
+        with atomic_path(tmp_path / "00000003.npy"):  # numpy.save's way of saying it
+            raise OSError("8192 requested and 3968 written")
+    assert not list(tmp_path.iterdir())  # no temporary left behind
+
+
+# ---- messages, determinism, concurrency, scale ------------------------------------------------
+
+def test_interrupt_message_says_how_to_resume(monkeypatch, capsys):
+    import videoperlin.cli as cli_module
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli_module.COMMANDS, "pretrain", cli_module.Command("x", cli_module.runs.pretrain_arguments,
+                                                                            interrupted))
+    assert cli_module.main(["pretrain"]) == 130
+    assert "training runs: add --resume" in capsys.readouterr().err
+
+
+def test_mp4_export_is_reproducible_and_within_the_space_estimate(tmp_path, cli):
+    from videoperlin.vpn.export import BYTES_PER_VOXEL
+
+    for name in ("a", "b"):
+        cli("generate", "--preset", "motion", "--num-videos", "24", "--frames", "16", "--size", "64", "--out",
+            str(tmp_path / name), "-q", check=True)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.mp4"))
+    assert len(files) == 24
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    assert max((tmp_path / "a" / f).stat().st_size for f in files) < BYTES_PER_VOXEL["mp4", "uint8"] * 16 * 64 * 64
+
+
+def test_a_second_writer_of_the_same_shard_is_refused(tmp_path, cli):
+    out = tmp_path / "vpn"
+    out.mkdir()
+    with open(out / ".generate-shard-0-of-1.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another generate holds shard 0/1
+        proc = cli("generate", "--preset", "tiny", "--num-videos", "4", "--frames", "8", "--size", "32",
+                   "--format", "npy", "--out", str(out), "-q")
+        one_line_error(proc, "another process is already writing shard 0/1", str(out))
+        other_shard = cli("generate", "--preset", "tiny", "--num-videos", "4", "--frames", "8", "--size", "32",
+                          "--format", "npy", "--shard", "1/2", "--out", str(out), "-q")
+        assert other_shard.returncode == 0, other_shard.stderr  # shards of one set may write together
+
+
+def test_a_set_too_big_for_the_disk_is_refused_up_front(tmp_path, monkeypatch):
+    import shutil
+
+    from videoperlin.vpn.export import export_dataset
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(2**30, 2**30 - 2**21, 2**21))
+    ds = VPNDataset(LabelSpace.preset("tiny"), num_videos=100_000_000, frames=16, size=112)
+    with pytest.raises(ConfigError, match=r"has 2.0 MiB free but 100000000 npy videos need about"):
+        export_dataset(ds, tmp_path / "big", fmt="npy", progress=False)
+    assert not list((tmp_path / "big").rglob("*.npy"))
+
+
+def test_settings_that_are_valid_but_odd_are_warned_about(tmp_path, cli):
+    proc = cli(*PRE, "--set", "optim.warmup_epochs=3", "--set", "train.accum_steps=9", "--set",
+               "optim.schedule=multistep", "--set", "optim.milestones=[0, 4]", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    assert "warmup_epochs 3 >= train.epochs 1" in proc.stderr and "accum_steps 9 exceeds the 8 steps" in proc.stderr
+    assert "optim.milestones [0, 4] reach train.epochs 1" in proc.stderr
