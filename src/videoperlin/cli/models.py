@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from videoperlin.errors import ConfigError
+from videoperlin.utils.atomic import atomic_write_text
 
 
 def parse_clip_size(text: str) -> tuple[int, int, int]:
@@ -45,20 +46,60 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def convert_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="checkpoint .pth ({'arch', 'state_dict', ...})")
-    parser.add_argument("--out", required=True, help="output directory (model.safetensors + config.json)")
-    parser.add_argument("--conv1-t-stride", type=int, default=1, help="not recorded in the weights (authors: 1)")
-    parser.add_argument("--no-max-pool", action="store_true", help="not recorded in the weights")
+    from videoperlin.models.frameworks import FRAMEWORKS
+
+    parser.add_argument("source", help="weights: a .pth/.pt/.safetensors file or a model directory")
+    parser.add_argument("--from", dest="source_format", choices=(*FRAMEWORKS, "videoperlin"), default=None,
+                        help="layout of SOURCE (default: hara with --to videoperlin, else videoperlin)")
+    parser.add_argument("--to", dest="target_format", choices=("videoperlin", *FRAMEWORKS), default="videoperlin",
+                        help="videoperlin: our model directory (model.safetensors + config.json); a framework: a "
+                             ".pth state dict its own model loads strictly, and a .json of how to build that model")
+    parser.add_argument("--out", required=True, help="output directory (--to videoperlin) or .pth file")
+    parser.add_argument("--conv1-t-stride", type=int, default=None, help="not recorded in the weights (their default)")
+    parser.add_argument("--no-max-pool", action="store_true", default=None, help="not recorded in the weights")
+
+
+def read_source_model(path: str, source_format: str, fixed: dict):
+    """Our model from ``path`` in ``source_format`` (ours, hara, torchvision or mmaction2)."""
+    from videoperlin.models.checkpoint import load_model, read_checkpoint_file
+    from videoperlin.models.frameworks import import_state_dict
+    from videoperlin.models.hara import import_hara_checkpoint
+
+    if source_format == "videoperlin":
+        if fixed:
+            raise ConfigError("--conv1-t-stride/--no-max-pool apply to imports; a videoperlin model records its options")
+        return load_model(path)
+    if source_format == "hara":
+        return import_hara_checkpoint(path, **fixed)
+    return import_state_dict(read_checkpoint_file(path)[0], source_format, str(path), **fixed)
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    """Convert a 3D-ResNets-PyTorch checkpoint into this project's model format (safetensors + JSON)."""
-    from videoperlin.models.checkpoint import save_model
-    from videoperlin.models.hara import import_hara_checkpoint
+    """Convert video ResNet weights between this project and torchvision, mmaction2 and 3D-ResNets-PyTorch
+    (hara): strict both ways (every tensor placed with its shape) or a one-line error naming the difference."""
+    import json
+    from pathlib import Path
 
-    model = import_hara_checkpoint(args.source, conv1_t_stride=args.conv1_t_stride, no_max_pool=args.no_max_pool)
-    out = save_model(model, args.out, extra={"converted_from": str(args.source)})
-    print(f"{args.source} -> {out} ({model.config['name']}, {model.num_classes} classes)")
+    from videoperlin.models.checkpoint import save_model
+    from videoperlin.models.frameworks import export_state_dict, framework_settings
+    from videoperlin.train.checkpointing import save_checkpoint
+
+    source_format = args.source_format or ("hara" if args.target_format == "videoperlin" else "videoperlin")
+    fixed = {k: v for k, v in (("conv1_t_stride", args.conv1_t_stride), ("no_max_pool", args.no_max_pool))
+             if v is not None}
+    model = read_source_model(args.source, source_format, fixed)
+    name = f"{model.config['name']}, {model.num_classes} classes"
+    if args.target_format == "videoperlin":
+        out = save_model(model, args.out, extra={"converted_from": str(args.source), "source_format": source_format})
+        print(f"{args.source} ({source_format}) -> {out} ({name})")
+        return 0
+    out = Path(args.out)
+    out = out / f"{model.config['name']}-{args.target_format}.pth" if out.is_dir() else out
+    settings = framework_settings(model, args.target_format)
+    save_checkpoint(out, export_state_dict(model, args.target_format))
+    atomic_write_text(out.with_suffix(".json"), json.dumps(settings, indent=2) + "\n")
+    print(f"{args.source} ({source_format}) -> {out} ({args.target_format} layout, {name}); build the model as in "
+          f"{out.with_suffix('.json')}")
     return 0
 
 

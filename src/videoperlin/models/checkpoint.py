@@ -171,9 +171,15 @@ def load_pretrained(model: nn.Module, source: str | Path | Mapping[str, Tensor],
 
     A shape mismatch outside the classifier is an error, never a silent partial load; so is a
     checkpoint with tensors the model lacks, or lacking tensors the model has (another architecture).
+    torchvision and mmaction2 checkpoints are renamed first (:mod:`videoperlin.models.frameworks`).
     """
+    from videoperlin.models.frameworks import detect_framework, own_layout, with_backbone_prefix
+
     name = str(source) if not isinstance(source, Mapping) else "state dict"
     state = read_state_dict(source)
+    framework = detect_framework(with_backbone_prefix(state))
+    if framework is not None:  # torchvision / mmaction2 names: renamed strictly, for a model that corresponds
+        state = own_layout(with_backbone_prefix(state), model, framework, name, classifier=not drop_classifier)
     model_state = model.state_dict()
     usable, report = _classify(model_state, state, drop_classifier, name)
     if not usable:

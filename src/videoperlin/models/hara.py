@@ -61,7 +61,13 @@ def infer_options(state: Mapping[str, Tensor], arch: str | None = None) -> dict[
 def import_hara_checkpoint(source: str | Path, conv1_t_stride: int = 1, no_max_pool: bool = False) -> VideoResNet:
     """Build the model a 3D-ResNets-PyTorch checkpoint describes and load all its weights strictly."""
     state, meta = read_checkpoint_file(source)
-    options = infer_options(state, meta.get("arch"))
+    return model_from_hara_state(state, source, meta.get("arch"), conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool)
+
+
+def model_from_hara_state(state: Mapping[str, Tensor], source: str | Path = "checkpoint", arch: str | None = None,
+                          conv1_t_stride: int = 1, no_max_pool: bool = False) -> VideoResNet:
+    """:func:`import_hara_checkpoint` for a state dict already read (``arch`` as the checkpoint records it)."""
+    options = infer_options(state, arch)
     name = options.pop("name")
     model = create_model(name, conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool, **options)
     expected = set(model.state_dict())

@@ -1,8 +1,9 @@
 """Model registry: ``create_model(name, num_classes=..., **options)`` and ``list_models(pattern)``.
 
-Names are ``r3d{depth}`` (full 3x3x3 convolutions) and ``r2p1d{depth}`` ((2+1)D factorised), for
-depths 10, 18, 34 (BasicBlock) and 50, 101, 152, 200 (Bottleneck), with the block counts of
-3D-ResNets-PyTorch.
+Names are ``r3d{depth}`` (full 3x3x3 convolutions), ``r2p1d{depth}`` ((2+1)D factorised) and
+``mc3_{depth}`` (mixed: 3D in the stem and first stage, 1x3x3 above; Tran et al. 2018, torchvision's
+``mc3_18``; the underscore keeps family and depth apart), for depths 10, 18, 34 (BasicBlock) and 50, 101, 152, 200 (Bottleneck), with the block
+counts of 3D-ResNets-PyTorch.
 """
 
 from __future__ import annotations
@@ -24,12 +25,26 @@ DEPTHS: dict[int, tuple[type, tuple[int, int, int, int]]] = {
     152: (Bottleneck, (3, 8, 36, 3)),
     200: (Bottleneck, (3, 24, 36, 3)),
 }
-FAMILIES = {"r3d": "3d", "r2p1d": "2plus1d"}
+FAMILIES = {"r3d": "3d", "r2p1d": "2plus1d", "mc3": "mixed"}
 OPTIONS = tuple(f.name for f in fields(ModelOptions))
 
 
+def model_name(family: str, depth: int) -> str:
+    """``r3d`` + 18 -> ``r3d18``; a family ending in a digit gets an underscore (``mc3_18``)."""
+    return f"{family}{'_' if family[-1].isdigit() else ''}{depth}"
+
+
+def split_name(name: str) -> tuple[str, int]:
+    """(family, depth) of a registered model name."""
+    for family in FAMILIES:
+        depth = name[len(family):].lstrip("_")
+        if name.startswith(family) and depth.isdigit() and model_name(family, int(depth)) == name:
+            return family, int(depth)
+    raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(_registry())}")
+
+
 def _registry() -> dict[str, tuple[str, int]]:
-    return {f"{family}{depth}": (conv, depth) for family, conv in FAMILIES.items() for depth in DEPTHS}
+    return {model_name(family, depth): (conv, depth) for family, conv in FAMILIES.items() for depth in DEPTHS}
 
 
 def list_models(pattern: str = "*") -> list[str]:

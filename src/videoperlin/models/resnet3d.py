@@ -4,7 +4,10 @@ Follows 3D-ResNets-PyTorch (K. Hara, "Can Spatiotemporal 3D CNNs Retrace the His
 and ImageNet?", CVPR 2018): conv1 ``t x 7 x 7`` with stride (t_stride, 2, 2), 3x3x3 max-pool with
 stride 2, four stages of widths 64/128/256/512 (times ``widen_factor``), shortcut A (zero-padded
 identity) or B (1x1x1 conv + BN when the shape changes), global average pooling, ``fc``.
-Parameter names match that codebase, so its checkpoints load directly.
+Parameter names match that codebase, so its checkpoints load directly. The options that other
+frameworks' video ResNets differ in (torchvision: no max-pool, a 3 x 7 x 7 stem, one (2+1)D middle
+width per block and a 45-channel (2+1)D stem; mmaction2: a 1 x 3 x 3 max-pool) are options here, so
+those networks are this one with other settings (:mod:`videoperlin.models.frameworks`).
 
 Every model offers the fine-tuning interface ``num_classes``, ``reset_classifier(n)``,
 ``forward_features(x)`` (the last feature map, B x C x T' x H' x W') and ``forward_head(f)``
@@ -21,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videoperlin.errors import ConfigError
-from videoperlin.models.builders import BUILDERS, TemporalPadding
+from videoperlin.models.builders import BUILDERS, STAGE_BUILDERS, TemporalPadding, mid_planes_2plus1d
 from videoperlin.utils.fields import Checked, at_least, greater_than, in_range, option, to_dict
 
 STAGE_WIDTHS = (64, 128, 256, 512)
@@ -43,15 +46,23 @@ class ModelOptions(Checked):
     dropout: float = option(0.0, "dropout probability before fc", in_range(0, 1, high_open=True))
     temporal_padding: TemporalPadding = option("zeros", "padding of the time axis: zeros, or replicate "
                                                         "(exact 2D->3D inflation on static clips)")
+    max_pool: Literal["3x3x3", "1x3x3"] = option("3x3x3", "stem max-pool: 3x3x3 stride 2 (3D-ResNets-PyTorch) or "
+                                                           "1x3x3 stride (1, 2, 2), space only (mmaction2)")
+    mid_planes: Literal["per_conv", "per_block"] = option(
+        "per_conv", "(2+1)D middle widths: parameter-matched per convolution (3D-ResNets-PyTorch, mmaction2) or one "
+                    "per block from its input width (torchvision)")
+    stem_mid_planes: int | None = option(None, "(2+1)D stem's middle width (null: parameter-matched; torchvision 45)",
+                                         at_least(1))
 
 
-def shortcut_a(x: Tensor, planes: int, stride: int) -> Tensor:
-    """Parameter-free shortcut: subsample by ``stride`` and zero-pad channels up to ``planes``.
+def shortcut_a(x: Tensor, planes: int, stride: tuple[int, int, int]) -> Tensor:
+    """Parameter-free shortcut: subsample by ``stride`` (t, h, w) and zero-pad channels up to ``planes``.
 
     Unlike 3D-ResNets-PyTorch, which concatenates ``out.data`` (detaching the shortcut from the
     graph), gradients flow through the identity here.
     """
-    out = x[:, :, ::stride, ::stride, ::stride] if stride > 1 else x
+    st, sh, sw = stride
+    out = x[:, :, ::st, ::sh, ::sw]
     pad = planes - out.shape[1]
     return F.pad(out, (0, 0, 0, 0, 0, 0, 0, pad)) if pad > 0 else out
 
@@ -59,7 +70,7 @@ def shortcut_a(x: Tensor, planes: int, stride: int) -> Tensor:
 class ShortcutA(nn.Module):
     """Module form of :func:`shortcut_a` (no parameters)."""
 
-    def __init__(self, planes: int, stride: int) -> None:
+    def __init__(self, planes: int, stride: tuple[int, int, int]) -> None:
         super().__init__()
         self.planes, self.stride = planes, stride
 
@@ -67,16 +78,24 @@ class ShortcutA(nn.Module):
         return shortcut_a(x, self.planes, self.stride)
 
 
+def block_mid_planes(mid_planes: str, in_planes: int, planes: int) -> int | None:
+    """The (2+1)D middle width a block fixes for its 3x3x3 convolutions: torchvision's one width per
+    block from the block's input width (``per_block``), or None (each convolution parameter-matched)."""
+    return mid_planes_2plus1d(in_planes, planes, 3, 3) if mid_planes == "per_block" else None
+
+
 class BasicBlock(nn.Module):
     """Two 3x3x3 (or (2+1)D) convolutions with a residual connection."""
 
     expansion = 1
 
-    def __init__(self, builder, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(self, builder, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 mid_planes: str = "per_conv"):
         super().__init__()
         self.builder = builder
-        builder.add(self, "1", in_planes, planes, (3, 3), (stride, stride))
-        builder.add(self, "2", planes, planes, (3, 3), (1, 1))
+        mid = block_mid_planes(mid_planes, in_planes, planes)
+        builder.add(self, "1", in_planes, planes, (3, 3), (stride, stride), mid)
+        builder.add(self, "2", planes, planes, (3, 3), (1, 1), mid)
         self.downsample = downsample
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,12 +110,13 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, builder, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(self, builder, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 mid_planes: str = "per_conv"):
         super().__init__()
         self.builder = builder
         self.conv1 = nn.Conv3d(in_planes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
-        builder.add(self, "2", planes, planes, (3, 3), (stride, stride))
+        builder.add(self, "2", planes, planes, (3, 3), (stride, stride), block_mid_planes(mid_planes, in_planes, planes))
         self.conv3 = nn.Conv3d(planes, planes * self.expansion, 1, bias=False)
         self.bn3 = nn.BatchNorm3d(planes * self.expansion)
         self.downsample = downsample
@@ -123,40 +143,45 @@ class VideoResNet(nn.Module):
     ) -> None:
         """``options`` are the fields of :class:`ModelOptions` (checked there)."""
         super().__init__()
-        if conv_type not in BUILDERS:
-            raise ConfigError(f"conv_type {conv_type!r} must be one of {', '.join(BUILDERS)}")
+        if conv_type not in STAGE_BUILDERS:
+            raise ConfigError(f"conv_type {conv_type!r} must be one of {', '.join(STAGE_BUILDERS)}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ConfigError(f"num_classes {num_classes!r} must be a positive integer")
         o = ModelOptions(**options)
         self.config = dict(config or {"num_classes": num_classes, **to_dict(o)})
-        self.builder = BUILDERS[conv_type](o.temporal_padding)
+        self.options = o
+        stem, *stages = (BUILDERS[kind](o.temporal_padding) for kind in STAGE_BUILDERS[conv_type])
+        self.builder = stem
         widths = [max(1, int(w * o.widen_factor)) for w in STAGE_WIDTHS]
         self.in_planes = widths[0]
         self.no_max_pool = o.no_max_pool
-        self.builder.add(self, "1", o.in_channels, widths[0], (o.conv1_t_size, 7), (o.conv1_t_stride, 2))
-        self.maxpool = nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, widths[0], layers[0], o.shortcut, stride=1)
-        self.layer2 = self._make_layer(block, widths[1], layers[1], o.shortcut, stride=2)
-        self.layer3 = self._make_layer(block, widths[2], layers[2], o.shortcut, stride=2)
-        self.layer4 = self._make_layer(block, widths[3], layers[3], o.shortcut, stride=2)
+        self.builder.add(self, "1", o.in_channels, widths[0], (o.conv1_t_size, 7), (o.conv1_t_stride, 2),
+                         o.stem_mid_planes)
+        self.maxpool = (nn.MaxPool3d(kernel_size=3, stride=2, padding=1) if o.max_pool == "3x3x3" else
+                        nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)))
+        self.layer1 = self._make_layer(block, stages[0], widths[0], layers[0], stride=1)
+        self.layer2 = self._make_layer(block, stages[1], widths[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(block, stages[2], widths[2], layers[2], stride=2)
+        self.layer4 = self._make_layer(block, stages[3], widths[3], layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.num_features = widths[3] * block.expansion
         self.dropout = nn.Dropout(o.dropout)
         self.fc = nn.Linear(self.num_features, num_classes)
         self._init_weights()
 
-    def _make_layer(self, block, planes: int, blocks: int, shortcut: str, stride: int) -> nn.Sequential:
-        downsample = None
+    def _make_layer(self, block, builder, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        downsample, shortcut, mid = None, self.options.shortcut, self.options.mid_planes
         out_planes = planes * block.expansion
         if stride != 1 or self.in_planes != out_planes:
             if shortcut == "A":
-                downsample = ShortcutA(out_planes, stride)
+                downsample = ShortcutA(out_planes, builder.strides(stride))
             else:
-                downsample = nn.Sequential(nn.Conv3d(self.in_planes, out_planes, 1, stride=stride, bias=False),
-                                           nn.BatchNorm3d(out_planes))
-        layers = [block(self.builder, self.in_planes, planes, stride, downsample)]
+                downsample = nn.Sequential(
+                    nn.Conv3d(self.in_planes, out_planes, 1, stride=builder.strides(stride), bias=False),
+                    nn.BatchNorm3d(out_planes))
+        layers = [block(builder, self.in_planes, planes, stride, downsample, mid)]
         self.in_planes = out_planes
-        layers += [block(self.builder, self.in_planes, planes) for _ in range(1, blocks)]
+        layers += [block(builder, self.in_planes, planes, mid_planes=mid) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def _init_weights(self) -> None:

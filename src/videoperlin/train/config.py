@@ -38,7 +38,8 @@ RENAMED = {"data.data": "data.path", "data.val_data": "data.val_path"}
 class ModelConfig(ModelOptions):
     """The network: a registered name plus :class:`ModelOptions` (``videoperlin models`` lists the names)."""
 
-    name: str = option("r3d18", "registered model, r3d10..r3d200 or r2p1d10..r2p1d200", one_of(list_models()))
+    name: str = option("r3d18", "registered model: r3d, r2p1d or mc3 with depth 10..200 (videoperlin models)",
+                       one_of(list_models()))
 
 
 @dataclass

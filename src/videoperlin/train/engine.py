@@ -12,6 +12,7 @@ augmentation are functions of (seed, epoch, index)).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -28,7 +29,8 @@ from videoperlin.data.transforms import normalize
 from videoperlin.errors import ConfigError
 from videoperlin.metrics import VideoScores, rates
 from videoperlin.models import create_model
-from videoperlin.models.checkpoint import load_pretrained
+from videoperlin.models.checkpoint import load_pretrained, read_state_dict
+from videoperlin.models.frameworks import detect_framework, infer_model_config, with_backbone_prefix
 from videoperlin.models.registry import normalize_model_config
 from videoperlin.train.batch_sources import build_batches
 from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_state, save_checkpoint
@@ -120,7 +122,26 @@ class Trainer:
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
 
+    def _adopt_init_architecture(self) -> None:
+        """A torchvision or mmaction2 ``train.init`` fixes the network: its depth, family, stem and the
+        options that framework's model has (the run's config records what was built)."""
+        state = read_state_dict(self.config.train.init)
+        framework = detect_framework(with_backbone_prefix(state))
+        if framework is None:
+            return
+        inferred = infer_model_config(with_backbone_prefix(state), framework)
+        del inferred["num_classes"]
+        old = to_dict(self.config.model)
+        changed = {k: v for k, v in inferred.items() if old.get(k) != v}
+        if changed:
+            (log.warning if "name" in changed else log.info)(
+                "train.init %s is a %s checkpoint: the model is built as it is (%s)", self.config.train.init,
+                framework, ", ".join(f"model.{k}={v}" for k, v in changed.items()))
+        self.config.model = dataclasses.replace(self.config.model, **inferred)
+
     def _build_model(self) -> nn.Module:
+        if self.config.train.init:
+            self._adopt_init_architecture()
         options = {k: v for k, v in to_dict(self.config.model).items() if k != "name"}
         model = create_model(self.config.model.name, num_classes=len(self.class_names), **options)
         if self.config.train.init:
