@@ -30,8 +30,9 @@ from videoperlin.train.engine import Trainer
 from videoperlin.utils.fields import to_dict
 
 log = logging.getLogger(__name__)
-#: Fields of a run config that do not change what a run computes (left out of the cache key).
-NOT_IN_KEY = ("train.out", "train.progress")
+#: Fields of a run config that do not change what a run computes (left out of the cache key): validation
+#: reads the model in eval mode and draws no random numbers, so val_every changes no weight.
+NOT_IN_KEY = ("train.out", "train.progress", "train.val_every")
 
 
 @dataclass(frozen=True)
