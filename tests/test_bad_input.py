@@ -12,6 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -175,7 +176,11 @@ def test_unusable_out(tmp_path, cli, videos, command, kind):
         one_line_error(proc, "train.out", "not writable")
 
 
-@pytest.mark.parametrize("content", [b"", b"just some text\n", os.urandom(256)])
+RANDOM_BYTES = np.random.default_rng(0).bytes(256)
+
+
+# b"\x80..." reads as a pickle protocol header, on which torch.load warns before it fails
+@pytest.mark.parametrize("content", [b"", b"just some text\n", RANDOM_BYTES, b"\x80\x24" + RANDOM_BYTES])
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
 def test_unreadable_weight_files(tmp_path, cli, videos, content, suffix):
     path = tmp_path / f"weights{suffix}"
