@@ -1,15 +1,22 @@
-"""VPN generation throughput: per-voxel reference vs the batched kernel (CPU, and CUDA when present).
+"""VPN generation throughput: per-voxel reference vs the batched kernel (CPU), and the kernel on CUDA.
 
-Prints clips/s at 16x112x112 and 16x224x224 for the low, high and motion presets, the ratio of the
-batched CPU kernel to the per-voxel reference, and motion's clips/s as a share of low's, all
-measured in the same run.
+CPU table: clips/s at 16x112x112 and 16x224x224 for the low, high and motion presets, the ratio of
+the batched CPU kernel to the per-voxel reference, and motion's clips/s as a share of low's.
 
-    python benchmarks/generate.py [--batch-size 32] [--seconds 3] [--threads N]
+CUDA table (when a GPU is present): clips/s per preset, size, batch and ``VPNSpec.rng``
+('generator': per-clip draws on the CPU, 'counter': draws on the GPU), with the bytes written per
+second as a share of the device's write bandwidth (an ``fill_`` of a 4 GiB buffer, measured in the
+same run: the bound, since a clip is written once and read never), the share of time the CPU draws
+take for 'generator', and the top CUDA kernels of one counter batch (torch.profiler).
+
+    python benchmarks/generate.py [--batch-size 32] [--seconds 3] [--threads N] [--cuda-batches 32 128 512]
+                                  [--json FILE] [--skip-cpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,15 +29,20 @@ from reference_perlin import reference_perlin  # noqa: E402  (the per-voxel refe
 
 from videoperlin.vpn import LabelSpace, VPNDataset  # noqa: E402
 
+PRESETS = ("low", "high", "motion")
+SIZES = (112, 224)
 
-def rate(step, clips_per_step: int, seconds: float) -> float:
-    """Clips per second of ``step`` over at least ``seconds`` (after one warm-up call)."""
+
+def rate(step, clips_per_step: int, seconds: float, sync=lambda: None) -> float:
+    """Clips per second of ``step`` over at least ``seconds`` (after one warm-up call; ``sync`` waits for the device)."""
     step(0)
+    sync()
     done, start, calls = 0, time.perf_counter(), 1
     while time.perf_counter() - start < seconds:
         step(calls)
         calls += 1
         done += clips_per_step
+    sync()
     return done / (time.perf_counter() - start)
 
 
@@ -49,37 +61,107 @@ def reference_step(ds: VPNDataset):
 def batch_step(ds: VPNDataset, batch: int, device: str):
     def step(call: int) -> None:
         start = (call * batch) % (len(ds) - batch)
-        clips, _ = ds.batch(range(start, start + batch), device=device)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        ds.batch(range(start, start + batch), device=device)
     return step
+
+
+def cpu_table(args) -> list[dict]:
+    print(f"CPU: torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch_size}")
+    header = f"{'preset':6} {'clip':>10} {'per-voxel':>10} {'batch CPU':>10} {'CPU/ref':>8}"
+    print(header + "\n" + "-" * len(header))
+    rows = []
+    for preset in PRESETS:
+        for size in SIZES:
+            ds = VPNDataset(LabelSpace.preset(preset), num_videos=1_000_000, frames=16, size=size, seed=0)
+            ref = rate(reference_step(ds), 1, max(1.0, args.seconds / 2))
+            cpu = rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds)
+            rows.append({"device": "cpu", "preset": preset, "size": size, "batch": args.batch_size,
+                         "rng": "generator", "clips_per_s": cpu, "reference_clips_per_s": ref})
+            print(f"{preset:6} {f'16x{size}x{size}':>10} {ref:10.1f} {cpu:10.0f} {cpu / ref:7.0f}x")
+    by = {(r["preset"], r["size"]): r["clips_per_s"] for r in rows}
+    for size in SIZES:
+        print(f"motion / low at 16x{size}x{size} (CPU): {by['motion', size] / by['low', size]:.0%}")
+    print("clips/s; per-voxel = float64 numpy 8-corner gather (tests/reference_perlin.py) on one clip at a time")
+    return rows
+
+
+def write_bandwidth(seconds: float = 1.0) -> float:
+    """Bytes/s that ``fill_`` writes into a 4 GiB CUDA buffer: the ceiling for a kernel that only writes."""
+    buffer = torch.empty(2**30, device="cuda")
+    return rate(lambda _: buffer.fill_(1.0), buffer.numel() * 4, seconds, torch.cuda.synchronize)
+
+
+def draw_share(ds: VPNDataset, batch: int, seconds: float) -> float:
+    """Share of a 'generator' CUDA batch spent drawing its parameters on the CPU (one clip at a time)."""
+    drawn = rate(lambda call: [ds.sample_params(call * batch + i) for i in range(batch)], batch, seconds / 2)
+    whole = rate(batch_step(ds, batch, "cuda"), batch, seconds / 2, torch.cuda.synchronize)
+    return whole / drawn
+
+
+def cuda_table(args) -> list[dict]:
+    bound = write_bandwidth()
+    print(f"\nCUDA: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; "
+          f"write bandwidth (fill_) {bound / 1e12:.2f} TB/s")
+    header = (f"{'preset':6} {'clip':>10} {'rng':>9} {'batch':>6} {'clips/s':>10} {'TB/s':>6} {'of bound':>8} "
+              f"{'CPU draws':>9}")
+    print(header + "\n" + "-" * len(header))
+    rows = []
+    for preset in PRESETS:
+        for size in SIZES:
+            for rng in ("generator", "counter"):
+                ds = VPNDataset(LabelSpace.preset(preset), num_videos=10_000_000, frames=16, size=size, seed=0, rng=rng)
+                for batch in args.cuda_batches:
+                    clips = rate(batch_step(ds, batch, "cuda"), batch, args.seconds, torch.cuda.synchronize)
+                    written = clips * 16 * size * size * 4
+                    share = draw_share(ds, batch, args.seconds) if rng == "generator" else 0.0
+                    rows.append({"device": torch.cuda.get_device_name(), "preset": preset, "size": size, "rng": rng,
+                                 "batch": batch, "clips_per_s": clips, "bytes_per_s": written,
+                                 "share_of_write_bound": written / bound, "cpu_draw_share": share})
+                    print(f"{preset:6} {f'16x{size}x{size}':>10} {rng:>9} {batch:6d} {clips:10.0f} "
+                          f"{written / 1e12:6.2f} {written / bound:8.1%} {share:9.0%}")
+                torch.cuda.empty_cache()
+    print("clips/s of float32 (B, 3, 16, H, W) batches (3 channels = an expand view of one written channel); "
+          "CPU draws = share of a generator batch's time spent in per-clip CPU draws")
+    profile_counter_batch(max(args.cuda_batches))
+    return rows
+
+
+def profile_counter_batch(batch: int) -> None:
+    """The CUDA kernels of one counter-rng low batch at 16x112x112, by total time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    ds = VPNDataset(LabelSpace.preset("low"), num_videos=10_000_000, frames=16, size=112, seed=0, rng="counter")
+    ds.batch(range(batch), device="cuda")
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+        for n in range(5):
+            ds.batch(range(n * batch, (n + 1) * batch), device="cuda")
+        torch.cuda.synchronize()
+    print(f"\nprofile: 5 counter batches of {batch} (low, 16x112x112)")
+    for key in ("device_time_total", "cuda_time_total"):  # renamed across torch versions
+        try:
+            print(prof.key_averages().table(sort_by=key, row_limit=12, max_name_column_width=60))
+            return
+        except (AttributeError, KeyError, ValueError):
+            continue
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="CPU batch size")
+    parser.add_argument("--cuda-batches", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--skip-cpu", action="store_true", help="only the CUDA table")
+    parser.add_argument("--json", type=Path, default=None, help="also write every row to this JSON file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cuda = torch.cuda.is_available()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-          f"CUDA: {torch.cuda.get_device_name() if cuda else 'none'}; batch {args.batch_size}")
-    header = f"{'preset':6} {'clip':>10} {'per-voxel':>10} {'batch CPU':>10} {'CPU/ref':>8} {'batch CUDA':>11}"
-    print(header + "\n" + "-" * len(header))
-    cpu_rates = {}
-    for preset in ("low", "high", "motion"):
-        for size in (112, 224):
-            ds = VPNDataset(LabelSpace.preset(preset), num_videos=1_000_000, frames=16, size=size, seed=0)
-            ref = rate(reference_step(ds), 1, max(1.0, args.seconds / 2))
-            cpu = cpu_rates[preset, size] = rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds)
-            gpu = rate(batch_step(ds, args.batch_size, "cuda"), args.batch_size, args.seconds) if cuda else None
-            gpu_text = f"{gpu:11.0f}" if gpu else f"{'-':>11}"
-            print(f"{preset:6} {f'16x{size}x{size}':>10} {ref:10.1f} {cpu:10.0f} {cpu / ref:7.0f}x {gpu_text}")
-    for size in (112, 224):
-        print(f"motion / low at 16x{size}x{size} (CPU): {cpu_rates['motion', size] / cpu_rates['low', size]:.0%}")
-    print("clips/s; per-voxel = float64 numpy 8-corner gather (tests/reference_perlin.py) on one clip at a time")
+    rows = [] if args.skip_cpu else cpu_table(args)
+    if torch.cuda.is_available():
+        rows += cuda_table(args)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -144,6 +144,11 @@ PINNED = [
     ("tiny", {"octaves": 2, "tileable": True}, 3, "288738cafca6ab00", 4415.937, 0.655863),
     ("tiny", {"octaves": 2, "tileable": True}, 9, "3e9d966e49850024", 4295.8515, 0.255378),
     ("high", {"random_phase": False, "contrast_jitter": 0.0}, 11, "0942e6c4ebc76fd5", 3524.6434, 0.400626),
+    # rng="counter" (videoperlin.vpn.counter): its own format, pinned the same way
+    ("low", {"rng": "counter"}, 7, "d064c5ae4a485f0d", 3827.4400, 0.503700),
+    ("motion", {"rng": "counter", "direction_jitter": 15.0, "speed_jitter": 0.25}, 40, "56e22eaa02a27572", 3663.2677,
+     0.545070),
+    ("tiny", {"rng": "counter", "octaves": 2, "tileable": True}, 3, "5117c9961a11567b", 4777.7393, 0.533431),
 ]
 
 

@@ -151,6 +151,11 @@ def test_existing_run_needs_resume(tmp_path):
         Trainer(_config(tmp_path, "run", **{"train.epochs": 1}))
 
 
+def test_validates_every_n_epochs_and_at_the_last(tmp_path):
+    Trainer(_config(tmp_path, "run", **{"train.epochs": 3, "train.val_every": 2, "vpn.num_videos": 16})).fit()
+    assert ["val_acc" in row for row in metrics(tmp_path / "run")] == [False, True, True]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -163,7 +163,6 @@ class VideoResNet(nn.Module):
         self.layer2 = self._make_layer(block, stages[1], widths[1], layers[1], stride=2)
         self.layer3 = self._make_layer(block, stages[2], widths[2], layers[2], stride=2)
         self.layer4 = self._make_layer(block, stages[3], widths[3], layers[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.num_features = widths[3] * block.expansion
         self.dropout = nn.Dropout(o.dropout)
         self.fc = nn.Linear(self.num_features, num_classes)
@@ -213,8 +212,10 @@ class VideoResNet(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
-        """Global average pool, dropout and ``fc`` (or the pooled features if ``pre_logits``)."""
-        pooled = torch.flatten(self.avgpool(features), 1)
+        """Global average pool, dropout and ``fc`` (or the pooled features if ``pre_logits``).
+
+        A plain mean, not ``AdaptiveAvgPool3d``: its CUDA backward has no deterministic implementation."""
+        pooled = features.mean(dim=(2, 3, 4))
         return pooled if pre_logits else self.fc(self.dropout(pooled))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,11 @@ class Trainer:
             torch.set_num_threads(t.threads)
         torch.manual_seed(t.seed + self.dist.rank)
         if t.deterministic:
+            # cuBLAS is deterministic only with a fixed workspace, which must be chosen before its first call.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # clip shapes are fixed: let cuDNN pick its fastest kernels
 
     def _adopt_init_architecture(self) -> None:
         """A torchvision or mmaction2 ``train.init`` fixes the network: its depth, family, stem and the
@@ -244,7 +249,8 @@ class Trainer:
                 train_metrics = self.train_epoch(epoch)
                 if train_metrics is None:  # stopped by max_steps
                     return record
-                val_metrics = self.validate() if (epoch + 1) % self.config.train.val_every == 0 else {}
+                last = epoch + 1 == self.config.train.epochs  # the doc's promise: every N epochs and at the last
+                val_metrics = self.validate() if (epoch + 1) % self.config.train.val_every == 0 or last else {}
                 record = self.end_epoch(epoch, {**train_metrics, **val_metrics})
             self.write_figures()
         finally:
@@ -354,7 +360,8 @@ class Trainer:
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         if boundary and self.scaler is None:
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-            return logits, loss, all(bool(torch.isfinite(g).all()) for g in grads)
+            finite = not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())  # one device sync
+            return logits, loss, finite
         return logits, loss, True
 
     def _restore_buffers(self, buffers: list[torch.Tensor]) -> None:

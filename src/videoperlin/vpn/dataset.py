@@ -2,7 +2,9 @@
 
 Sample ``index`` has class ``index % len(space)`` (balanced to within one clip per class) and
 every random choice about it comes from a generator seeded by ``splitmix64(seed, index)``, drawn
-on the CPU in a fixed order. Nothing depends on global RNG state, on the worker, on the order of
+on the CPU in a fixed order (``rng="generator"``, the default), or from a counter-based hash of
+(seed, index, draw) computed for a whole batch on the render device (``rng="counter"``, for GPU
+throughput: :mod:`videoperlin.vpn.counter`). Nothing depends on global RNG state, on the worker, on the order of
 access or on which other samples share a batch, so ``ds[i]`` is the same clip in any process, any
 DataLoader worker count and any device (up to float rounding on GPUs).
 
@@ -48,6 +50,7 @@ from videoperlin.noise import (
     validate_cells,
 )
 from videoperlin.utils.fields import to_dict
+from videoperlin.vpn.counter import CounterLayout, draw_batch
 from videoperlin.vpn.labels import LabelSpace
 from videoperlin.vpn.spec import VPNSpec
 
@@ -65,7 +68,7 @@ def splitmix64(seed: int, index: int) -> int:
 
 @dataclass
 class SampleParams:
-    """Everything random about one clip (drawn on the CPU from its own generator)."""
+    """Everything random about one clip (from its own CPU generator, or its counter-based draws)."""
 
     label: int
     cells: list[tuple[int, int, int]]  # per octave, (ft, fy, fx)
@@ -130,6 +133,7 @@ class VPNDataset(Dataset):
         self.seed = seed
         self._check_frequencies_fit()
         self._intensity_scale = 1.0 / (6.0 * fractal_std(self.spec.octaves, self.spec.persistence))
+        self._counter_layouts: dict[torch.device, CounterLayout] = {}
 
     def _check_frequencies_fit(self) -> None:
         fx, fy, ft = self.space.max_frequencies()
@@ -183,6 +187,8 @@ class VPNDataset(Dataset):
         sized from the largest drift the class and the jitter allow.
         """
         index = self._check_index(index)
+        if self.spec.rng == "counter":
+            return self._counter_params(index)
         spec = self.spec
         label = self.label(index)
         fx, fy, ft = self.space.frequencies(label)
@@ -243,13 +249,43 @@ class VPNDataset(Dataset):
         Agrees with ``ds[i]`` to float tolerance; the 3 channels are an ``expand`` view.
         """
         indices = [self._check_index(i) for i in indices]
-        params = [self.sample_params(i) for i in indices]
-        if not params:
+        if not indices:
             raise ValueError("VPNDataset.batch needs at least one index")
         device = torch.device(device) if device is not None else torch.device("cpu")
-        gray = self.render(params, device)
+        if self.spec.rng == "counter":
+            gray = self._render_counter(torch.tensor(indices, dtype=torch.long, device=device))
+        else:
+            gray = self.render([self.sample_params(i) for i in indices], device)
         labels = torch.tensor([self.target(i) for i in indices], dtype=torch.long, device=device)
         return gray[:, None].expand(-1, 3, -1, -1, -1), labels
+
+    def _counter_layout(self, device: torch.device) -> CounterLayout:
+        if device not in self._counter_layouts:
+            base = self._counter_layouts.get(torch.device("cpu")) or CounterLayout.of(self)
+            self._counter_layouts[device] = base.to(device)
+        return self._counter_layouts[device]
+
+    def _render_counter(self, indices: Tensor) -> Tensor:
+        """``rng="counter"``: draw and render the whole batch on ``indices``' device (:mod:`~videoperlin.vpn.counter`)."""
+        octaves, scale, bias, _ = draw_batch(self, self._counter_layout(indices.device), indices)
+        size = (self.frames, self.height, self.width)
+        return render_octaves(octaves, size, scale, bias, clamp=(0.0, 1.0))
+
+    def _counter_params(self, index: int) -> SampleParams:
+        """One clip's ``rng="counter"`` draws as :class:`SampleParams` (lattices cut to the class's own nodes)."""
+        octaves, scale, bias, labels = draw_batch(self, self._counter_layout(torch.device("cpu")), torch.tensor([index]))
+        label = int(labels[0])
+        cells = [tuple(int(c) for c in o.cells[0]) for o in octaves]
+        gradients, drift = [], []
+        for o, (ct, cy, cx) in zip(octaves, cells):
+            d = o.drift[0].tolist() if o.drift is not None else [0.0, 0.0]
+            nodes = (lattice_nodes(ct, self.spec.tileable), drift_nodes(cy, d[0], self.spec.tileable),
+                     drift_nodes(cx, d[1], self.spec.tileable))
+            gradients.append(o.gradients[0, :, : nodes[0], : nodes[1], : nodes[2]].clone())
+            drift.append((d[0], d[1]))
+        phases = torch.stack([o.phase[0] for o in octaves])
+        contrast = float(scale[0]) / self._intensity_scale
+        return SampleParams(label, cells, phases, gradients, contrast, float(bias[0]) - 0.5, drift)
 
     def render(self, params: list[SampleParams], device: torch.device) -> Tensor:
         """Grayscale clips (B, T, H, W) in [0, 1] for the given sample parameters."""

@@ -8,7 +8,8 @@ fields), the ``generate``/``preview`` flags (generated from the fields) and ``da
 
 Adding a rendering option is one field here, its use in the renderer and, if it is random, one
 draw appended at the *end* of :meth:`VPNDataset.sample_params` (earlier draws keep their order, so
-a given (seed, index) renders the same clip as before for every existing option value).
+a given (seed, index) renders the same clip as before for every existing option value) and, for
+``rng="counter"``, its draw numbers appended to the layout in :func:`videoperlin.vpn.counter.draw_batch`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from videoperlin.utils.fields import Checked, at_least, in_range, option, values
 
 #: Training target of a clip: its class, or (a control for transfer studies) a random class.
 LabelMode = Literal["frequency", "shuffled"]
+#: Where a clip's random numbers come from (:mod:`videoperlin.vpn.counter`).
+RNG = Literal["generator", "counter"]
 
 
 @dataclass
@@ -38,6 +41,10 @@ class VPNSpec(Checked):
     speed_jitter: float = option(0.0, "motion speed drawn from the class's x U(1-j, 1+j)", in_range(0, 1, high_open=True))
     label_mode: LabelMode = option("frequency", "training target: the clip's class, or a random class "
                                                 "per clip (shuffled-label control)")
+    rng: RNG = option("generator", "random numbers of a clip: 'generator' = its own seeded CPU generator (the "
+                                   "original format); 'counter' = a hash of (seed, index, draw) computed for the "
+                                   "whole batch on the render device, the same on CPU and GPU (fast on GPUs; "
+                                   "other clips than 'generator')")
 
     @classmethod
     def names(cls) -> list[str]:
