@@ -5,7 +5,7 @@ own seeded ``torch.Generator`` on the CPU, one clip at a time: 100-300 µs of Py
 caps a GPU at a few thousand clips/s however fast its kernel is. With ``rng = "counter"`` draw ``d``
 of clip ``i`` is a pure function of ``(seed, i, d)``:
 
-    u(seed, i, d) = h(h(h(key(seed, i)) ^ d) + GOLDEN) / 2^32,    key = h(seed ^ h(i_hi ^ h(i_lo)))
+    u(seed, i, d) = h(h(h(key) ^ d) + GOLDEN) / 2^32,    key = h(seed_lo ^ h(i_hi ^ h(i_lo + seed_hi)))
 
 with ``h`` a 32-bit integer finaliser (xor-shift-multiply, "lowbias32"). Integer arithmetic is exact,
 so the numbers are identical on the CPU and any GPU, for any batch composition and order, and they
@@ -18,9 +18,8 @@ The draws of a clip are numbered in a fixed layout that depends only on the data
 batch: 0-1 contrast and brightness jitter, 2-3 motion jitter, 4-15 free for future per-clip options
 (a new option takes the next free numbers, so existing clips stay the same), from 16 the phases (3
 per octave), and from 2^24 per octave a block of two draws per node of the largest lattice any class
-needs. A gradient is uniform on the unit
-sphere: ``z = 2u - 1``, azimuth ``2 pi u'`` (Archimedes: z is uniform for a uniform point on S^2).
-Clips differ from ``rng = "generator"`` clips of the same (seed, index) but follow the same
+needs. A gradient is uniform on the unit sphere: ``z = 2u - 1``, azimuth ``2 pi u'`` (Archimedes:
+z is uniform for a uniform point on S^2). Clips differ from ``rng = "generator"`` clips of the same (seed, index) but follow the same
 distribution (tests/test_counter.py checks both).
 """
 
@@ -125,12 +124,14 @@ def velocities(dataset, layout: CounterLayout, labels: Tensor, jitter: Tensor) -
 
 def draw_batch(dataset, layout: CounterLayout, indices: Tensor) -> tuple[list[Octave], Tensor, Tensor, Tensor]:
     """Everything random about clips ``indices`` (int64 (B,) on the render device): the octaves,
-    per-clip intensity scale and bias (float64 (B,)), and the labels, in the draw layout of the module docstring."""
+    per-clip intensity scale and bias (float64 (B,)), and the labels, in the module docstring's draw layout."""
     spec = dataset.spec
     keys = clip_keys(dataset.seed, indices)
-    labels = indices % len(dataset.space)
+    labels = indices % len(dataset.space)  # VPNDataset.label's round-robin rule, on the device
+
     def draws(first: int, count: int) -> Tensor:
         return uniform(keys[:, None], torch.arange(first, first + count, device=indices.device))
+
     jitter, motion_jitter = draws(JITTER, 2), draws(MOTION_JITTER, 2)
     phases = draws(PHASES, 3 * spec.octaves).view(-1, spec.octaves, 3)
     if not spec.random_phase:
