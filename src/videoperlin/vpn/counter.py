@@ -19,8 +19,8 @@ batch: 0-1 contrast and brightness jitter, 2-3 motion jitter, 4-15 free for futu
 (a new option takes the next free numbers, so existing clips stay the same), from 16 the phases (3
 per octave), and from 2^24 per octave a block of two draws per node of the largest lattice any class
 needs. A gradient is uniform on the unit sphere: ``z = 2u - 1``, azimuth ``2 pi u'`` (Archimedes:
-z is uniform for a uniform point on S^2). Clips differ from ``rng = "generator"`` clips of the same (seed, index) but follow the same
-distribution (tests/test_counter.py checks both).
+z is uniform for a uniform point on S^2). Clips differ from ``rng = "generator"`` clips of the same
+(seed, index) but follow the same distribution (tests/test_counter.py checks both).
 """
 
 from __future__ import annotations
