@@ -6,7 +6,6 @@ test_dataset.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from test_training import _final_weights, metrics
 from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.train.config import load_config
 from videoperlin.train.engine import Trainer
@@ -41,25 +41,17 @@ def _config(tmp_path: Path, out: str, **extra):
     return load_config(None, overrides, task="pretrain")
 
 
-def _metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 @pytest.mark.parametrize("amp, rng", [("off", "generator"), ("bf16", "counter"), ("fp16", "generator")])
 def test_pretrain_on_cuda(tmp_path, amp, rng):
     """Every precision trains on CUDA with finite losses; fp16 uses and saves a grad scaler."""
     trainer = Trainer(_config(tmp_path, "run", **{"train.amp": amp, "vpn.rng": rng, "train.channels_last": True}))
     assert trainer.device.type == "cuda"
     trainer.fit()
-    rows = _metrics(tmp_path / "run")
+    rows = metrics(tmp_path / "run")
     assert len(rows) == 2 and all(r["nonfinite_steps"] == 0 and r["train_loss"] == r["train_loss"] for r in rows)
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert (checkpoint["scaler"] is not None) == (amp == "fp16")
     assert all(torch.isfinite(v).all() for v in checkpoint["model"].values() if v.is_floating_point())
-
-
-def _final_weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
 
 
 def test_resume_on_cuda_is_exact(tmp_path):
@@ -83,5 +75,5 @@ def test_ddp_nccl_through_torchrun(tmp_path):
            "--frames", "8", "--size", "48", "--out", str(out), "-q"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    row = _metrics(out)[0]
+    row = metrics(out)[0]
     assert row["step"] == 8 and row["val_videos"] == 8

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from videoperlin.noise import Octave, drift_nodes, lattice_nodes, octave_cells
+from videoperlin.noise import Octave
 
 _MASK32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
@@ -73,17 +73,11 @@ class CounterLayout:
 
     @classmethod
     def of(cls, dataset) -> CounterLayout:
-        spec, space = dataset.spec, dataset.space
-        cells, nodes = [], [(0, 0, 0)] * spec.octaves
-        for label in range(len(space)):
-            fx, fy, ft = space.frequencies(label)
-            per_octave = [tuple(octave_cells(f, o, spec.lacunarity) for f in (ft, fy, fx)) for o in range(spec.octaves)]
-            cells.append(per_octave)
-            for o, (ct, cy, cx) in enumerate(per_octave):
-                dy, dx = dataset._drift_bound(label, cy, cx)
-                need = (lattice_nodes(ct, spec.tileable), drift_nodes(cy, dy, spec.tileable),
-                        drift_nodes(cx, dx, spec.tileable))
-                nodes[o] = tuple(max(a, b) for a, b in zip(nodes[o], need))
+        space = dataset.space
+        lattices = [dataset.class_lattice(label) for label in range(len(space))]
+        cells = [[c for c, _ in lattice] for lattice in lattices]
+        nodes = [tuple(max(lattice[octave][1][axis] for lattice in lattices) for axis in range(3))
+                 for octave in range(dataset.spec.octaves)]  # the largest lattice any class needs
         motion = [space.motion(label) for label in range(len(space))]
         base, bases = GRADIENTS, []
         for lt, ly, lx in nodes:

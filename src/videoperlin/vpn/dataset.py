@@ -191,7 +191,6 @@ class VPNDataset(Dataset):
             return self._counter_params(index)
         spec = self.spec
         label = self.label(index)
-        fx, fy, ft = self.space.frequencies(label)
         gen = torch.Generator().manual_seed(splitmix64(self.seed, index))
         phases = torch.rand((spec.octaves, 3), generator=gen, dtype=torch.float64)
         jitter = torch.rand(2, generator=gen, dtype=torch.float64).tolist()
@@ -199,11 +198,10 @@ class VPNDataset(Dataset):
             phases.zero_()
         contrast = 1.0 + spec.contrast_jitter * (2.0 * jitter[0] - 1.0)
         brightness = spec.brightness_jitter * (2.0 * jitter[1] - 1.0)
-        cells = [tuple(octave_cells(f, o, spec.lacunarity) for f in (ft, fy, fx)) for o in range(spec.octaves)]
+        lattice = self.class_lattice(label)
+        cells = [c for c, _ in lattice]
         gradients = []
-        for octave, (ct, cy, cx) in enumerate(cells):
-            dy, dx = self._drift_bound(label, cy, cx)
-            nodes = (lattice_nodes(ct, spec.tileable), drift_nodes(cy, dy, spec.tileable), drift_nodes(cx, dx, spec.tileable))
+        for octave, (_, nodes) in enumerate(lattice):
             grads = random_unit_gradients(nodes, gen)
             if octave:
                 grads.mul_(spec.persistence**octave)
@@ -212,6 +210,18 @@ class VPNDataset(Dataset):
         vx, vy = self.velocity(label, motion_jitter)
         drift = [(-vy * cy / self.height, vx * cx / self.width) for _, cy, cx in cells]
         return SampleParams(label, cells, phases, gradients, contrast, brightness, drift)
+
+    def class_lattice(self, label: int) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+        """Per octave, the (ft, fy, fx) cell counts of class ``label`` and the (Lt, Ly, Lx) gradient-lattice
+        nodes its clips draw, with room for the largest drift the class and the jitter allow."""
+        fx, fy, ft = self.space.frequencies(label)
+        spec, lattice = self.spec, []
+        for octave in range(spec.octaves):
+            ct, cy, cx = (octave_cells(f, octave, spec.lacunarity) for f in (ft, fy, fx))
+            dy, dx = self._drift_bound(label, cy, cx)
+            nodes = (lattice_nodes(ct, spec.tileable), drift_nodes(cy, dy, spec.tileable), drift_nodes(cx, dx, spec.tileable))
+            lattice.append(((ct, cy, cx), nodes))
+        return lattice
 
     def velocity(self, label: int, jitter: Sequence[float] = (0.5, 0.5)) -> tuple[float, float]:
         """(v_x, v_y) of class ``label``: its displacement over the clip in pixels, +x right, +y up.
