@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,9 @@ TESTS_DIR = Path(__file__).parent
 sys.path.insert(0, str(TESTS_DIR))  # for reference_perlin
 
 torch.set_num_threads(2)
+# The numerics guard's verdicts (train/numerics.py) go to a cache of this test session, shared with the
+# subprocesses it starts, not to the user's ~/.cache.
+os.environ["VIDEOPERLIN_CACHE_DIR"] = tempfile.mkdtemp(prefix="videoperlin-test-cache-")
 
 
 def run_cli(*args: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:

@@ -259,16 +259,16 @@ def test_config_file_overrides_and_errors(tmp_path):
 
 
 class FlakyTrainer(Trainer):
-    """Reports a non-finite result ``failures`` times at global step 2, like the intermittent bf16 kernel."""
+    """Reports a non-finite gradient ``failures`` times at global step 2 (a kernel that fails now and then)."""
 
     failures = 1
 
     def _forward_backward(self, inputs, labels, boundary, accum):
-        logits, loss, finite = super()._forward_backward(inputs, labels, boundary, accum)
+        logits, loss, problem = super()._forward_backward(inputs, labels, boundary, accum)
         if self.position["global_step"] == 2 and self.failures > 0:
             self.failures -= 1
-            return logits, loss, False
-        return logits, loss, finite
+            return logits, loss, "non-finite gradient"
+        return logits, loss, problem
 
 
 def test_nonfinite_step_is_retried_exactly_or_skipped(tmp_path):

@@ -14,3 +14,8 @@ class VideoperlinError(ValueError):
 
 class ConfigError(VideoperlinError):
     """A configuration value (CLI flag, YAML field, constructor argument) is invalid."""
+
+
+class NumericsError(VideoperlinError):
+    """A computation came out wrong: a kernel that fails its check, or a training run whose weights or
+    statistics are no longer finite."""

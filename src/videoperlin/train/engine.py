@@ -11,11 +11,14 @@ augmentation are functions of (seed, epoch, index)).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from tqdm import tqdm
 
 import videoperlin
 from videoperlin.data.transforms import normalize
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, NumericsError
 from videoperlin.metrics import VideoScores, rates
 from videoperlin.models import create_model
 from videoperlin.models.checkpoint import load_pretrained, read_state_dict
@@ -37,6 +40,7 @@ from videoperlin.train.batch_sources import build_batches
 from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from videoperlin.train.config import RunConfig, save_config
 from videoperlin.train.distributed import all_sum, cleanup_distributed, setup_distributed
+from videoperlin.train.numerics import Precision, choose_precision
 from videoperlin.train.schedule import lr_factor
 from videoperlin.utils.atomic import atomic_write_text, writable_directory
 from videoperlin.utils.fields import to_dict
@@ -45,7 +49,8 @@ log = logging.getLogger(__name__)
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``train.amp`` on ``device`` (None: full fp32)."""
+    """The autocast dtype ``train.amp`` asks for on ``device`` (None: full fp32), before the numerics
+    guard (:func:`~videoperlin.train.numerics.choose_precision`) checks it on the run's convolutions."""
     if amp == "off":
         return None
     if device.type == "cpu":
@@ -80,6 +85,43 @@ def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimize
     return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
 
 
+class GradNormGuard:
+    """Judges each step's total gradient norm: non-finite, or finite nonsense.
+
+    A norm is rejected when it is not finite, above :attr:`CEILING`, or (once :attr:`MIN_HISTORY`
+    steps were accepted) more than :attr:`FACTOR` times the median of the last :attr:`WINDOW`
+    accepted norms. Healthy training moves its gradient norm by a few x within a hundred steps
+    (warmup, lr decay); 100x the running median in one step is a broken kernel or a corrupt batch,
+    not learning. The ceiling covers the first steps: our networks start with norms of order 1-10
+    (BatchNorm keeps activations unit-scaled), and a step of lr x 1e6 leaves no usable weight.
+    The history is part of the checkpoint, so a resumed run judges steps as the uninterrupted one.
+    """
+
+    WINDOW, MIN_HISTORY, FACTOR, CEILING = 100, 20, 100.0, 1e6
+
+    def __init__(self) -> None:
+        self.norms: collections.deque[float] = collections.deque(maxlen=self.WINDOW)
+
+    def check(self, norm: float) -> str | None:
+        """None (and remember ``norm``) when the step may be applied, else what is wrong with it."""
+        if not math.isfinite(norm):
+            return "non-finite gradient"
+        if norm > self.CEILING:
+            return f"gradient norm {norm:.3g} above {self.CEILING:.0e}"
+        if len(self.norms) >= self.MIN_HISTORY:
+            median = statistics.median(self.norms)
+            if norm > self.FACTOR * median:
+                return f"gradient norm {norm:.3g} over {self.FACTOR:.0f}x the running median {median:.3g}"
+        self.norms.append(norm)
+        return None
+
+    def state(self) -> list[float]:
+        return list(self.norms)
+
+    def load_state(self, norms: list[float]) -> None:
+        self.norms = collections.deque(norms, maxlen=self.WINDOW)
+
+
 class Trainer:
     """Builds data, model and optimiser from a :class:`RunConfig` and runs the loop."""
 
@@ -93,7 +135,9 @@ class Trainer:
         self.class_names = self.source.class_names
         self.model = self._build_model()
         self.optimizer = build_optimizer(self.model, config)
-        self.amp_dtype = resolve_amp(config.train.amp, self.device)
+        self.precision = self._guard_precision()
+        self.amp_dtype = self.precision.dtype
+        self.grad_guard = GradNormGuard()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.position = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": -1.0, "best_epoch": -1}
         self.epoch_totals = self._zero_totals()
@@ -102,6 +146,16 @@ class Trainer:
         if self.dist.enabled:
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def _guard_precision(self) -> Precision:
+        """The autocast dtype ``train.amp`` asks for, checked by the numerics guard on this model's
+        convolutions at this run's clip size (convolutions that fail it are kept in fp32)."""
+        d, t = self.config.data, self.config.train
+        precision = choose_precision(self.model, resolve_amp(t.amp, self.device), self.device,
+                                     (3, d.frames, d.size, d.size), t.batch_size, t.channels_last)
+        log.info("precision: %s (train.amp %s; %d convolution shapes checked)", precision.describe(), t.amp,
+                 precision.probed)
+        return precision
 
     def _warn_about_relations(self) -> None:
         """Settings that are valid but probably not meant (each field alone is checked at load)."""
@@ -183,6 +237,7 @@ class Trainer:
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.position = dict(checkpoint["position"])
         self.epoch_totals = dict(checkpoint.get("epoch_totals") or self._zero_totals())
+        self.grad_guard.load_state(checkpoint.get("grad_norms") or [])
         restore_rng(checkpoint["rng"])
 
     @staticmethod
@@ -196,7 +251,8 @@ class Trainer:
             "model": self.model.state_dict(), "model_config": self.model.config,
             "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None,
             "position": dict(self.position), "global_step": self.position["global_step"], "rng": rng_state(),
-            "epoch_totals": dict(self.epoch_totals),
+            "epoch_totals": dict(self.epoch_totals), "grad_norms": self.grad_guard.state(),
+            "numerics": self.precision.record(),
             "config": self.config.to_dict(), "class_names": list(self.class_names),
             "normalization": {"mean": list(self.config.data.mean), "std": list(self.config.data.std)},
             "frames": self.config.data.frames, "size": self.config.data.size,
@@ -209,9 +265,9 @@ class Trainer:
         broken = next((k for k, v in self.model.state_dict().items() if v.is_floating_point()
                        and not bool(torch.isfinite(v).all())), None)
         if broken is not None:
-            raise ConfigError(f"the model holds non-finite values in {broken} at epoch {self.position['epoch']}, step "
-                              f"{self.position['step_in_epoch']}; {name}.pt was not written (lower optim.lr, or set "
-                              f"train.amp=off: bf16 on CPUs can overflow BatchNorm statistics)")
+            raise NumericsError(f"the model holds non-finite values in {broken} at epoch {self.position['epoch']}, "
+                                f"step {self.position['step_in_epoch']} ({self.precision.describe()}); {name}.pt was "
+                                f"not written (lower optim.lr, or set train.amp=off)")
         if self.dist.is_main:
             save_checkpoint(self.run_dir / "checkpoints" / f"{name}.pt", self.checkpoint_payload())
 
@@ -302,19 +358,19 @@ class Trainer:
                               f"not be decoded (or every step was skipped); run videoperlin check-data on the data")
         return self._epoch_summary(totals, time.perf_counter() - began)
 
-    #: Consecutive non-finite steps after which the run stops with an error instead of skipping.
-    MAX_NONFINITE_STREAK = 10
-    #: Extra attempts at a micro-batch whose loss or gradients came out non-finite (without accumulation).
-    NONFINITE_RETRIES = 2
+    #: Consecutive rejected steps (non-finite, or a gradient norm out of range) after which the run stops.
+    MAX_BAD_STREAK = 10
+    #: Extra attempts at a micro-batch whose loss or gradients were rejected (without accumulation).
+    BAD_STEP_RETRIES = 2
 
     def train_step(self, clips, labels, epoch: int, step: int, steps: int, totals: dict[str, float]) -> None:
         """Forward/backward one micro-batch; step the optimiser at accumulation boundaries.
 
-        bf16 convolution weight gradients on AVX-512 CPUs are intermittently non-finite with torch
-        2.13 (the same batch and weights replayed come out finite; see README). Such a micro-batch
-        is retried after restoring the BatchNorm statistics and RNG state; if it stays
-        non-finite (or gradients are being accumulated) the step is skipped and counted, and a
-        streak of skips is an error.
+        A step whose loss or gradient is non-finite, or whose gradient norm is far outside its recent
+        range (:class:`GradNormGuard`: finite nonsense, such as a wrong kernel's 1e36), is retried
+        after restoring the BatchNorm statistics and RNG state; if it is still rejected (or
+        gradients are being accumulated) the step is skipped and counted (``nonfinite_steps``,
+        ``outlier_steps``), and a streak of skips is an error.
         """
         accum = self.config.train.accum_steps
         boundary = (step + 1) % accum == 0 or step + 1 == steps
@@ -322,19 +378,19 @@ class Trainer:
         inputs = self.prepare(clips)
         buffers = [b.detach().clone() for b in self.model.buffers()]
         rng = rng_state()  # a retry must draw the same dropout masks
-        attempts = 1 + (self.NONFINITE_RETRIES if accum == 1 else 0)
+        attempts = 1 + (self.BAD_STEP_RETRIES if accum == 1 else 0)
         for attempt in range(attempts):
-            logits, loss, finite = self._forward_backward(inputs, labels, boundary, accum)
-            if finite:
+            logits, loss, problem = self._forward_backward(inputs, labels, boundary, accum)
+            if problem is None:
                 break
             self._restore_buffers(buffers)
             restore_rng(rng)
             self.optimizer.zero_grad(set_to_none=True)
             totals["retried"] = totals.get("retried", 0.0) + (attempt + 1 < attempts)
-        if not finite:
-            self._skip_nonfinite(epoch, step, totals)
+        if problem is not None:
+            self._skip_bad_step(problem, epoch, step, totals)
             return
-        self.nonfinite_streak = 0
+        self.bad_streak = 0
         if boundary:
             self.set_lr(epoch, step, steps)
             if self.scaler:
@@ -348,35 +404,44 @@ class Trainer:
         totals["count"] += len(labels)
 
     def _forward_backward(self, inputs, labels, boundary: bool, accum: int):
-        """Loss and gradients of one micro-batch; whether both came out finite."""
+        """Loss and gradients of one micro-batch, and what is wrong with them (None: nothing).
+
+        At an optimiser step (without a grad scaler, which handles fp16 overflow itself) the total
+        gradient norm is read once (one device sync) and judged by :attr:`grad_guard`.
+        """
         sync = contextlib.nullcontext() if boundary or not self.dist.enabled else self.net.no_sync()
         with sync:
             with self.autocast():
                 logits = self.net(inputs)
                 loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
             if not torch.isfinite(loss):
-                return logits, loss, False
+                return logits, loss, "non-finite loss"
             scaled = loss / accum
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         if boundary and self.scaler is None:
             grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-            finite = not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())  # one device sync
-            return logits, loss, finite
-        return logits, loss, True
+            if grads:
+                # float64: a finite 1e36 gradient must not overflow into an inf norm (it is "finite nonsense")
+                norms = torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64) for g in grads])
+                norm = float(torch.linalg.vector_norm(norms))
+                return logits, loss, self.grad_guard.check(norm)
+        return logits, loss, None
 
     def _restore_buffers(self, buffers: list[torch.Tensor]) -> None:
         with torch.no_grad():
             for saved, current in zip(buffers, self.model.buffers()):
                 current.copy_(saved)
 
-    def _skip_nonfinite(self, epoch: int, step: int, totals: dict[str, float]) -> None:
-        totals["nonfinite"] = totals.get("nonfinite", 0.0) + 1
-        self.nonfinite_streak = getattr(self, "nonfinite_streak", 0) + 1
-        log.warning("non-finite loss or gradient at epoch %d, step %d even after retries: step skipped",
-                    epoch + 1, step + 1)
-        if self.nonfinite_streak >= self.MAX_NONFINITE_STREAK:
-            raise ConfigError(f"{self.nonfinite_streak} non-finite training steps in a row (epoch {epoch + 1}, "
-                              f"step {step + 1}); lower optim.lr or set train.amp=off")
+    def _skip_bad_step(self, problem: str, epoch: int, step: int, totals: dict[str, float]) -> None:
+        kind = "outliers" if problem.startswith("gradient norm") else "nonfinite"
+        totals[kind] = totals.get(kind, 0.0) + 1
+        self.bad_streak = getattr(self, "bad_streak", 0) + 1
+        log.warning("%s at epoch %d, step %d even after retries (%s): step skipped", problem, epoch + 1, step + 1,
+                    self.precision.describe())
+        if self.bad_streak >= self.MAX_BAD_STREAK:
+            raise NumericsError(f"{self.bad_streak} rejected training steps in a row (epoch {epoch + 1}, step "
+                                f"{step + 1}; last: {problem}; {self.precision.describe()}); lower optim.lr or set "
+                                f"train.amp=off")
 
     def _should_stop_or_save(self, step_in_epoch: int) -> bool:
         t = self.config.train
@@ -405,7 +470,8 @@ class Trainer:
                 "lr": self.optimizer.param_groups[0]["lr"], "clips_per_s": count / max(seconds, 1e-9),
                 "data_wait": wait / self.dist.world_size / max(seconds, 1e-9), "time_s": seconds,
                 "bad_videos": int(skipped), "nonfinite_steps": int(totals.get("nonfinite", 0)),
-                "retried_steps": int(totals.get("retried", 0)),
+                "outlier_steps": int(totals.get("outliers", 0)), "retried_steps": int(totals.get("retried", 0)),
+                "precision": self.precision.describe(),
                 "step": self.position["global_step"]}
 
     @torch.no_grad()

@@ -1,0 +1,343 @@
+"""Numerics guard: before a run trains under autocast, check that every convolution the model will
+run is computed correctly at the reduced precision, and keep the ones that are not in fp32.
+
+Why. Kernels below PyTorch are not always right at every shape. On AMD EPYC CPUs with
+``avx512_bf16`` (torch 2.13.0+cpu), oneDNN's bf16 ``conv3d`` *weight gradient* is wrong when the
+input's temporal extent is 2, the temporal kernel 3 and the temporal stride 1: relative error 1.0
+or NaN against fp32, while the forward and the input gradient are fine (the class of
+pytorch/pytorch#163347). That is layer3 of r3d18 at 16 frames: such a run trains that stage on
+noise, and a gradient of 1e36 (finite) can blow BatchNorm up several steps later. Nothing in the
+loss says so. The only reliable test is to compute the same convolution twice.
+
+What. :func:`choose_precision` takes the model, the clip shape and the requested autocast dtype:
+
+1. **Shapes** -- forward hooks on a copy of the model on the ``meta`` device record the input of
+   every convolution at the run's clip size (no compute, no memory).
+2. **Probe** -- per distinct convolution (:class:`ConvSignature`: kind, channels, kernel, stride,
+   padding, dilation, groups, input shape, memory format) seeded random ``x``, ``w`` and upstream
+   gradient ``g``; the output, input gradient and weight gradient in float64 (the truth), in fp32
+   and under autocast. Each is scored by its relative error ``||a - ref|| / ||ref||``.
+3. **Verdict** -- a precision passes a convolution when all three errors are within
+   :data:`TOLERANCE`. Rounding an operand to bf16 (8 significant bits, unit roundoff
+   ``u = 2^-9 ~ 0.002``) gives sums whose relative error is of order ``u``: 0.003 measured for
+   every healthy shape; the faulty kernel gives 0.9-1.0 or NaN. The bound 0.03 sits 10x above the
+   first and 30x below the second. fp32 is held to 0.01 because CUDA convolutions may run in TF32
+   (10 bits, 0.001 measured); on the CPU fp32 errors are ~1e-6.
+4. **Fallback** -- a convolution that fails at the autocast dtype runs in fp32 (its input cast up,
+   autocast off inside it: :func:`keep_in_fp32`), the rest keeps the fast dtype. If fp32 itself
+   fails anywhere, the run cannot be trusted at all: :class:`NumericsError`. Measured on the
+   2-core CPU (``benchmarks/training.py``): per-layer fp32 keeps most of bf16's speed, where
+   fp32 for the whole run would give all of it up.
+
+The verdict of each signature is cached (JSON, :func:`cache_path`), keyed by the torch version,
+the device (CPU model and the flags that pick kernels, or the CUDA device and capability) and the
+signature: a probe costs seconds once per machine and model shape, not every run. The engine logs
+one line per failing convolution and records :meth:`Precision.record` in ``metrics.jsonl`` and the
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from videoperlin.errors import NumericsError
+from videoperlin.utils.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+#: Largest relative error (output, input gradient, weight gradient) that passes, per dtype (module docstring).
+TOLERANCE = {torch.float32: 0.01, torch.bfloat16: 0.03, torch.float16: 0.01}
+#: Names of the dtypes in records and log lines.
+DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+#: Clips per probe: the shapes are the run's, the batch is capped (a probe is three convolutions in float64).
+PROBE_BATCH = 4
+#: Bumped when the probe changes, so cached verdicts of an older probe are not trusted.
+PROBE_VERSION = 1
+#: CPU flags that select oneDNN kernels (part of the cache key).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "avx_vnni")
+CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@dataclass(frozen=True)
+class ConvSignature:
+    """Everything about a convolution call that can change which kernel runs."""
+
+    dims: int
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    input_shape: tuple[int, ...]  # (batch, channels, *spatial) as probed
+    channels_last: bool
+
+    @classmethod
+    def of(cls, conv: nn.Module, input_shape: torch.Size, channels_last: bool) -> ConvSignature:
+        padding = list(conv.padding if isinstance(conv.padding, tuple) else (0,) * len(conv.kernel_size))
+        shape = [min(input_shape[0], PROBE_BATCH), *input_shape[1:]]
+        extra = getattr(conv, "temporal_pad", 0)  # TemporalPadConv3d pads time itself: the kernel sees T + 2 pad
+        shape[2] += 2 * extra
+        return cls(len(conv.kernel_size), conv.in_channels, conv.out_channels, tuple(conv.kernel_size),
+                   tuple(conv.stride), tuple(padding), tuple(conv.dilation), conv.groups, tuple(shape),
+                   channels_last and len(conv.kernel_size) == 3)
+
+    def describe(self) -> str:
+        x = "x".join
+        return (f"conv{self.dims}d {self.in_channels}->{self.out_channels} kernel {x(map(str, self.kernel))} "
+                f"stride {x(map(str, self.stride))} input {x(map(str, self.input_shape))}"
+                f"{' channels_last' if self.channels_last else ''}")
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass
+class Precision:
+    """The precision a run trains in: the autocast dtype (None: fp32) and the modules kept in fp32."""
+
+    dtype: torch.dtype | None
+    fp32_modules: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # one line per failing convolution
+    probed: int = 0  # distinct convolutions checked
+
+    def describe(self) -> str:
+        if self.dtype is None:
+            return "fp32"
+        name = DTYPE_NAMES[self.dtype]
+        return f"{name} (fp32 in {', '.join(self.fp32_modules)})" if self.fp32_modules else name
+
+    def record(self) -> dict[str, Any]:
+        return {"precision": self.describe(), "fp32_modules": list(self.fp32_modules),
+                "numerics_failures": list(self.failures), "numerics_probed": self.probed}
+
+    def apply(self, model: nn.Module) -> None:
+        """Keep :attr:`fp32_modules` of ``model`` in fp32 under autocast."""
+        modules = dict(model.named_modules())
+        for name in self.fp32_modules:
+            keep_in_fp32(modules[name])
+
+
+# ---- fp32 islands under autocast ---------------------------------------------------------------
+
+_FP32_CLASSES: dict[type, type] = {}
+
+
+def _forward_in_fp32(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    forward = super(type(self), self).forward  # type: ignore[misc]
+    if x.device.type == "meta":  # shapes only (convolution_inputs): there is no autocast on meta
+        return forward(x)
+    with torch.autocast(x.device.type, enabled=False):
+        return forward(x.float())
+
+
+def keep_in_fp32(module: nn.Module) -> None:
+    """Make ``module`` compute in fp32 (forward and both gradients) even inside autocast.
+
+    The module's class is swapped for a subclass whose ``forward`` turns autocast off and casts
+    its input up; parameter names, state dicts and the module's own behaviour stay as they are.
+    """
+    cls = type(module)
+    if cls in _FP32_CLASSES.values():
+        return
+    if cls not in _FP32_CLASSES:
+        _FP32_CLASSES[cls] = type(f"Float32{cls.__name__}", (cls,), {"forward": _forward_in_fp32})
+    module.__class__ = _FP32_CLASSES[cls]
+
+
+# ---- shapes ------------------------------------------------------------------------------------
+
+def convolution_inputs(model: nn.Module, clip_shape: tuple[int, ...], batch: int,
+                       channels_last: bool) -> dict[str, ConvSignature]:
+    """``{module name: signature}`` of every convolution ``model`` runs on a (batch, *clip_shape) input.
+
+    The forward runs on a ``meta`` copy of the model: shapes only, no compute and no memory.
+    """
+    meta = copy.deepcopy(model).to("meta")
+    found: dict[str, ConvSignature] = {}
+
+    def record(name: str, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        found.setdefault(name, ConvSignature.of(module, args[0].shape, channels_last))
+
+    hooks = [module.register_forward_pre_hook(lambda m, args, name=name: record(name, m, args))
+             for name, module in meta.named_modules() if isinstance(module, CONVOLUTIONS)]
+    try:
+        with torch.no_grad():
+            meta(torch.empty((batch, *clip_shape), device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return found
+
+
+# ---- the probe ---------------------------------------------------------------------------------
+
+CONV_FUNCTIONS = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
+
+
+def _convolve(sig: ConvSignature, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    conv = getattr(F, CONV_FUNCTIONS[sig.dims])  # looked up per call: a test may inject a wrong kernel
+    return conv(x, w, stride=sig.stride, padding=sig.padding, dilation=sig.dilation, groups=sig.groups)
+
+
+def _run(sig: ConvSignature, x: torch.Tensor, w: torch.Tensor, g: torch.Tensor,
+         dtype: torch.dtype | None) -> tuple[torch.Tensor, ...]:
+    """(output, input gradient, weight gradient) of ``sig`` on (x, w, upstream g) in float64 (dtype
+    None), fp32, or autocast ``dtype``."""
+    exact = dtype is None
+    x = x.double() if exact else x.clone()
+    w = w.double() if exact else w.clone()
+    if sig.channels_last and not exact:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+        w = w.contiguous(memory_format=torch.channels_last_3d)
+    x.requires_grad_(True)
+    w.requires_grad_(True)
+    autocast = dtype not in (None, torch.float32)
+    with torch.autocast(x.device.type, dtype=dtype if autocast else torch.bfloat16, enabled=autocast):
+        y = _convolve(sig, x, w)
+    y.backward(g.to(y.dtype))
+    return y.detach().double(), x.grad.double(), w.grad.double()
+
+
+def relative_errors(sig: ConvSignature, device: torch.device, dtypes: list[torch.dtype],
+                    seed: int = 0) -> dict[str, dict[str, float]]:
+    """``{dtype name: {"forward", "input_grad", "weight_grad": relative error vs float64}}``."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(sig.input_shape, generator=gen)
+    fan_in = sig.in_channels // sig.groups * int(torch.tensor(sig.kernel).prod())
+    w = torch.randn(sig.out_channels, sig.in_channels // sig.groups, *sig.kernel, generator=gen) / fan_in ** 0.5
+    with torch.no_grad():
+        out_shape = _convolve(sig, x[:1].double(), w.double()).shape[1:]
+    g = torch.randn(sig.input_shape[0], *out_shape, generator=gen)
+    x, w, g = x.to(device), w.to(device), g.to(device)
+    reference = _run(sig, x, w, g, None)
+    errors = {}
+    for dtype in dtypes:
+        result = _run(sig, x, w, g, dtype)
+        errors[DTYPE_NAMES[dtype]] = {
+            part: float((a - r).norm() / r.norm().clamp_min(1e-30))
+            for part, a, r in zip(("forward", "input_grad", "weight_grad"), result, reference)}
+    return errors
+
+
+def passes(errors: dict[str, float], dtype: torch.dtype) -> bool:
+    """Whether every error is finite and within :data:`TOLERANCE` of ``dtype`` (NaN fails)."""
+    return all(e <= TOLERANCE[dtype] for e in errors.values())  # NaN <= x is False
+
+
+# ---- the cache ---------------------------------------------------------------------------------
+
+def cache_path() -> Path:
+    """``$VIDEOPERLIN_CACHE_DIR/numerics.json`` (default ``~/.cache/videoperlin``, or ``$XDG_CACHE_HOME``)."""
+    root = os.environ.get("VIDEOPERLIN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or
+                                                           Path.home() / ".cache") / "videoperlin"
+    return Path(root) / "numerics.json"
+
+
+def _cpu_description() -> str:
+    flags, model = set(), platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{model} [{capability}; {' '.join(f for f in CPU_FLAGS if f in flags)}]"
+
+
+def device_description(device: torch.device) -> str:
+    """The part of the cache key that names the hardware and the libraries below torch."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
+        return (f"{torch.cuda.get_device_name(index)} sm{major}{minor} cudnn {torch.backends.cudnn.version()} "
+                f"tf32 {torch.backends.cudnn.allow_tf32}")
+    return f"{_cpu_description()} mkldnn {torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled}"
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        cached = json.loads(path.read_text())
+        return cached if isinstance(cached, dict) else {}
+    except (OSError, ValueError):
+        return {}  # missing or unreadable: probe again (the cache only saves time)
+
+
+def probe_all(signatures: set[ConvSignature], device: torch.device,
+              dtypes: list[torch.dtype]) -> dict[ConvSignature, dict[str, dict[str, float]]]:
+    """Relative errors of every signature at ``dtypes``, from the cache where it has them."""
+    path = cache_path()
+    cache = _read_cache(path)
+    scope = f"v{PROBE_VERSION} torch {torch.__version__} {device_description(device)}"
+    entries = cache.setdefault(scope, {})
+    results, new = {}, 0
+    for sig in sorted(signatures, key=lambda s: s.key()):
+        cached = entries.get(sig.key(), {})
+        missing = [d for d in dtypes if DTYPE_NAMES[d] not in cached]
+        if missing:
+            cached.update(relative_errors(sig, device, missing))
+            entries[sig.key()] = cached
+            new += 1
+        results[sig] = cached
+    if new:
+        try:
+            latest = _read_cache(path)  # another process may have added entries meanwhile
+            latest.setdefault(scope, {}).update(entries)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(latest, indent=1))
+        except OSError as exc:
+            log.warning("numerics cache %s not written (%s): the probe will run again next time", path, exc)
+        log.info("numerics guard: probed %d convolution shape(s) on %s", new, device)
+    return results
+
+
+# ---- the verdict -------------------------------------------------------------------------------
+
+def choose_precision(model: nn.Module, dtype: torch.dtype | None, device: torch.device,
+                     clip_shape: tuple[int, ...], batch: int, channels_last: bool) -> Precision:
+    """The precision to train ``model`` in when ``dtype`` autocast is asked for (None: fp32).
+
+    Every convolution is checked in fp32 and (when asked) ``dtype``; one failing ``dtype`` stays in
+    fp32 (logged); one failing fp32 is an error. Applies the fallback to ``model``.
+    """
+    convs = convolution_inputs(model, clip_shape, batch, channels_last)
+    dtypes = [torch.float32] + ([dtype] if dtype not in (None, torch.float32) else [])
+    errors = probe_all(set(convs.values()), device, dtypes)
+    broken = [(name, sig) for name, sig in convs.items() if not passes(errors[sig]["fp32"], torch.float32)]
+    if broken:
+        name, sig = broken[0]
+        raise NumericsError(f"fp32 {sig.describe()} ({name}) is computed wrongly on {device} "
+                            f"(relative errors {_format(errors[sig]['fp32'])}); no precision can be trusted here: "
+                            f"try torch.backends.mkldnn.enabled=False or another torch build")
+    precision = Precision(None if dtype in (None, torch.float32) else dtype, probed=len(set(convs.values())))
+    if precision.dtype is None:
+        return precision
+    tag = DTYPE_NAMES[precision.dtype]
+    for name, sig in convs.items():
+        if not passes(errors[sig][tag], precision.dtype):
+            precision.fp32_modules.append(name)
+            precision.failures.append(f"{name}: {tag} {sig.describe()}: {_format(errors[sig][tag])}")
+            log.warning("numerics guard: %s %s is wrong on %s (relative error %s vs float64); %s runs in fp32",
+                        tag, sig.describe(), device, _format(errors[sig][tag]), name)
+    precision.apply(model)
+    return precision
+
+
+def _format(errors: dict[str, float]) -> str:
+    return ", ".join(f"{part} {value:.3g}" for part, value in errors.items())
