@@ -141,3 +141,48 @@ def test_paired_differences_intervals_and_verdicts():
     rows += [{**r, "pretrain_seed": 1, "video_top1": r["video_top1"] - 0.1} for r in rows if r["arm"] == "vpn-low"]
     mine, base, diffs = paired(rows, "vpn-low", "r3d18", "toy")  # each scratch run pairs with both pre-training seeds
     assert len(mine) == len(diffs) == 8 and [round(d, 6) for d in diffs[4:]] == [0.3, 0.3, -0.1, 0.3]
+
+
+def test_failed_runs_are_retried_in_fp32_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
+    """vpn-low's pre-training fails in bf16/auto and succeeds in fp32; vpn-high's fails both ways (its
+    fine-tuning is not run); shuffled's fine-tuning fails both ways. The rest completes; exit 1."""
+    from videoperlin.errors import NumericsError
+    from videoperlin.study import runs
+
+    real_fit = runs.Trainer.fit
+
+    def fit(self):
+        c = self.config
+        if c.task == "pretrain" and c.vpn.label_mode != "shuffled" and c.vpn.preset == "high":
+            raise NumericsError("the model holds non-finite values in layer3.0.bn2.running_var (simulated)")
+        if c.task == "pretrain" and c.vpn.preset == "low" and c.vpn.label_mode != "shuffled" and c.train.amp != "off":
+            raise NumericsError("simulated bf16 kernel fault")
+        if c.task == "train" and "/shuffled/" in c.train.out:
+            raise RuntimeError("simulated crash\nsecond line")
+        return real_fit(self)
+
+    monkeypatch.setattr(runs.Trainer, "fit", fit)
+    manifest = write_manifest(tmp_path)
+    out = tmp_path / "out"
+    args = ["transfer", "--config", str(tiny_protocol(tmp_path)), "--out", str(out), "--data", str(manifest),
+            "--set", "archs=r3d10", "--set", "arms=[scratch, vpn-low, vpn-high, shuffled]", "--set", "pretrain_seeds=0"]
+    assert main(args) == 1
+    with open(out / "results.csv", newline="") as handle:
+        rows = {r["arm"]: r for r in csv.DictReader(handle)}
+    assert rows["scratch"]["error"] == "" and float(rows["scratch"]["video_top1"]) >= 0
+    assert rows["vpn-low"]["error"] == "" and float(rows["vpn-low"]["video_top1"]) >= 0  # the fp32 retry worked
+    assert rows["vpn-high"]["error"].startswith("not run: its pre-training failed (pre-training r3d10 vpn-high seed 0")
+    assert rows["vpn-high"]["video_top1"] == ""
+    assert rows["shuffled"]["error"] == ("fine-tuning toy r3d10 shuffled fold 0 seed 0 pre-training seed 0: "
+                                         "train.amp off: RuntimeError: simulated crash; retried in fp32: "
+                                         "train.amp off: RuntimeError: simulated crash")
+    marks = sorted(p.parent.name.rsplit("-", 1)[0] for p in (out / "pretrain").glob("*/failed.json"))
+    assert marks == ["r3d10-vpn-high-s0", "r3d10-vpn-high-s0", "r3d10-vpn-low-s0"]
+    report = (out / "report.md").read_text()
+    assert "**2 run(s) failed**" in report and "| r3d10 | vpn-high | 0 | failed |" in report
+    assert "| r3d10 | vpn-low | 0 |" in report and "| fp32 |" in report  # the retry's precision
+    assert "| r3d10 | shuffled |" not in report.split("run(s) failed")[0]  # no result, no row
+
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
+    assert main(args) == 1  # a resumed study honours the marks: nothing is tried again
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}

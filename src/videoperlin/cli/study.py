@@ -57,7 +57,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     over folds, seeds and pre-training seeds. Writes OUT/report.md, results.csv and figures/."""
     from videoperlin.study.protocol import INFLATED, load_protocol
     from videoperlin.study.report import publish, write_figures, write_report, write_results
-    from videoperlin.study.runs import run_study
+    from videoperlin.study.runs import failures, run_study
 
     _quiet_logging()
     protocol = load_protocol(config_path(args.config), args.set, protocol_changes(args))
@@ -69,10 +69,14 @@ def run_transfer(args: argparse.Namespace) -> int:
                             on_row=lambda rows: write_results(args.out, rows))
     figures = write_figures(protocol, rows, inits, args.out)
     command = "videoperlin " + " ".join(shlex.quote(a) for a in args.argv)
-    report = write_report(protocol, rows, inits, args.out, command, time.perf_counter() - began)
+    failed = failures(rows, inits)
+    report = write_report(protocol, rows, inits, args.out, command, time.perf_counter() - began, failed)
     if args.publish:
         publish(args.out, args.publish, figures)
     print(report.read_text().split("Pre-training")[0])
+    if failed:
+        logging.getLogger("videoperlin.study").error("%d run(s) failed: %s", len(failed), " | ".join(failed))
+        return 1
     return 0
 
 

@@ -33,10 +33,11 @@ from videoperlin.models import create_model
 from videoperlin.models.checkpoint import load_model
 from videoperlin.study.protocol import SCRATCH, Protocol
 from videoperlin.study.runs import Init
+from videoperlin.train.numerics import device_description
 from videoperlin.utils.atomic import atomic_write_text
 from videoperlin.utils.fields import to_dict
 
-RESULT_COLUMNS = ("arm", "arch", "dataset", "fold", "seed", "pretrain_seed", "video_top1", "clip_top1")
+RESULT_COLUMNS = ("arm", "arch", "dataset", "fold", "seed", "pretrain_seed", "video_top1", "clip_top1", "error")
 
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
@@ -106,7 +107,7 @@ def interval_text(interval: tuple[float, float, float] | None) -> str:
 
 
 def arms_present(rows: list[dict[str, Any]], protocol: Protocol, arch: str) -> list[str]:
-    return [a for a in protocol.arms if any(r["arm"] == a and r["arch"] == arch for r in rows)]
+    return [a for a in protocol.arms if any(r["arm"] == a and r["arch"] == arch and not r.get("error") for r in rows)]
 
 
 def dataset_table(rows: list[dict[str, Any]], protocol: Protocol, dataset: str) -> str:
@@ -138,14 +139,14 @@ def write_figures(protocol: Protocol, rows: list[dict[str, Any]], inits: list[In
     figures = []
     for entry in protocol.datasets:
         for arch in protocol.archs:
-            groups = {arm: [r["run"] for r in rows if (r["arm"], r["arch"], r["dataset"]) == (arm, arch, entry.name)]
-                      for arm in arms_present(rows, protocol, arch)}
+            groups = {arm: [r["run"] for r in rows if (r["arm"], r["arch"], r["dataset"]) == (arm, arch, entry.name)
+                            and not r.get("error")] for arm in arms_present(rows, protocol, arch)}
             groups = {arm: runs for arm, runs in groups.items() if runs}
             if groups:
                 figures.append(plot_groups(groups, "val_acc", out / "figures" / f"curves_{entry.name}_{arch}.png",
                                            f"{entry.name}, {arch}: video top-1 on held-out data"))
     for init in inits:
-        if init.pretrain_seed not in (None, protocol.pretrain_seeds[0]):
+        if init.pretrain_seed not in (None, protocol.pretrain_seeds[0]) or init.failure:
             continue
         torch.manual_seed(0)
         model_options = {k: v for k, v in protocol.common.get("model", {}).items() if k != "name"}
@@ -155,18 +156,34 @@ def write_figures(protocol: Protocol, rows: list[dict[str, Any]], inits: list[In
     return figures
 
 
-def pretrain_accuracy(init: Init) -> float | None:
-    """VPN validation accuracy at the end of an arm's pre-training (None if it was not pre-trained here)."""
+def pretrain_row(init: Init) -> str | None:
+    """The pre-training table's row of ``init`` (None if it was not pre-trained here): VPN validation
+    accuracy at the end, the precision it trained in (the numerics guard's verdict), its time."""
+    if init.failure:
+        return f"| {init.arch} | {init.arm} | {init.pretrain_seed} | failed | – | – |"
     if init.checkpoint is None or init.checkpoint.suffix != ".pt":
         return None
-    return read_metrics(init.checkpoint.parents[1])[-1].get("val_acc")
+    records = read_metrics(init.checkpoint.parents[1])
+    last, minutes = records[-1], sum(r.get("time_s", 0.0) for r in records) / 60
+    accuracy = "–" if last.get("val_acc") is None else f"{100 * last['val_acc']:.1f}"
+    return (f"| {init.arch} | {init.arm} | {init.pretrain_seed} | {accuracy} | "
+            f"{last.get('precision', 'not recorded')} | {minutes:.1f} |")
+
+
+def failures_section(failed: list[str]) -> str:
+    """The report's list of failed runs (empty when none failed)."""
+    if not failed:
+        return ""
+    lines = "\n".join(f"- {line}" for line in failed)
+    return (f"\n**{len(failed)} run(s) failed** (each was retried once in fp32; their rows in `results.csv` carry "
+            f"the error, and they are left out of the tables above):\n\n{lines}\n")
 
 
 def write_report(protocol: Protocol, rows: list[dict[str, Any]], inits: list[Init], out: Path, command: str,
-                 seconds: float) -> Path:
-    """``report.md``: the table, pre-training accuracies, figures, wall time, command and protocol."""
-    pre = [f"| {i.arch} | {i.arm} | {i.pretrain_seed} | {100 * acc:.1f} |" for i in inits
-           if (acc := pretrain_accuracy(i)) is not None]
+                 seconds: float, failed: list[str] | None = None) -> Path:
+    """``report.md``: the table, failed runs, pre-training accuracies and precisions, figures, the
+    machine, wall time, command and protocol."""
+    pre = [row for i in inits if (row := pretrain_row(i)) is not None]
     text = f"""# Transfer study: does VPN initialization help?
 
 Metric: top-1 on the held-out data at the last fine-tuning epoch, video-level (softmax averaged over
@@ -178,16 +195,18 @@ W/T/L counts the paired runs the arm wins, ties and loses. Verdict: **gain** whe
 bound is above 0, **loss** when its upper bound is below 0, otherwise no evidence of a difference.
 
 {summary_table(rows, protocol)}
+{failures_section(failed or [])}
+Pre-training (VPN validation accuracy at the end, held-out VPN clips; the precision it trained in, as
+the numerics guard cleared it; its training time):
 
-Pre-training (VPN validation accuracy at the end, held-out VPN clips):
-
-| arch | arm | pre-training seed | VPN val top-1 % |
-|---|---|---|---|
-{chr(10).join(pre) if pre else "| – | – | – | – |"}
+| arch | arm | pre-training seed | VPN val top-1 % | precision | minutes |
+|---|---|---|---|---|---|
+{chr(10).join(pre) if pre else "| – | – | – | – | – | – |"}
 
 Figures: `figures/curves_<dataset>_<arch>.png` (validation accuracy vs epoch, mean and min–max
 band per arm) and `figures/conv1_<arch>_<arm>.png` (conv1 after pre-training).
 
+Machine: {device_description(torch.device("cpu"))}, torch {torch.__version__}, {torch.get_num_threads()} threads.
 Wall time of the invocation that wrote this report: {seconds / 60:.1f} min (finished pre-training and
 fine-tuning runs are reused, so a rerun that trains nothing takes seconds). Command:
 

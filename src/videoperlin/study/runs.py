@@ -5,10 +5,19 @@ Pre-trained checkpoints live in a cache keyed by the fields of their run config 
 the defaults, so protocol variants share them (``--pretrain-cache``) and a change that matters
 retrains. Finished fine-tuning runs are reused from the output folder, so an interrupted study
 resumes where it stopped (an unfinished run continues from its ``last.pt``).
+
+One bad run does not end a study (:func:`train_or_fall_back`): a run that fails is marked
+(``failed.json`` in its directory, with the error) and retried once from nothing with the safe
+setting, ``train.amp=off`` (fp32), in a directory of its own; if that fails too, the run is recorded
+as failed (its result row carries the error, and every fine-tuning from a failed pre-training does
+too), the other runs go on, and ``videoperlin transfer`` exits non-zero at the end naming what
+failed. A resumed study honours the marks (it does not repeat a failure); delete a run's directory
+to try it again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,6 +36,7 @@ from videoperlin.study.protocol import INFLATED, SCRATCH, Protocol, StudyDataset
 from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.train.config import RunConfig, flatten
 from videoperlin.train.engine import Trainer
+from videoperlin.utils.atomic import atomic_write_text
 from videoperlin.utils.fields import to_dict
 
 log = logging.getLogger(__name__)
@@ -38,12 +48,70 @@ NOT_IN_KEY = ("train.out", "train.progress", "train.val_every")
 @dataclass(frozen=True)
 class Init:
     """Where an arm starts fine-tuning: ``checkpoint`` None for scratch; ``pretrain_seed`` None when
-    the arm is not pre-trained here (scratch, inflated)."""
+    the arm is not pre-trained here (scratch, inflated); ``failure`` the error of a pre-training
+    that failed (then there is no checkpoint and no fine-tuning from it)."""
 
     arch: str
     arm: str
     pretrain_seed: int | None
     checkpoint: Path | None
+    failure: str | None = None
+
+
+class RunFailed(Exception):
+    """A study run failed, and so did its fp32 retry: ``str(exc)`` says what and why, on one line."""
+
+
+#: The file that marks a run directory as failed (it holds the error).
+FAILED_MARK = "failed.json"
+#: Longest error text kept in a mark, a result row or a report line.
+ERROR_CHARS = 300
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: message`` of ``exc``, first line only, at most :data:`ERROR_CHARS` characters."""
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+
+
+def failure_of(run: Path) -> str | None:
+    """The error a run directory was marked with, or None."""
+    mark = run / FAILED_MARK
+    if not mark.exists():
+        return None
+    try:
+        return str(json.loads(mark.read_text())["error"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "failed (unreadable mark)"
+
+
+def fp32_retry(config: RunConfig, out: Path) -> RunConfig:
+    """``config`` with ``train.amp=off`` writing to ``out``: the retry of a failed run."""
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, amp="off", out=str(out)))
+
+
+def train_or_fall_back(config: RunConfig, retry_out: Path, what: str, finished) -> Path:
+    """Train ``config`` (resuming), else mark it failed and train its fp32 retry at ``retry_out``.
+
+    ``finished(run_dir)`` says whether a directory already holds the finished run (then it is reused).
+    Returns the directory of the run that finished; raises :class:`RunFailed` when both failed.
+    """
+    errors = []
+    for attempt in (config, fp32_retry(config, retry_out)):
+        run = Path(attempt.train.out)
+        if finished(run):
+            return run
+        if (error := failure_of(run)) is None:
+            try:
+                Trainer(attempt, resume=True).fit()
+                return run
+            except Exception as exc:  # noqa: BLE001 -- any failure of one run is recorded; the study goes on
+                error = error_line(exc)
+                run.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(run / FAILED_MARK, json.dumps({"error": error, "amp": attempt.train.amp}))
+                log.warning("%s failed (train.amp %s): %s", what, attempt.train.amp, error)
+        errors.append(f"train.amp {attempt.train.amp}: {error}")
+    raise RunFailed(f"{what}: " + "; retried in fp32: ".join(errors))
 
 
 def cache_key(config: RunConfig) -> str:
@@ -54,14 +122,21 @@ def cache_key(config: RunConfig) -> str:
 
 
 def pretrained(protocol: Protocol, arm: str, arch: str, seed: int, cache: Path) -> Path:
-    """The last checkpoint of ``arm``'s pre-training for ``arch`` and ``seed``, training it if needed."""
+    """The last checkpoint of ``arm``'s pre-training for ``arch`` and ``seed``, training it if needed
+    (with the fp32 fallback; :class:`RunFailed` when both fail)."""
     probe = protocol.pretrain_config(arm, arch, seed, "-")
     config = protocol.pretrain_config(arm, arch, seed, cache / f"{arch}-{arm}-s{seed}-{cache_key(probe)}")
-    last = Path(config.train.out) / "checkpoints" / "last.pt"
-    if not (last.exists() and load_checkpoint(last)["position"]["epoch"] >= config.train.epochs):
+    retry_probe = fp32_retry(probe, Path("-"))
+
+    def finished(run: Path) -> bool:
+        last = run / "checkpoints" / "last.pt"
+        return last.exists() and load_checkpoint(last)["position"]["epoch"] >= config.train.epochs
+
+    if not finished(Path(config.train.out)):
         log.info("pre-training %s %s seed %d -> %s", arch, arm, seed, config.train.out)
-        Trainer(config, resume=True).fit()
-    return last
+    run = train_or_fall_back(config, cache / f"{arch}-{arm}-s{seed}-{cache_key(retry_probe)}",
+                             f"pre-training {arch} {arm} seed {seed}", finished)
+    return run / "checkpoints" / "last.pt"
 
 
 def inflated(protocol: Protocol, arch: str, cache: Path) -> Path:
@@ -88,7 +163,11 @@ def initialisations(protocol: Protocol, cache: Path) -> list[Init]:
                 else:
                     log.info("skipping inflated %s: 2D weights inflate into full 3D convolutions only", arch)
             else:
-                inits += [Init(arch, arm, s, pretrained(protocol, arm, arch, s, cache)) for s in protocol.pretrain_seeds]
+                for seed in protocol.pretrain_seeds:
+                    try:
+                        inits.append(Init(arch, arm, seed, pretrained(protocol, arm, arch, seed, cache)))
+                    except RunFailed as exc:
+                        inits.append(Init(arch, arm, seed, None, failure=str(exc)))
     return inits
 
 
@@ -97,31 +176,53 @@ def run_directory(out: Path, entry: StudyDataset, init: Init, fold: int, seed: i
     return out / "finetune" / entry.name / init.arch / init.arm / f"fold{fold}-seed{seed}{pseed}"
 
 
+def retry_directory(run: Path) -> Path:
+    """Where the fp32 retry of fine-tuning run ``run`` lives."""
+    return run.with_name(run.name + "-fp32")
+
+
+def finished_directory(run: Path) -> Path:
+    """``run``, or its fp32 retry when ``run`` failed."""
+    return retry_directory(run) if failure_of(run) is not None else run
+
+
 def start_point(protocol: Protocol, entry: StudyDataset, init: Init, seed: int, out: Path) -> Path | None:
     """The checkpoint a run on ``entry`` starts from: the arm's own init, or (a chain) the arm's final
     checkpoint on the earlier dataset ``entry.after`` with the same seed."""
     if entry.after is None:
         return init.checkpoint
     earlier = next(d for d in protocol.datasets if d.name == entry.after)
-    return run_directory(out, earlier, init, 0, seed) / "checkpoints" / "last.pt"
+    return finished_directory(run_directory(out, earlier, init, 0, seed)) / "checkpoints" / "last.pt"
 
 
 def finetune(protocol: Protocol, entry: StudyDataset, init: Init, fold: int, seed: int, out: Path) -> dict[str, Any]:
-    """One fine-tuning run (reused if finished); its result row."""
+    """One fine-tuning run (reused if finished; with the fp32 fallback); its result row, which carries
+    the error instead of accuracies when the run (or its pre-training) failed."""
     run = run_directory(out, entry, init, fold, seed)
-    start = start_point(protocol, entry, init, seed, out)
-    config = protocol.finetune_config(entry, init.arch, fold, seed, start, run, str(out / "frame-cache"))
-    done = (run / "metrics.jsonl").exists() and read_metrics(run)[-1]["epoch"] >= config.train.epochs
+    row = {"arm": init.arm, "arch": init.arch, "dataset": entry.name, "fold": fold, "seed": seed,
+           "pretrain_seed": "" if init.pretrain_seed is None else init.pretrain_seed, "run": str(run)}
+    what = (f"fine-tuning {entry.name} {init.arch} {init.arm} fold {fold} seed {seed}"
+            + ("" if init.pretrain_seed is None else f" pre-training seed {init.pretrain_seed}"))
+    if init.failure is not None:
+        return {**row, "error": f"not run: its pre-training failed ({init.failure})"}
+    config = protocol.finetune_config(entry, init.arch, fold, seed, start_point(protocol, entry, init, seed, out),
+                                      run, str(out / "frame-cache"))
     began = time.perf_counter()
-    if not done:
-        Trainer(config, resume=True).fit()
+    try:
+        run = train_or_fall_back(config, retry_directory(run), what, lambda d: (d / "metrics.jsonl").exists() and
+                                 read_metrics(d)[-1]["epoch"] >= config.train.epochs)
+    except RunFailed as exc:
+        return {**row, "error": str(exc)}
     final = next(r for r in reversed(read_metrics(run)) if "val_acc" in r)
-    log.info("%s %s %s fold %d seed %d%s: video top-1 %.3f (%.0f s)", entry.name, init.arch, init.arm, fold, seed,
-             "" if init.pretrain_seed is None else f" pre-training seed {init.pretrain_seed}", final["val_acc"],
-             time.perf_counter() - began)
-    return {"arm": init.arm, "arch": init.arch, "dataset": entry.name, "fold": fold, "seed": seed,
-            "pretrain_seed": "" if init.pretrain_seed is None else init.pretrain_seed,
-            "video_top1": final["val_acc"], "clip_top1": final.get("val_clip_acc"), "run": str(run)}
+    log.info("%s: video top-1 %.3f (%.0f s)", what, final["val_acc"], time.perf_counter() - began)
+    return {**row, "video_top1": final["val_acc"], "clip_top1": final.get("val_clip_acc"), "run": str(run)}
+
+
+def failures(rows: list[dict[str, Any]], inits: list[Init]) -> list[str]:
+    """One line per failed pre-training and per failed fine-tuning run (not those skipped for a failed
+    pre-training: its own line says so)."""
+    lines = [i.failure for i in inits if i.failure]
+    return lines + [r["error"] for r in rows if r.get("error") and not r["error"].startswith("not run:")]
 
 
 def check_datasets(protocol: Protocol) -> None:
