@@ -53,7 +53,7 @@ def reference_step(ds: VPNDataset):
         noise = sum(reference_perlin(g.double().numpy(), (ds.frames, ds.height, ds.width), c,
                                      tuple(p.phases[o].tolist()), ds.spec.tileable, p.drift[o])
                     for o, (g, c) in enumerate(zip(p.gradients, p.cells)))
-        gray = 0.5 + p.brightness + p.contrast * ds._intensity_scale * noise
+        gray = 0.5 + p.brightness + p.contrast * ds.family.intensity_scale * noise
         np.clip(gray, 0.0, 1.0, out=gray)
     return step
 

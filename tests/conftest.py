@@ -14,6 +14,8 @@ import torch
 TESTS_DIR = Path(__file__).parent
 sys.path.insert(0, str(TESTS_DIR))  # for reference_perlin
 
+import toy_family  # noqa: E402,F401  (registers family "toy" before the config schema is built)
+
 torch.set_num_threads(2)
 # The numerics guard's verdicts (train/numerics.py) go to a cache of this test session, shared with the
 # subprocesses it starts, not to the user's ~/.cache.

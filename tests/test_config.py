@@ -1,7 +1,7 @@
 """Configs that describe themselves: every fact in one place and everything else derived from it.
 
-A VPN rendering option is one field of VPNSpec and nothing else; these tests fail if some place
-(a flag, a config key, dataset.json) stops deriving from it. Also: every field has a doc, shortcut
+An option of a formula family is one field of that family and nothing else; these tests fail if some
+place (a flag, a config key, dataset.json) stops deriving from it. Also: every field has a doc, shortcut
 flags parse by their field's type, `videoperlin config` prints a recipe that loads back, old keys
 are refused by name (and migrated in stored records), and no function in src/ exceeds 60 lines.
 """
@@ -20,8 +20,7 @@ from videoperlin.cli.runs import COMMAND_SHORTCUTS, SHORTCUTS, builtin_config
 from videoperlin.errors import ConfigError
 from videoperlin.train.config import RunConfig, config_from_record, field_annotation, load_config
 from videoperlin.utils.fields import describe, type_name
-from videoperlin.vpn.labels import LabelChoice
-from videoperlin.vpn.spec import VPNSpec
+from videoperlin.vpn.family import load_families
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "videoperlin"
 
@@ -32,19 +31,28 @@ def subparser(name: str):
     return action.choices[name]
 
 
+def family_fields() -> dict[str, tuple[str, object]]:
+    """Every option and label field of every registered family (the toy family of the tests included):
+    name -> (family, default)."""
+    return {f.name: (family.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            for family in load_families().values() for group in (family.Options, family.Labels)
+            for f in dataclasses.fields(group)}
+
+
 @pytest.mark.parametrize("command", ["generate", "preview"])
-def test_every_vpn_option_is_a_flag(command):
+def test_every_family_option_is_a_flag(command):
     dests = {a.dest for a in subparser(command)._actions}
-    assert set(VPNSpec.names()) | {f.name for f in dataclasses.fields(LabelChoice)} <= dests
+    assert {"toy", "perlin"} <= {family for family, _ in family_fields().values()}
+    assert set(family_fields()) | {"family", "num_videos", "frames", "size", "seed"} <= dests
     args = subparser(command).parse_args(["--out", "x", "--no-random-phase", "--octaves", "2", "--fx", "1,2",
                                           "--fy", "1", "--ft", "1", "--label-mode", "shuffled"])
     assert (args.random_phase, args.octaves, args.fx, args.label_mode) == (False, 2, [1, 2], "shuffled")
 
 
-def test_every_vpn_option_is_a_config_key_with_its_default():
+def test_every_family_option_is_a_config_key_with_its_default():
     config = RunConfig()
-    for name in VPNSpec.names():
-        assert getattr(config.vpn, name) == getattr(VPNSpec(), name)
+    for name, (_, default) in family_fields().items():
+        assert getattr(config.vpn, name) == default, name
         assert field_annotation(f"vpn.{name}") is not None
 
 

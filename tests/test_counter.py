@@ -1,4 +1,4 @@
-"""rng="counter": hashed draws computed per batch on the render device (videoperlin.vpn.counter).
+"""rng="counter": hashed draws computed per batch on the render device (videoperlin.vpn.draws.CounterDraws).
 
 Its clips must be as exact as the generator's (per-voxel reference), independent of the batch, the
 same distribution as the generator's clips, and a stable format (pinned with the generator's in
@@ -13,7 +13,7 @@ import torch
 from reference_perlin import reference_perlin
 from test_dataset import _spectral_features
 from videoperlin.vpn import LabelSpace, VPNDataset, VPNSpec
-from videoperlin.vpn.counter import clip_keys, uniform
+from videoperlin.vpn.draws import clip_keys, uniform
 
 JITTERED_MOTION = {"rng": "counter", "direction_jitter": 15.0, "speed_jitter": 0.25}
 
@@ -45,7 +45,7 @@ def test_counter_clips_match_the_per_voxel_reference(preset, options):
         noise = sum(reference_perlin(g.double().numpy(), (ds.frames, ds.height, ds.width), c,
                                      tuple(p.phases[o].tolist()), ds.spec.tileable, p.drift[o])
                     for o, (g, c) in enumerate(zip(p.gradients, p.cells)))
-        gray = np.clip(0.5 + p.brightness + p.contrast * ds._intensity_scale * noise, 0.0, 1.0)
+        gray = np.clip(0.5 + p.brightness + p.contrast * ds.family.intensity_scale * noise, 0.0, 1.0)
         assert np.abs(gray - clips[row, 0].numpy()).max() <= 1e-5
 
 

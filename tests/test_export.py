@@ -53,7 +53,7 @@ def test_npy_export_is_exact_and_laid_out_by_class(tmp_path):
         np.testing.assert_array_equal(stored, np.rint(ds[index][0][0].numpy() * 255).astype(np.uint8))
     spec = json.loads((tmp_path / "dataset.json").read_text())
     assert VPNDataset.from_dict(spec["vpn"]).to_dict() == ds.to_dict() and "videoperlin_version" in spec
-    assert set(spec["vpn"]) == {"label_space", "num_videos", "frames", "size", "seed", *VPNSpec.names()}
+    assert set(spec["vpn"]) == {"family", "label_space", "num_videos", "frames", "size", "seed", *VPNSpec.names()}
 
 
 def test_npy_float32_is_bit_exact(tmp_path):
@@ -132,7 +132,7 @@ def test_resume_after_kill_9_completes_without_duplicates_or_corrupt_files(tmp_p
         (["--fx", "-1", "--fy", "1", "--ft", "1"], "fx frequency -1"),
         (["--fx", "1.5", "--fy", "1", "--ft", "1"], "'1.5' is not an integer"),
         (["--fx", "1", "--fy", "1", "--ft", "40"], "ft 40 means 40 lattice cells on an axis of 16 frames"),
-        (["--preset", "medium"], "preset 'medium' must be one of low, high, wide, tiny"),
+        (["--preset", "medium"], "preset 'medium' is not a preset of family perlin; its presets: low, high, wide, tiny"),
         (["--preset", "tiny", "--fx", "1,2", "--fy", "1", "--ft", "1"], "give only one of preset, fx/fy/ft or labels"),
         (["--preset", "tiny", "--contrast-jitter", "1.5"], "contrast_jitter 1.5 must be in [0, 1)"),
         (["--preset", "tiny", "--octaves", "two"], "value 'two' is not an integer"),

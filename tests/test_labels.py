@@ -8,7 +8,9 @@ import pytest
 
 from videoperlin.errors import ConfigError
 from videoperlin.vpn import PRESETS, LabelSpace
-from videoperlin.vpn.labels import DEFAULT_PRESET, LabelChoice, resolve_label_space
+from videoperlin.vpn.families.perlin import PerlinFamily, PerlinLabels
+from videoperlin.vpn.labels import DEFAULT_PRESET, resolve_label_space
+from videoperlin.vpn.source import ClipSource
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -108,10 +110,11 @@ def test_one_rule_names_the_label_space(tmp_path):
         resolve_label_space("low", fx=[1], fy=[1], ft=[1])  # the CLI and the config used to disagree here
     with pytest.raises(ConfigError, match="ft missing"):
         resolve_label_space(fx=[1], fy=[1])
-    assert LabelChoice(fx=[1, 2], fy=[1], ft=[1]).label_space() == LabelSpace([1, 2], [1], [1])
-    moving = LabelChoice(fx=[2], fy=[2], ft=[1], direction=[0, 180], speed=[0.5]).label_space()
+    assert PerlinFamily.label_space(PerlinLabels(fx=[1, 2], fy=[1], ft=[1])) == LabelSpace([1, 2], [1], [1])
+    assert ClipSource(fx=[1, 2], fy=[1], ft=[1]).label_space() == LabelSpace([1, 2], [1], [1])
+    moving = ClipSource(fx=[2], fy=[2], ft=[1], direction=[0, 180], speed=[0.5]).label_space()
     assert moving.names() == ["x002_y002_t01_d000_s0p5", "x002_y002_t01_d180_s0p5"]
     with pytest.raises(ConfigError, match="give only one of preset, fx/fy/ft or labels"):
         resolve_label_space("low", direction=[0], speed=[0.5])  # motion axes go with explicit lists
-    with pytest.raises(ConfigError, match="preset 'medium' must be one of low, high, wide, tiny"):
-        LabelChoice(preset="medium")
+    with pytest.raises(ConfigError, match="preset 'medium' is not a preset of family perlin; its presets: low, high"):
+        ClipSource(preset="medium")

@@ -32,9 +32,12 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "generate": Command("render a VPN dataset to disk", vpn.generate_arguments, vpn.run_generate),
-    "preview": Command("draw a grid of VPN classes (and a GIF)", vpn.preview_arguments, vpn.run_preview),
-    "pretrain": Command("VPN pre-training (VPN rendered on the fly by default)", runs.pretrain_arguments, runs.run_training),
+    "families": Command("list the formula families of synthetic clips", vpn.families_arguments, vpn.run_families),
+    "generate": Command("render a synthetic clip set (VPN or another family) to disk", vpn.generate_arguments,
+                        vpn.run_generate),
+    "preview": Command("draw a grid of a family's classes (and a GIF)", vpn.preview_arguments, vpn.run_preview),
+    "pretrain": Command("pre-training on synthetic clips rendered on the fly (VPN by default)", runs.pretrain_arguments,
+                        runs.run_training),
     "train": Command("train on real video, from scratch or --init CHECKPOINT", runs.train_arguments, runs.run_training),
     "evaluate": Command("evaluate a checkpoint on its run's data (or other data)", runs.evaluate_arguments,
                         runs.run_evaluate),
@@ -44,7 +47,8 @@ COMMANDS: dict[str, Command] = {
     "transfer": Command("transfer study: does VPN initialization help on real video?", study.transfer_arguments,
                         study.run_transfer),
     "models": Command("list models with parameters and FLOPs", models.models_arguments, models.run_models),
-    "convert": Command("import a 3D-ResNets-PyTorch checkpoint", models.convert_arguments, models.run_convert),
+    "convert": Command("convert weights between videoperlin, torchvision, mmaction2 and 3D-ResNets-PyTorch",
+                       models.convert_arguments, models.run_convert),
     "inflate": Command("inflate 2D ResNet weights to a 3D model", models.inflate_arguments, models.run_inflate),
     "visualize": Command("pictures of kernels and samples", sub={
         "kernels": Command("conv1 kernels of checkpoints side by side", analysis.kernels_arguments,

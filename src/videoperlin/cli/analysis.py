@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from videoperlin.errors import ConfigError
+from videoperlin.geometry import ClipGeometry
+from videoperlin.utils.fields import add_field_arguments
 
 
 def load_named_models(specs: list[str], names: str | None):
@@ -111,16 +113,14 @@ def samples_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", type=int, default=0, help="index of the real video")
     parser.add_argument("--preset", default="low")
     parser.add_argument("--classes", default=None, help="VPN class indices, e.g. 0,53,107 (default: spread)")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--size", type=int, default=112)
+    add_field_arguments(parser, ClipGeometry)
     parser.add_argument("--out", required=True, help="GIF path")
 
 
 def tuning_arguments(parser: argparse.ArgumentParser) -> None:
     _checkpoints_arguments(parser)
     parser.add_argument("--layer", default=None, help="module to probe (default conv1; e.g. layer1.0.conv2)")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--size", type=int, default=64)
+    add_field_arguments(parser, ClipGeometry, defaults={"size": 64})  # gratings: 64 px resolve conv1's tuning
     parser.add_argument("--permutations", type=int, default=200,
                         help="temporal permutations per channel for the direction-selectivity test of conv1 (0: skip)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of that test")

@@ -1,42 +1,70 @@
-"""``generate`` and ``preview``: VPN datasets to disk and pictures of the label space.
+"""``generate`` and ``preview``: synthetic clip sources to disk and pictures of their label space.
 
-Their VPN flags are generated from :class:`~videoperlin.vpn.labels.LabelChoice` (the label space)
-and :class:`~videoperlin.vpn.spec.VPNSpec` (the rendering options), so a new option of either is a
-new flag here without an edit.
+Their flags are generated from :class:`~videoperlin.vpn.source.ClipSource` (family, label choice,
+options, count) and :class:`~videoperlin.geometry.ClipGeometry`, so a new family, or a new option
+of one, is a new flag here without an edit.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
+from videoperlin.geometry import ClipGeometry
 from videoperlin.utils.fields import add_field_arguments, values_of
-from videoperlin.vpn.labels import LabelChoice
-from videoperlin.vpn.spec import VPNSpec
+
+SHARED = ("family", "num_videos", "preset", "labels", "label_mode", "rng")
 
 
-def add_vpn_arguments(parser: argparse.ArgumentParser, num_videos: int) -> None:
-    """Label space, set size, clip geometry, seed and every :class:`VPNSpec` option."""
-    add_field_arguments(parser.add_argument_group("label space (one of: a preset, fx/fy/ft lists, a labels file)"),
-                        LabelChoice)
+def add_source_arguments(parser: argparse.ArgumentParser, num_videos: int) -> None:
+    """The clip source (shared fields, then each family's own), the clip geometry and the seed."""
+    from videoperlin.vpn.source import FAMILIES, ClipSource
+
+    names = [f.name for f in dataclasses.fields(ClipSource)]
+    add_field_arguments(parser.add_argument_group("clip source"), ClipSource,
+                        skip=[n for n in names if n not in SHARED], defaults={"num_videos": num_videos})
     group = parser.add_argument_group("clips")
-    group.add_argument("--num-videos", type=int, default=num_videos, help=f"videos in the set (default {num_videos})")
-    group.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    group.add_argument("--size", type=int, default=112, help="frame height and width in pixels (default 112)")
+    add_field_arguments(group, ClipGeometry)
     group.add_argument("--seed", type=int, default=0, help="base seed; sample i is a function of (seed, i)")
-    add_field_arguments(parser.add_argument_group("rendering (VPNSpec)"), VPNSpec)
+    shown = set(SHARED)
+    for family in FAMILIES.values():
+        own = [f.name for g in (family.Labels, family.Options) for f in dataclasses.fields(g) if f.name not in shown]
+        shown.update(own)
+        add_field_arguments(parser.add_argument_group(f"family {family.name}: {family.description}"), ClipSource,
+                            skip=[n for n in names if n not in own])
 
 
-def vpn_dataset_from_args(args: argparse.Namespace):  # -> VPNDataset
-    """The VPNDataset described by :func:`add_vpn_arguments` flags."""
-    from videoperlin.vpn.dataset import VPNDataset
+def dataset_from_args(args: argparse.Namespace):  # -> VPNDataset
+    """The dataset named by :func:`add_source_arguments` flags."""
+    from videoperlin.vpn.source import ClipSource
 
-    space = LabelChoice(**values_of(LabelChoice, args)).label_space()
-    return VPNDataset(space, num_videos=args.num_videos, frames=args.frames, size=args.size, seed=args.seed,
-                      spec=VPNSpec.from_values(args))
+    source = ClipSource(**values_of(ClipSource, args))
+    return source.dataset(ClipGeometry(**values_of(ClipGeometry, args)), args.seed)
+
+
+def families_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--family", default=None, help="describe only this family")
+
+
+def run_families(args: argparse.Namespace) -> int:
+    """List the registered formula families: description, presets (with their class counts), label axes
+    and options (each option is a flag of generate/preview and a key vpn.<option> of the run config)."""
+    from videoperlin.vpn.family import SourceOptions, get_family
+    from videoperlin.vpn.source import FAMILIES
+
+    for name in [args.family] if args.family else sorted(FAMILIES):
+        family = get_family(name)
+        presets = ", ".join(f"{p} ({len(family.label_space(family.Labels(preset=p)))} classes)"
+                            + (" [default]" if p == family.default_preset else "") for p in family.presets)
+        shared = set(SourceOptions.names())
+        options = [n for n in family.Options.names() if n not in shared]
+        print(f"{name}: {family.description}\n  presets: {presets}\n  label axes: {', '.join(family.axis_names())}"
+              f"\n  options: {', '.join(options) or '-'}")
+    return 0
 
 
 def generate_arguments(parser: argparse.ArgumentParser) -> None:
-    add_vpn_arguments(parser, num_videos=1000)
+    add_source_arguments(parser, num_videos=1000)
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--format", default="mp4", help="mp4 (H.264, CRF --crf) or npy (exact)")
     parser.add_argument("--npy-dtype", default="uint8", help="uint8 or float32, for --format npy")
@@ -48,11 +76,11 @@ def generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    """Render a VPN dataset to DIR/<class_name>/<index:08d>.<ext> with manifest.csv and dataset.json."""
+    """Render a synthetic clip set to DIR/<class_name>/<index:08d>.<ext> with manifest.csv and dataset.json."""
     from videoperlin.vpn.export import export_dataset, parse_shard
 
     shard = parse_shard(args.shard)
-    ds = vpn_dataset_from_args(args)
+    ds = dataset_from_args(args)
     summary = export_dataset(ds, args.out, fmt=args.format, shard=shard, batch_size=args.batch_size,
                              npy_dtype=args.npy_dtype, crf=args.crf, workers=args.workers,
                              progress=not args.quiet)
@@ -63,7 +91,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def preview_arguments(parser: argparse.ArgumentParser) -> None:
-    add_vpn_arguments(parser, num_videos=100000)
+    add_source_arguments(parser, num_videos=100000)
     parser.add_argument("--out", default="vpn_preview.png", help="grid PNG path (the GIF goes beside it)")
     parser.add_argument("--gif", action="store_true", help="also write an animated GIF of a few classes")
     parser.add_argument("--show-ft", type=int, default=None, help="temporal frequency shown in the grid")
@@ -74,7 +102,7 @@ def run_preview(args: argparse.Namespace) -> int:
     """Draw the teaser-style class grid (and optionally an animated GIF)."""
     from videoperlin.vpn.preview import preview_gif, preview_grid
 
-    ds = vpn_dataset_from_args(args)
+    ds = dataset_from_args(args)
     grid = preview_grid(ds, args.out, ft=args.show_ft, frame=args.frame)
     print(f"wrote {grid}")
     if args.gif:

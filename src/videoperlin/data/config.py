@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from videoperlin.geometry import ClipGeometry
 from videoperlin.utils.fields import Checked, FieldError, at_least, greater_than, in_range, option
 
 #: What to do with a video that cannot be decoded: skip it (counted in the metrics) or stop.
@@ -24,8 +25,9 @@ DEFAULT_FRAME_CACHE = Path.home() / ".cache" / "videoperlin" / "frames"
 
 
 @dataclass
-class DataConfig(Checked):
-    """Real-video data, its split, and clip geometry (frames and size apply to VPN too)."""
+class DataConfig(ClipGeometry, Checked):
+    """Clip geometry (:class:`~videoperlin.geometry.ClipGeometry`: frames and size, for synthetic clips
+    too), real-video data and its split."""
 
     path: str | None = option(None, "training data: class folders, CSV manifest, UCF-101/HMDB-51 root, "
                                     "Kinetics CSV or ActivityNet JSON")
@@ -37,8 +39,6 @@ class DataConfig(Checked):
     folds: int = option(5, "number of group folds (videos with a group: actor, sequence)", at_least(1))
     val_fraction: float = option(0.2, "validation share per class when videos have no group",
                                  in_range(0, 1, low_open=True, high_open=True))
-    frames: int = option(16, "frames per clip", at_least(1))
-    size: int = option(112, "clip height and width in pixels", at_least(1))
     stride: int = option(1, "temporal stride between a clip's frames", at_least(1))
     short_side: int = option(128, "decoded frames' short side in pixels (then cropped to size)", at_least(1))
     cache_dir: str | None = option(None, "decoded-frame cache (default ~/.cache/videoperlin/frames)")

@@ -21,7 +21,6 @@ from videoperlin.train.config import RunConfig
 from videoperlin.train.distributed import DistInfo
 from videoperlin.train.sampler import EpochBatches, EpochBatchSampler
 from videoperlin.vpn.dataset import VPNDataset
-from videoperlin.vpn.spec import VPNSpec
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +29,10 @@ VPN_VAL_SEED_OFFSET = 1_000_003
 
 
 def vpn_datasets(config: RunConfig) -> tuple[VPNDataset, VPNDataset]:
-    """Training and held-out validation VPN datasets: the config's label space and :class:`VPNSpec`,
-    the clip geometry of ``data`` and the seed of ``train``."""
-    v, d = config.vpn, config.data
-    space, spec = v.label_space(), VPNSpec.from_values(v)
-    train = VPNDataset(space, v.num_videos, d.frames, d.size, config.train.seed, spec=spec)
-    val = VPNDataset(space, v.val_videos, d.frames, d.size, config.train.seed + VPN_VAL_SEED_OFFSET, spec=spec)
-    return train, val
+    """Training and held-out validation sets of the config's clip source (``vpn``), at the clip geometry
+    of ``data`` and the seed of ``train`` (validation: another seed)."""
+    v, seed = config.vpn, config.train.seed
+    return v.dataset(config.data, seed), v.dataset(config.data, seed + VPN_VAL_SEED_OFFSET, v.val_videos)
 
 
 def window_dataset(config: RunConfig, records, max_windows: int | None) -> WindowDataset:

@@ -1,8 +1,8 @@
 """Run configuration: one dataclass per section, each field with its type, default, rule and doc.
 
 Sections come from the layer that owns them: ``model`` (:class:`~videoperlin.models.resnet3d.ModelOptions`
-plus the name), ``vpn`` (:class:`~videoperlin.vpn.labels.LabelChoice` and
-:class:`~videoperlin.vpn.spec.VPNSpec` plus set sizes), ``data`` (:class:`~videoperlin.data.config.DataConfig`),
+plus the name), ``vpn`` (:class:`~videoperlin.vpn.source.ClipSource`, from the registered formula
+families, plus the validation count), ``data`` (:class:`~videoperlin.data.config.DataConfig`),
 ``optim`` and ``train`` (here). ``videoperlin config`` prints every field.
 
 Precedence: defaults < ``--config FILE.yaml`` < the command's shortcut flags (``--epochs``...) <
@@ -27,8 +27,7 @@ from videoperlin.models.registry import list_models
 from videoperlin.models.resnet3d import ModelOptions
 from videoperlin.utils.fields import (Checked, FieldError, at_least, build, field_doc, field_types, greater_than,
                                       in_range, one_of, option, parse_text, to_dict)
-from videoperlin.vpn.labels import LabelChoice
-from videoperlin.vpn.spec import VPNSpec
+from videoperlin.vpn.source import ClipSource
 
 #: Keys that were renamed: a user's file or --set gets an error naming the new key; a stored record is migrated.
 RENAMED = {"data.data": "data.path", "data.val_data": "data.val_path"}
@@ -43,12 +42,12 @@ class ModelConfig(ModelOptions):
 
 
 @dataclass
-class VPNConfig(VPNSpec, LabelChoice):
-    """VPN pre-training data rendered on the fly: the label space, the rendering spec and the set sizes.
-    (``data.path`` may instead name an exported VPN folder.)"""
+class VPNConfig(ClipSource):  # type: ignore[misc,valid-type]
+    """Synthetic pre-training clips rendered on the fly: a :class:`~videoperlin.vpn.source.ClipSource`
+    (family, label choice, options, count) plus the validation count; geometry from ``data``, seed
+    from ``train.seed``. (``data.path`` may instead name an exported folder.)"""
 
-    num_videos: int = option(10000, "VPN training videos per epoch (the same clips every epoch)", at_least(1))
-    val_videos: int = option(1080, "held-out VPN videos for validation (another seed)", at_least(1))
+    val_videos: int = option(1080, "held-out clips for validation (another seed)", at_least(1))
 
 
 @dataclass

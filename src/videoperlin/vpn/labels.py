@@ -57,12 +57,10 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from videoperlin.errors import ConfigError
-from videoperlin.utils.fields import Checked, one_of, option
 
 AXIS_NAMES = ("fx", "fy", "ft")
 MOTION_AXES = ("direction", "speed")
@@ -276,21 +274,3 @@ def resolve_label_space(preset: str | None = None, fx: Sequence[int] | None = No
     if labels is not None:
         return LabelSpace.from_file(labels)
     return LabelSpace.preset(preset or DEFAULT_PRESET)
-
-
-@dataclass
-class LabelChoice(Checked):
-    """Where a label space comes from: one of a preset, per-axis lists or a file (:func:`resolve_label_space`)."""
-
-    preset: str | None = option(None, f"named label space, one of {', '.join(PRESETS)} "
-                                      f"({DEFAULT_PRESET} when no other source is given)", one_of(PRESETS))
-    fx: list[int] | None = option(None, "x frequencies in cells per frame width, e.g. 1,2,4,8")
-    fy: list[int] | None = option(None, "y frequencies in cells per frame height")
-    ft: list[int] | None = option(None, "t frequencies in cells per clip length")
-    direction: list[int] | None = option(None, "motion directions in degrees (0 right, 90 up), with speed and fx/fy/ft")
-    speed: list[float] | None = option(None, "motion speeds in lattice cells per clip (0 static), with direction")
-    labels: str | None = option(None, "JSON/YAML file holding fx, fy, ft (and optionally direction, speed) lists")
-
-    def label_space(self) -> LabelSpace:
-        """The resolved :class:`LabelSpace`."""
-        return resolve_label_space(self.preset, self.fx, self.fy, self.ft, self.labels, self.direction, self.speed)

@@ -1,4 +1,7 @@
-"""Pictures of the label space: a teaser-style grid (PNG) and an animated GIF of a few classes."""
+"""Pictures of a label space: a grid of one frame per class (PNG) and an animated GIF of a few classes.
+
+The ``perlin`` family gets the paper's teaser layout (fx down, fy across; motion classes with arrows);
+any other family a grid of its classes in index order, titled with their names."""
 
 from __future__ import annotations
 
@@ -11,6 +14,10 @@ from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import atomic_path
 from videoperlin.utils.plotting import pyplot, save_figure
 from videoperlin.vpn.dataset import VPNDataset
+from videoperlin.vpn.labels import LabelSpace
+
+#: Classes shown by the generic grid (the first ones, in index order) and its columns.
+GRID_CLASSES, GRID_COLUMNS = 48, 8
 
 
 def _one_clip_per_class(ds: VPNDataset, classes: list[int]) -> np.ndarray:
@@ -38,6 +45,8 @@ def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: 
 
     ``ft`` picks the temporal frequency shown (default: the lowest); ``frame`` the frame (default: middle).
     """
+    if not isinstance(ds.space, LabelSpace):
+        return class_grid(ds, out, frame)
     if ds.space.has_motion:
         return motion_grid(ds, out, ft, frame)
     plt = pyplot()
@@ -60,6 +69,29 @@ def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: 
     return save_figure(fig, out)
 
 
+def class_grid(ds: VPNDataset, out: str | Path, frame: int | None = None) -> Path:
+    """Any family: one frame of the first clip of each of the first :data:`GRID_CLASSES` classes."""
+    plt = pyplot()
+    frame = ds.frames // 2 if frame is None else frame
+    if not 0 <= frame < ds.frames:
+        raise ConfigError(f"--frame {frame} is outside 0..{ds.frames - 1}")
+    classes = list(range(min(GRID_CLASSES, len(ds.space))))
+    clips = _one_clip_per_class(ds, classes)
+    cols = min(GRID_COLUMNS, len(classes))
+    rows = math.ceil(len(classes) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 0.4, 1.4 * rows + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, ax in zip(classes, axes.flat):
+        ax.imshow(clips[k, frame], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_title(ds.space.name(k), fontsize=5)
+    shown = f"first {len(classes)} of {len(ds.space)}" if len(classes) < len(ds.space) else f"all {len(ds.space)}"
+    fig.suptitle(f"family {ds.family.name}: {shown} classes (frame {frame} of {ds.frames}, {ds.height}x{ds.width})",
+                 fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
 def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
     """Motion classes of the first (fx, fy) at ``ft``: speeds down the rows, directions across, one frame
     each with an arrow of the class's motion (length proportional to its pixel speed)."""
@@ -69,7 +101,7 @@ def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: i
     fx, fy = space.fx[0], space.fy[0]
     rows, cols = len(space.speed), len(space.direction)
     fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.8), squeeze=False)
-    fastest = max(math.hypot(*ds.velocity(k)) for k in range(len(space))) or 1.0
+    fastest = max(math.hypot(*ds.family.velocity(k)) for k in range(len(space))) or 1.0
     for r, speed in enumerate(space.speed):
         for c, direction in enumerate(space.direction):
             ax = axes[r, c]
@@ -80,7 +112,7 @@ def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: i
                 continue
             k = space.index(fx, fy, ft, direction, speed)
             ax.imshow(_one_clip_per_class(ds, [k])[0, frame], cmap="gray", vmin=0.0, vmax=1.0)
-            vx, vy = ds.velocity(k)
+            vx, vy = ds.family.velocity(k)
             length = 0.42 * ds.width * math.hypot(vx, vy) / fastest
             angle = math.radians(direction)
             if speed:
@@ -96,7 +128,7 @@ def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: i
 def preview_gif(ds: VPNDataset, out: str | Path, classes: list[int] | None = None, fps: int = 8) -> Path:
     """Animated GIF of a few classes side by side (default: up to 6 spread over the label space; with
     motion axes, the fastest speed of the first texture in every listed direction)."""
-    if classes is None and ds.space.has_motion:
+    if classes is None and isinstance(ds.space, LabelSpace) and ds.space.has_motion:
         s = ds.space
         classes = [s.index(s.fx[0], s.fy[0], s.ft[0], d, max(s.speed)) for d in s.direction][:8]
     if classes is None:

@@ -1,0 +1,1 @@
+"""Built-in formula families: each module here registers one (:mod:`videoperlin.vpn.family`)."""

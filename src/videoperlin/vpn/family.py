@@ -1,0 +1,269 @@
+"""Formula families: how a family of synthetic videos plugs into the toolkit.
+
+A family is one module that defines a :class:`Family` subclass and decorates it with
+:func:`register`::
+
+    @register
+    class Flicker(Family):
+        name = "flicker"
+        Options = FlickerOptions      # rendering options: Checked fields (type, default, doc, check)
+        Labels = FlickerLabels        # its label axes as list fields (plus the shared preset / labels)
+        presets = {"slow": {"rate": [1, 2]}, "fast": {"rate": [4, 8]}}
+        default_preset = "slow"
+
+        def layout(self) -> DrawLayout: ...            # what it draws per clip (vpn/draws.py)
+        def render(self, draws, labels) -> Tensor: ...  # (B, C, T, H, W) in [0, 1], C = 1 or 3, any device
+
+Everything else comes from those declarations: the ``vpn`` section of the run config (its fields
+join :class:`~videoperlin.train.config.VPNConfig`), the ``generate``/``preview`` flags, the label
+space and class names, ``dataset.json``, ``videoperlin config`` and the transfer study's
+``vpn_arms`` (``{vpn: {family: flicker, preset: fast}}``). Where families share an option
+(``label_mode``, ``rng``, a colour option), they share the field: a name may appear in several
+families only with the same type, default and doc (checked at registration).
+
+Built-in families are the modules of :mod:`videoperlin.vpn.families`, found and imported by
+:func:`load_families`; a separate package adds its own through the ``videoperlin.families`` entry
+point group (``[project.entry-points."videoperlin.families"] flicker = "mypkg.flicker"``). Families
+must be registered before :mod:`videoperlin.train.config` builds the config schema; registering
+later is an error, not a silently missing option.
+
+Labels: a family's label space is the Cartesian product of its axis lists (:class:`ClassGrid`;
+``perlin`` keeps its own :class:`~videoperlin.vpn.labels.LabelSpace`, which has the same
+interface). A clip's class is ``index % classes`` (balanced), chosen by the dataset, not the family.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import itertools
+import json
+import pkgutil
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from torch import Tensor
+
+from videoperlin.errors import ConfigError
+from videoperlin.utils.fields import Checked, option
+from videoperlin.vpn.draws import ClipDraws, DrawLayout
+
+#: Training target of a clip: its class, or (a control for transfer studies) a random class.
+LabelMode = Literal["frequency", "shuffled"]
+#: Where a clip's random numbers come from (:mod:`videoperlin.vpn.draws`).
+RNG = Literal["generator", "counter"]
+
+
+@dataclass
+class SourceOptions(Checked):
+    """Options every family has: the training target and the random back-end."""
+
+    label_mode: LabelMode = option("frequency", "training target: the clip's class, or a random class "
+                                                "per clip (shuffled-label control)")
+    rng: RNG = option("generator", "random numbers of a clip: 'generator' = its own seeded CPU generator (the "
+                                   "original format); 'counter' = a hash of (seed, index, draw) computed for the "
+                                   "whole batch on the render device, the same on CPU and GPU (fast on GPUs; "
+                                   "other clips than 'generator')")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The option names, in field order."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+@dataclass
+class LabelSource(Checked):
+    """How a label space is named: a preset of the family, or a file of its axis lists (a family's
+    ``Labels`` adds the axis lists themselves as fields)."""
+
+    preset: str | None = option(None, "named label space of the family (videoperlin families lists them; "
+                                      "the family's default when no other source is given)")
+    labels: str | None = option(None, "JSON/YAML file holding the family's axis lists")
+
+
+class ClassGrid:
+    """Class index <-> one value per axis: the Cartesian product of per-axis lists, last axis fastest.
+
+    >>> grid = ClassGrid({"rate": [1, 2], "phase": [0, 90]})
+    >>> len(grid), grid.params(3), grid.name(1)
+    (4, {'rate': 2, 'phase': 90}, 'rate1_phase90')
+    """
+
+    def __init__(self, axes: dict[str, list]) -> None:
+        if not axes or any(not isinstance(v, list) or not v for v in axes.values()):
+            raise ConfigError(f"label axes {axes!r} must map each axis name to a non-empty list")
+        for axis, values in axes.items():
+            if len(set(map(repr, values))) != len(values):
+                raise ConfigError(f"label axis {axis} lists a value twice: {values}")
+        self.axes = {axis: list(values) for axis, values in axes.items()}
+        self._classes = list(itertools.product(*self.axes.values()))
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def params(self, k: int) -> dict[str, Any]:
+        return dict(zip(self.axes, self._classes[k]))
+
+    def name(self, k: int) -> str:
+        return "_".join(f"{axis}{value:g}" if isinstance(value, float) else f"{axis}{value}"
+                        for axis, value in self.params(k).items())
+
+    def names(self) -> list[str]:
+        return [self.name(k) for k in range(len(self))]
+
+    def index(self, **values: Any) -> int:
+        return self._classes.index(tuple(values[axis] for axis in self.axes))
+
+    def to_dict(self) -> dict[str, list]:
+        return {axis: list(values) for axis, values in self.axes.items()}
+
+
+class Family:
+    """A formula family of synthetic videos (module docstring): its declarations, and the renderer of
+    one dataset's clips (``space``, ``options`` and the clip size are fixed at construction)."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[SourceOptions]] = SourceOptions
+    Labels: ClassVar[type[LabelSource]] = LabelSource
+    presets: ClassVar[dict[str, dict[str, list]]] = {}
+    default_preset: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, space: Any, options: SourceOptions, frames: int, height: int, width: int) -> None:
+        self.space, self.options = space, options
+        self.frames, self.height, self.width = frames, height, width
+
+    # ---- label spaces ------------------------------------------------------------------------
+
+    @classmethod
+    def axis_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls.Labels) if f.name not in ("preset", "labels")]
+
+    @classmethod
+    def label_space(cls, choice: LabelSource) -> Any:
+        """The space named by exactly one of: a preset, the axis lists (all of them), a labels file;
+        with none the family's default preset."""
+        lists = {axis: getattr(choice, axis) for axis in cls.axis_names()}
+        given = [n for n, used in (("preset", choice.preset is not None), ("axis lists", any(
+            v is not None for v in lists.values())), ("labels", choice.labels is not None)) if used]
+        if len(given) > 1:
+            raise ConfigError(f"give only one of preset, the {cls.name} axis lists ({', '.join(lists)}) or labels "
+                              f"(got {' and '.join(given)})")
+        if given == ["axis lists"]:
+            return cls.space_from_dict({k: v for k, v in lists.items() if v is not None})
+        if choice.labels is not None:
+            return cls.space_from_dict(read_axes_file(choice.labels))
+        name = choice.preset or cls.default_preset
+        if name not in cls.presets:
+            raise ConfigError(f"unknown {cls.name} preset {name!r}; choose one of {', '.join(cls.presets)}")
+        return cls.space_from_dict(cls.presets[name])
+
+    @classmethod
+    def space_from_dict(cls, axes: dict[str, Any]) -> Any:
+        """The label space of axis lists (as ``space.to_dict()`` writes them)."""
+        missing = [a for a in cls.axis_names() if a not in axes]
+        unknown = sorted(set(axes) - set(cls.axis_names()))
+        if missing or unknown:
+            raise ConfigError(f"{cls.name} label axes are {', '.join(cls.axis_names())}"
+                              + (f"; missing {', '.join(missing)}" if missing else "")
+                              + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+        return ClassGrid({a: list(axes[a]) for a in cls.axis_names()})
+
+    # ---- rendering ---------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise a :class:`ConfigError` if this space and these options cannot be rendered at this size."""
+
+    def layout(self) -> DrawLayout:
+        raise NotImplementedError
+
+    def render(self, draws: ClipDraws, labels: Tensor) -> Tensor:
+        """Clips (B, C, T, H, W) in [0, 1] of classes ``labels`` (B,) on ``draws.device``."""
+        raise NotImplementedError
+
+
+def read_axes_file(path: str | Path) -> dict[str, Any]:
+    """A JSON or YAML mapping of axis lists; errors name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read label space file {path}: {exc.strerror}") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            axes = yaml.safe_load(text)
+        else:
+            axes = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"label space file {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
+                          f"{str(exc).splitlines()[0]}") from None
+    if not isinstance(axes, dict):
+        raise ConfigError(f"label space file {path} must hold a mapping of axis lists")
+    return axes
+
+
+# ---- the registry ------------------------------------------------------------------------------
+
+FAMILIES: dict[str, type[Family]] = {}
+_LOADED: list[bool] = []
+#: Set once the config schema was built from the registry (train/config.py): later registrations are errors.
+_SCHEMA_FROZEN: list[bool] = []
+
+
+def register(cls: type[Family]) -> type[Family]:
+    """Class decorator: make ``cls`` available by ``cls.name`` (see the module docstring)."""
+    if _SCHEMA_FROZEN:
+        raise RuntimeError(f"family {cls.name!r} registered after the config schema was built; register families "
+                           f"in videoperlin.vpn.families or through the 'videoperlin.families' entry point")
+    if cls.name in FAMILIES and FAMILIES[cls.name] is not cls:
+        raise RuntimeError(f"two families are named {cls.name!r}: {FAMILIES[cls.name].__module__} and {cls.__module__}")
+    for other in FAMILIES.values():
+        _check_shared_fields(cls, other)
+    if cls.default_preset not in cls.presets:
+        raise RuntimeError(f"family {cls.name}: default_preset {cls.default_preset!r} is not one of its presets")
+    FAMILIES[cls.name] = cls
+    return cls
+
+
+def _check_shared_fields(new: type[Family], old: type[Family]) -> None:
+    for group in ("Options", "Labels"):
+        mine = {f.name: f for f in dataclasses.fields(getattr(new, group))}
+        for f in dataclasses.fields(getattr(old, group)):
+            twin = mine.get(f.name)
+            if twin is not None and (twin.type, twin.default, twin.metadata.get("doc")) != \
+                    (f.type, f.default, f.metadata.get("doc")):
+                raise RuntimeError(f"families {old.name} and {new.name} both have option {f.name!r} with different "
+                                   f"types, defaults or docs; rename one or share the field")
+
+
+def load_families() -> dict[str, type[Family]]:
+    """Import the built-in family modules and the entry-point plug-ins (once); the registry."""
+    if not _LOADED:
+        _LOADED.append(True)
+        from videoperlin.vpn import families
+
+        for module in pkgutil.iter_modules(families.__path__):
+            importlib.import_module(f"{families.__name__}.{module.name}")
+        for entry in metadata.entry_points(group="videoperlin.families"):
+            importlib.import_module(entry.value)
+    return FAMILIES
+
+
+def get_family(name: str) -> type[Family]:
+    """The family registered as ``name``; the error lists them."""
+    families = load_families()
+    if name not in families:
+        raise ConfigError(f"unknown family {name!r}; families are {', '.join(sorted(families))}")
+    return families[name]
+
+
+def freeze_schema() -> dict[str, type[Family]]:
+    """The registry, closed to new families (the config schema is being built from it)."""
+    families = load_families()
+    _SCHEMA_FROZEN.append(True)
+    return families
+
