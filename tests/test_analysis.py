@@ -75,7 +75,7 @@ def test_significance_separates_drifting_from_static_and_random_kernels(probe_mo
 
 def test_kernel_figures_for_several_checkpoints(tmp_path, probe_model, cli):
     from videoperlin.analysis.kernels import conv1_weight, motion_slices_image, spacetime_image
-    from videoperlin.models.checkpoint import save_model
+    from videoperlin.models.weight_files import save_model
 
     weight = conv1_weight(probe_model)
     assert spacetime_image(weight).shape[:2] == (16 * 8 + 1, 7 * 8 + 1)  # 16 filters x 7 slices of 7x7 (+1 px gaps)
@@ -90,7 +90,7 @@ def test_kernel_figures_for_several_checkpoints(tmp_path, probe_model, cli):
 
 
 def test_tuning_cli_compares_checkpoints(tmp_path, probe_model, cli):
-    from videoperlin.models.checkpoint import save_model
+    from videoperlin.models.weight_files import save_model
 
     save_model(probe_model, tmp_path / "probe")
     proc = cli("tuning", "random:r3d10,widen_factor=0.25", str(tmp_path / "probe"), "--names", "random,hand",

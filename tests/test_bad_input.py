@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from video_fixtures import CLASSES, write_class_folders
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, NumericsError
 from videoperlin.models import create_model
 from videoperlin.utils.atomic import atomic_path
 from videoperlin.vpn import LabelSpace, VPNDataset
@@ -123,7 +123,7 @@ def test_non_finite_batchnorm_statistics_never_reach_a_checkpoint(tmp_path):
                                 "data.frames": 8, "data.size": 32, "vpn.preset": "tiny", "vpn.num_videos": 16,
                                 "vpn.val_videos": 4, "train.epochs": 1, "train.batch_size": 8, "train.amp": "off",
                                 "train.progress": False}, task="pretrain")
-    with pytest.raises(ConfigError, match="non-finite values in layer2.0.bn1.running_var .* last.pt was not written"):
+    with pytest.raises(NumericsError, match="non-finite values in layer2.0.bn1.running_var .* last.pt was not written"):
         BrokenStatistics.trainer(config).fit()
     assert no_checkpoint(tmp_path / "run")
 
@@ -217,7 +217,7 @@ def test_interrupt_message_says_how_to_resume(monkeypatch, capsys):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(cli_module.COMMANDS, "pretrain", cli_module.Command("x", cli_module.runs.pretrain_arguments,
+    monkeypatch.setitem(cli_module.COMMANDS, "pretrain", cli_module.Command("x", cli_module.training.pretrain_arguments,
                                                                             interrupted))
     assert cli_module.main(["pretrain"]) == 130
     assert "training runs: add --resume" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from videoperlin.data.sampling import random_clip, sliding_windows
 from videoperlin.data.sources import load_catalog
 from videoperlin.data.splits import split_train_val
 from videoperlin.data.transforms import eval_transform, random_resized_crop_box, train_transform
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, DataError
 
 
 def _touch_video(path, seed=0, frames=12):
@@ -46,7 +46,7 @@ def test_csv_manifest_with_dataset_filter_and_group_folds(tmp_path):
     for fold in range(3):
         train, val = split_train_val(source, fold=fold, folds=3)
         assert {r.group for r in train}.isdisjoint({r.group for r in val}) and len(val) == 2
-    with pytest.raises(ConfigError, match="no rows with dataset='nope'"):
+    with pytest.raises(DataError, match="no rows with dataset='nope'"):
         load_catalog(tmp_path / "manifest.csv", dataset="nope")
 
 
@@ -87,9 +87,9 @@ def test_class_folders_and_empty_data(tmp_path):
         _touch_video(tmp_path / "d" / kind / "x.mp4")
     assert load_catalog(tmp_path / "d").class_names == sorted(CLASSES)
     (tmp_path / "e" / "a").mkdir(parents=True)
-    with pytest.raises(ConfigError, match="no videos found"):
+    with pytest.raises(DataError, match="no videos found"):
         load_catalog(tmp_path / "e")
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(DataError, match="does not exist"):
         load_catalog(tmp_path / "nope")
 
 
@@ -198,5 +198,5 @@ def test_hmdb51_official_split_files_on_a_jhmdb_like_subset(tmp_path):
 ])
 def test_manifest_rows_are_checked_with_file_and_line(tmp_path, body, message):
     (tmp_path / "m.csv").write_text("path,label\n" + body)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(DataError, match=message):
         load_catalog(tmp_path / "m.csv")

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from videoperlin.cli import main
-from videoperlin.cli.runs import builtin_config
+from videoperlin.cli.training import builtin_config
 from videoperlin.errors import ConfigError
 from videoperlin.study.protocol import load_protocol
 from videoperlin.train.config import load_config

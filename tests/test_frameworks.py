@@ -10,12 +10,12 @@ import yaml
 
 from framework_references import Recognizer3D, torchvision_shapes_file, torchvision_video_resnet
 from video_fixtures import write_class_folders
-from videoperlin.errors import ConfigError
+from videoperlin.errors import CheckpointError, ConfigError
 from videoperlin.models import create_model
-from videoperlin.models.checkpoint import load_model, load_pretrained
+from videoperlin.models.pretrained import load_model, load_pretrained
 from videoperlin.models.frameworks import (check_corresponds, export_state_dict, framework_settings, import_state_dict,
                                            infer_model_config)
-from videoperlin.models.hara import import_hara_checkpoint
+from videoperlin.models.from_3d_resnets_pytorch import import_hara_checkpoint
 
 #: Our counterpart of each torchvision video ResNet.
 TORCHVISION = {"r3d_18": ("r3d18", {}), "mc3_18": ("mc3_18", {}),
@@ -98,11 +98,11 @@ def test_a_model_that_does_not_correspond_is_refused_naming_the_options():
 def test_a_checkpoint_that_does_not_correspond_names_the_first_mismatching_key_and_shape():
     state = export_state_dict(ours_for("r3d_18"), "torchvision")
     state["layer3.0.conv2.0.weight"] = torch.zeros(256, 256, 1, 3, 3)
-    with pytest.raises(ConfigError, match=r"layer3.0.conv2.0.weight has shape \(256, 256, 1, 3, 3\) where r3d18 "
+    with pytest.raises(CheckpointError, match=r"layer3.0.conv2.0.weight has shape \(256, 256, 1, 3, 3\) where r3d18 "
                                           r"\(torchvision layout\) needs \(256, 256, 3, 3, 3\)"):
         import_state_dict(state, "torchvision", "k400.pth")
     deeper = export_state_dict(create_model("r3d34", **TV_OPTIONS), "torchvision")
-    with pytest.raises(ConfigError, match=r"k400.pth holds layer1.2.conv1.0.weight \(\d+ tensors in all\) that r3d18 "
+    with pytest.raises(CheckpointError, match=r"k400.pth holds layer1.2.conv1.0.weight \(\d+ tensors in all\) that r3d18 "
                                           r"has no place for"):
         import_state_dict(deeper, "torchvision", "k400.pth", name="r3d18")  # an r3d34 read as r3d18
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from resnet2d import Basic2d, Bottle2d, ResNet2d, randomise_batchnorm
-from videoperlin.errors import ConfigError
+from videoperlin.errors import CheckpointError, ConfigError
 from videoperlin.models import count_parameters, create_model, list_models
-from videoperlin.models.checkpoint import load_model, load_pretrained, save_model
-from videoperlin.models.hara import import_hara_checkpoint
+from videoperlin.models.pretrained import load_model, load_pretrained
+from videoperlin.models.weight_files import save_model
+from videoperlin.models.from_3d_resnets_pytorch import import_hara_checkpoint
 from videoperlin.models.inflate import inflate_2d
 
 ALL_MODELS = list_models()
@@ -95,23 +96,23 @@ def test_load_pretrained_reports_every_key(tmp_path):
     assert set(report.skipped) == {"fc.weight", "fc.bias"} and report.missing == []
     assert set(report.loaded) == set(source.state_dict()) - {"fc.weight", "fc.bias"}
     torch.testing.assert_close(target.conv1.weight, source.conv1.weight)
-    with pytest.raises(ConfigError, match="class counts differ.*drop_classifier=True"):
+    with pytest.raises(CheckpointError, match="class counts differ.*drop_classifier=True"):
         load_pretrained(target, path, drop_classifier=False)
 
 
 def test_shape_mismatch_outside_classifier_is_an_error():
-    with pytest.raises(ConfigError, match="shapes differ.*another architecture"):
+    with pytest.raises(CheckpointError, match="shapes differ.*another architecture"):
         load_pretrained(create_model("r3d50", widen_factor=0.25), create_model("r3d18", widen_factor=0.25).state_dict())
-    with pytest.raises(ConfigError, match="shares no parameter names"):
+    with pytest.raises(CheckpointError, match="shares no parameter names"):
         load_pretrained(create_model("r3d10"), {"encoder.weight": torch.zeros(3)})
 
 
 def test_weights_only_refuses_pickled_objects(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": create_model("r3d10", widen_factor=0.25).state_dict(), "obj": ConfigError("x")}, path)
-    with pytest.raises(ConfigError, match="weights_only=True refuses"):
+    with pytest.raises(CheckpointError, match="weights_only=True refuses"):
         load_pretrained(create_model("r3d10", widen_factor=0.25), path)
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         load_pretrained(create_model("r3d10"), tmp_path / "absent.pth")
 
 
@@ -227,11 +228,11 @@ def test_a_checkpoint_of_another_architecture_is_refused_not_partly_loaded():
     source = create_model("r2p1d10", num_classes=4, widen_factor=0.25).state_dict()
     target = create_model("r3d18", num_classes=4, widen_factor=0.25)
     before = {k: v.clone() for k, v in target.state_dict().items()}
-    with pytest.raises(ConfigError, match=r"does not match the model \(\d+ of its tensors are not in the model, e.g. "):
+    with pytest.raises(CheckpointError, match=r"does not match the model \(\d+ of its tensors are not in the model, e.g. "):
         load_pretrained(target, source)
     assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())  # nothing was loaded
     shallow = create_model("r3d10", num_classes=4, widen_factor=0.25).state_dict()  # a subset of r3d18's names
-    with pytest.raises(ConfigError, match="model tensors are not in it, e.g. layer1.1"):
+    with pytest.raises(CheckpointError, match="model tensors are not in it, e.g. layer1.1"):
         load_pretrained(target, shallow)
     old = {k: v for k, v in create_model("r3d18", num_classes=4, widen_factor=0.25).state_dict().items()
            if not k.endswith("num_batches_tracked")}  # PyTorch < 0.4.1 checkpoints: still a full load

@@ -14,11 +14,11 @@ import yaml
 from resnet2d import Basic2d, ResNet2d
 from video_fixtures import CLASSES, pattern_video
 from videoperlin.cli import main
-from videoperlin.cli.runs import builtin_config
+from videoperlin.cli.training import builtin_config
 from videoperlin.data.encode import encode_video
 from videoperlin.errors import ConfigError
 from videoperlin.study.protocol import load_protocol
-from videoperlin.study.report import paired, paired_interval, t_quantile_975, verdict, wins_ties_losses
+from videoperlin.study.statistics import paired, paired_interval, t_quantile_975, verdict, wins_ties_losses
 
 
 def write_manifest(root: Path) -> Path:
@@ -57,7 +57,8 @@ def test_transfer_study_end_to_end(tmp_path):
 
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["arm", "arch", "dataset", "fold", "seed", "pretrain_seed", "video_top1", "clip_top1"]
+    assert list(rows[0]) == ["arm", "arch", "dataset", "fold", "seed", "pretrain_seed", "video_top1", "clip_top1", "error"]
+    assert not any(r["error"] for r in rows)
     runs = {(r["arch"], r["arm"], r["pretrain_seed"]) for r in rows}
     pre_trained = {(arch, arm, s) for arch in ("r3d10", "r2p1d10") for arm in ("vpn-low", "vpn-high", "shuffled")
                    for s in ("0", "1")}

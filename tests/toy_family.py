@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from videoperlin.utils.fields import in_range, option
+from videoperlin.config_fields import in_range, option
 from videoperlin.vpn.draws import DrawLayout
 from videoperlin.vpn.family import Family, LabelSource, SourceOptions, register
 

@@ -1,8 +1,11 @@
 """Exception types shared across the package.
 
-Every error a user can cause (bad value, missing file, mismatched checkpoint) is raised as a
-:class:`VideoperlinError` whose message names the value or file at fault and says what to do.
-The CLI prints such errors as one line and exits non-zero, without a traceback.
+Every error a user can cause is raised as a :class:`VideoperlinError` whose message names the
+value or file at fault and says what to do, of one of four kinds: :class:`ConfigError` (a setting),
+:class:`DataError` (videos, manifests, split and label files), :class:`CheckpointError` (weight
+files) and :class:`NumericsError` (a wrong kernel, non-finite training). The CLI prints any of them
+as one line, ``videoperlin: error: ...``, and exits 2, without a traceback; catch
+:class:`VideoperlinError` to handle them all.
 """
 
 from __future__ import annotations
@@ -19,3 +22,11 @@ class ConfigError(VideoperlinError):
 class NumericsError(VideoperlinError):
     """A computation came out wrong: a kernel that fails its check, or a training run whose weights or
     statistics are no longer finite."""
+
+
+class DataError(VideoperlinError):
+    """Input data is unusable: a missing or undecodable video, a malformed manifest, split or label file."""
+
+
+class CheckpointError(VideoperlinError):
+    """A weight or checkpoint file is unreadable, or does not fit the model it is loaded into."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from videoperlin.utils.fields import Checked, at_least, option
+from videoperlin.config_fields import Checked, at_least, option
 
 
 @dataclass

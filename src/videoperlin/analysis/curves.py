@@ -3,23 +3,20 @@ acc_transfer figure), single runs or the mean and spread of groups of runs."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from videoperlin.errors import ConfigError
+from videoperlin.train.run_dir import RunDir
 from videoperlin.utils.plotting import pyplot, save_figure
 
 
 def read_metrics(run: str | Path) -> list[dict]:
-    """The per-epoch records of a run directory (or of a metrics.jsonl file)."""
+    """The per-epoch records of a run directory (or of its metrics.jsonl file: the plot commands take either)."""
     path = Path(run)
-    path = path / "metrics.jsonl" if path.is_dir() else path
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist; give a run directory holding metrics.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return RunDir(path.parent if path.is_file() else path).metrics()
 
 
 def series(records: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from videoperlin.cli import analysis, models, runs, study, vpn
+from videoperlin.cli import analysis, models, study, training, vpn
 from videoperlin.errors import VideoperlinError
 
 
@@ -36,14 +36,14 @@ COMMANDS: dict[str, Command] = {
     "generate": Command("render a synthetic clip set (VPN or another family) to disk", vpn.generate_arguments,
                         vpn.run_generate),
     "preview": Command("draw a grid of a family's classes (and a GIF)", vpn.preview_arguments, vpn.run_preview),
-    "pretrain": Command("pre-training on synthetic clips rendered on the fly (VPN by default)", runs.pretrain_arguments,
-                        runs.run_training),
-    "train": Command("train on real video, from scratch or --init CHECKPOINT", runs.train_arguments, runs.run_training),
-    "evaluate": Command("evaluate a checkpoint on its run's data (or other data)", runs.evaluate_arguments,
-                        runs.run_evaluate),
-    "check-data": Command("scan a dataset for problems", runs.check_data_arguments, runs.run_check_data),
-    "config": Command("print every run-config field with its value, type and doc", runs.config_arguments,
-                      runs.run_config),
+    "pretrain": Command("pre-training on synthetic clips rendered on the fly (VPN by default)", training.pretrain_arguments,
+                        training.run_training),
+    "train": Command("train on real video, from scratch or --init CHECKPOINT", training.train_arguments, training.run_training),
+    "evaluate": Command("evaluate a checkpoint on its run's data (or other data)", training.evaluate_arguments,
+                        training.run_evaluate),
+    "check-data": Command("scan a dataset for problems", training.check_data_arguments, training.run_check_data),
+    "config": Command("print every run-config field with its value, type and doc", training.config_arguments,
+                      training.run_config),
     "transfer": Command("transfer study: does VPN initialization help on real video?", study.transfer_arguments,
                         study.run_transfer),
     "models": Command("list models with parameters and FLOPs", models.models_arguments, models.run_models),

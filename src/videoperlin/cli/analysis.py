@@ -8,7 +8,7 @@ from pathlib import Path
 
 from videoperlin.errors import ConfigError
 from videoperlin.geometry import ClipGeometry
-from videoperlin.utils.fields import add_field_arguments
+from videoperlin.config_fields import add_field_arguments
 
 
 def load_named_models(specs: list[str], names: str | None):
@@ -17,7 +17,7 @@ def load_named_models(specs: list[str], names: str | None):
     import yaml
 
     from videoperlin.models import create_model
-    from videoperlin.models.checkpoint import load_model
+    from videoperlin.models.pretrained import load_model
 
     labels = names.split(",") if names else [Path(s).parent.parent.name if s.endswith(".pt") else s for s in specs]
     if len(labels) != len(specs):

@@ -61,9 +61,10 @@ def convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_source_model(path: str, source_format: str, fixed: dict):
     """Our model from ``path`` in ``source_format`` (ours, hara, torchvision or mmaction2)."""
-    from videoperlin.models.checkpoint import load_model, read_checkpoint_file
+    from videoperlin.models.pretrained import load_model
+    from videoperlin.models.weight_files import read_checkpoint_file
     from videoperlin.models.frameworks import import_state_dict
-    from videoperlin.models.hara import import_hara_checkpoint
+    from videoperlin.models.from_3d_resnets_pytorch import import_hara_checkpoint
 
     if source_format == "videoperlin":
         if fixed:
@@ -80,7 +81,7 @@ def run_convert(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from videoperlin.models.checkpoint import save_model
+    from videoperlin.models.weight_files import save_model
     from videoperlin.models.frameworks import export_state_dict, framework_settings
     from videoperlin.train.checkpointing import save_checkpoint
 
@@ -115,7 +116,7 @@ def inflate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_inflate(args: argparse.Namespace) -> int:
     """Inflate a 2D ResNet state dict into a 3D model and save it in this project's model format."""
     from videoperlin.models import create_model
-    from videoperlin.models.checkpoint import save_model
+    from videoperlin.models.weight_files import save_model
     from videoperlin.models.inflate import inflate_2d
 
     model = create_model(args.model, num_classes=args.num_classes, temporal_padding=args.temporal_padding)

@@ -8,7 +8,7 @@ import shlex
 import time
 from pathlib import Path
 
-from videoperlin.cli.runs import config_path
+from videoperlin.cli.training import config_path
 
 DEFAULT_PROTOCOL = "transfer_default"
 
@@ -55,14 +55,12 @@ def protocol_changes(args: argparse.Namespace) -> dict[str, object]:
 def run_transfer(args: argparse.Namespace) -> int:
     """Transfer study: scratch vs VPN-initialized (and control) 3D CNNs fine-tuned on real video, paired
     over folds, seeds and pre-training seeds. Writes OUT/report.md, results.csv and figures/."""
-    from videoperlin.study.protocol import INFLATED, load_protocol
-    from videoperlin.study.report import publish, write_figures, write_report, write_results
+    from videoperlin.study.protocol import load_protocol
+    from videoperlin.study.report import publish, summary_text, write_figures, write_report, write_results
     from videoperlin.study.runs import failures, run_study
 
     _quiet_logging()
     protocol = load_protocol(config_path(args.config), args.set, protocol_changes(args))
-    if args.inflate_from and INFLATED not in protocol.arms:
-        protocol.arms.append(INFLATED)
     began = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     rows, inits = run_study(protocol, args.out, args.pretrain_cache or args.out / "pretrain",
@@ -73,7 +71,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     report = write_report(protocol, rows, inits, args.out, command, time.perf_counter() - began, failed)
     if args.publish:
         publish(args.out, args.publish, figures)
-    print(report.read_text().split("Pre-training")[0])
+    print(summary_text(report))
     if failed:
         logging.getLogger("videoperlin.study").error("%d run(s) failed: %s", len(failed), " | ".join(failed))
         return 1

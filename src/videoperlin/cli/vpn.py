@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 
 from videoperlin.geometry import ClipGeometry
-from videoperlin.utils.fields import add_field_arguments, values_of
+from videoperlin.config_fields import add_field_arguments, values_of
 
 SHARED = ("family", "num_videos", "preset", "labels", "label_mode", "rng")
 

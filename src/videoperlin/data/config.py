@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from videoperlin.geometry import ClipGeometry
-from videoperlin.utils.fields import Checked, FieldError, at_least, greater_than, in_range, option
+from videoperlin.config_fields import Checked, FieldError, at_least, greater_than, in_range, option
 
 #: What to do with a video that cannot be decoded: skip it (counted in the metrics) or stop.
 BadVideoPolicy = Literal["skip", "fail"]

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from videoperlin.data.decode import VIDEO_EXTENSIONS
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def keep_present(records: list[VideoRecord], class_names: list[str], kind: str, 
     """The catalog of the listed ``records`` that are on disk, over the classes that have any (official order)."""
     present = [r for r in records if r.path.is_file()]
     if not present:
-        raise ConfigError(f"{where}: none of the {len(records)} videos listed by the {kind} annotations is on disk; "
+        raise DataError(f"{where}: none of the {len(records)} videos listed by the {kind} annotations is on disk; "
                           f"check --data (the videos' root) and --splits-dir / --split")
     kept = sorted({r.label for r in present})
     index = {old: new for new, old in enumerate(kept)}
@@ -114,7 +114,7 @@ def load_class_folders(root: Path) -> VideoCatalog:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     records = [VideoRecord(video, k) for k, name in enumerate(classes) for video in _videos_in(root / name)]
     if not records:
-        raise ConfigError(f"--data {root}: no videos found in <class>/<video> folders "
+        raise DataError(f"--data {root}: no videos found in <class>/<video> folders "
                           f"(extensions {', '.join(VIDEO_EXTENSIONS)})")
     return VideoCatalog(records, classes, "folders")
 
@@ -127,18 +127,18 @@ def _manifest_rows(path: Path) -> list[dict[str, str]]:
         header = next(reader, [])
         rows = [(reader.line_num, values) for values in reader if any(v.strip() for v in values)]
     if not {"path", "label"} <= set(header):
-        raise ConfigError(f"{path}: a manifest needs a header with at least 'path,label' columns")
+        raise DataError(f"{path}: a manifest needs a header with at least 'path,label' columns")
     seen: dict[str, int] = {}
     for line, values in rows:
         if len(values) != len(header):
-            raise ConfigError(f"{path}:{line}: {len(values)} fields where the header has {len(header)}")
+            raise DataError(f"{path}:{line}: {len(values)} fields where the header has {len(header)}")
         row = dict(zip(header, values))
         for column in ("path", "label"):
             if not row[column].strip():
-                raise ConfigError(f"{path}:{line}: empty {column}")
+                raise DataError(f"{path}:{line}: empty {column}")
         key = (row.get("dataset", ""), row["path"])
         if key in seen:
-            raise ConfigError(f"{path}:{line}: {row['path']} is listed again (first on line {seen[key]}); a duplicate "
+            raise DataError(f"{path}:{line}: {row['path']} is listed again (first on line {seen[key]}); a duplicate "
                               f"could put the same video on both sides of a split")
         seen[key] = line
     return [dict(zip(header, values)) for _, values in rows]
@@ -147,12 +147,12 @@ def _manifest_rows(path: Path) -> list[dict[str, str]]:
 def load_csv_manifest(path: Path, dataset: str | None) -> VideoCatalog:
     rows = _manifest_rows(path)
     if not rows:
-        raise ConfigError(f"{path}: the manifest has no rows")
+        raise DataError(f"{path}: the manifest has no rows")
     if dataset is not None:
         available = sorted({r.get("dataset") or "" for r in rows})
         rows = [r for r in rows if r.get("dataset") == dataset]
         if not rows:
-            raise ConfigError(f"{path}: no rows with dataset={dataset!r}; available: {', '.join(available)}")
+            raise DataError(f"{path}: no rows with dataset={dataset!r}; available: {', '.join(available)}")
     classes = sorted({r["label"] for r in rows})
     index = {name: k for k, name in enumerate(classes)}
     records = [VideoRecord(path.parent / r["path"], index[r["label"]], r.get("group") or None) for r in rows]
@@ -169,7 +169,7 @@ def _class_index(path: Path) -> list[str]:
     for number, line in _read_lines(path):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit():
-            raise ConfigError(f"{path}:{number}: expected '<number> <ClassName>', got {line!r}")
+            raise DataError(f"{path}:{number}: expected '<number> <ClassName>', got {line!r}")
         classes.append(parts[1])
     return classes
 
@@ -179,7 +179,7 @@ def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
     lists = {s: _find_file(root, [f"{s}list0{split}.txt"], splits_dir) for s in ("train", "test")}
     for name, found in lists.items():
         if found is None:
-            raise ConfigError(f"UCF-101 split file {name}list0{split}.txt not found in {splits_dir or root} "
+            raise DataError(f"UCF-101 split file {name}list0{split}.txt not found in {splits_dir or root} "
                               f"(or ucfTrainTestlist/); check --split or --splits-dir")
     classes = _class_index(class_ind)  # type: ignore[arg-type]
     index = {name: k for k, name in enumerate(classes)}
@@ -189,7 +189,7 @@ def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
             relative = line.split()[0]
             label_name = relative.split("/")[0]
             if label_name not in index:
-                raise ConfigError(f"{list_path}:{number}: class {label_name!r} is not in {class_ind}; "
+                raise DataError(f"{list_path}:{number}: class {label_name!r} is not in {class_ind}; "
                                   f"fix the typo or add the class")
             records.append(VideoRecord(root / relative, index[label_name],
                                        subset="train" if subset == "train" else "val"))
@@ -207,7 +207,7 @@ def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
     folders = [f for f in (splits_dir, root, root / "testTrainMulti_7030_splits") if f and f.is_dir()]
     files = sorted({p for f in folders for p in f.glob(f"*_test_split{split}.txt")})
     if not files:
-        raise ConfigError(f"HMDB-51 split files *_test_split{split}.txt not found in {splits_dir or root}; "
+        raise DataError(f"HMDB-51 split files *_test_split{split}.txt not found in {splits_dir or root}; "
                           f"check --split or --splits-dir")
     # Class name from each file's own name: sorting names and files separately misaligns prefixes
     # ("climb" < "climb_stairs", but "climb_stairs_test..." < "climb_test...").
@@ -218,7 +218,7 @@ def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
         for number, line in _read_lines(split_file):
             parts = line.split()
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
-                raise ConfigError(f"{split_file}:{number}: expected '<video> <0|1|2>', got {line!r}")
+                raise DataError(f"{split_file}:{number}: expected '<video> <0|1|2>', got {line!r}")
             listed.append(VideoRecord(root / name / parts[0], k))  # unused (0) videos are listed, not unlisted
             if parts[1] != "0":
                 records.append(VideoRecord(root / name / parts[0], k, subset="train" if parts[1] == "1" else "val"))
@@ -230,7 +230,7 @@ def load_kinetics_csv(path: Path) -> VideoCatalog:
         rows = list(csv.DictReader(handle))
     needed = {"label", "youtube_id", "time_start", "time_end"}
     if not rows or not needed <= set(rows[0]):
-        raise ConfigError(f"{path}: a Kinetics CSV needs the columns {', '.join(sorted(needed))}[, split]")
+        raise DataError(f"{path}: a Kinetics CSV needs the columns {', '.join(sorted(needed))}[, split]")
     classes = sorted({r["label"] for r in rows})
     index = {name: k for k, name in enumerate(classes)}
     subsets = {"train": "train", "val": "val", "validate": "val", "validation": "val", "test": "test"}
@@ -247,7 +247,7 @@ def load_kinetics_csv(path: Path) -> VideoCatalog:
 def load_activitynet_json(path: Path) -> VideoCatalog:
     spec = json.loads(path.read_text())
     if "database" not in spec:
-        raise ConfigError(f"{path}: an ActivityNet JSON needs a 'database' mapping")
+        raise DataError(f"{path}: an ActivityNet JSON needs a 'database' mapping")
     database = spec["database"]
     classes = list(spec.get("labels") or sorted({a["label"] for v in database.values()
                                                   for a in v.get("annotations", [])}))
@@ -259,7 +259,7 @@ def load_activitynet_json(path: Path) -> VideoCatalog:
         video = by_stem.get(f"v_{vid}") or by_stem.get(vid) or path.parent / f"v_{vid}.mp4"
         for annotation in entry.get("annotations", []):
             if annotation["label"] not in index:
-                raise ConfigError(f"{path}: video {vid} has label {annotation['label']!r} not in 'labels'")
+                raise DataError(f"{path}: video {vid} has label {annotation['label']!r} not in 'labels'")
             start, end = annotation["segment"]
             records.append(VideoRecord(video, index[annotation["label"]], subset=subsets.get(entry.get("subset")),
                                        segment=(float(start), float(end))))
@@ -272,12 +272,12 @@ def load_catalog(data: str | Path, dataset: str | None = None, split: int = 1,
     root = Path(data)
     splits = Path(splits_dir) if splits_dir else None
     if not root.exists():
-        raise ConfigError(f"--data {root} does not exist")
+        raise DataError(f"--data {root} does not exist")
     if root.is_file():
         if root.suffix == ".json":
             return load_activitynet_json(root)
         if root.suffix != ".csv":
-            raise ConfigError(f"--data {root}: expected a directory, a .csv manifest or an ActivityNet .json")
+            raise DataError(f"--data {root}: expected a directory, a .csv manifest or an ActivityNet .json")
         header = root.open().readline()
         return load_kinetics_csv(root) if "youtube_id" in header else load_csv_manifest(root, dataset)
     if _find_file(root, ["classInd.txt"], splits):

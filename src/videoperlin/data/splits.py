@@ -17,7 +17,7 @@ import numpy as np
 
 from videoperlin.data.config import DataConfig
 from videoperlin.data.sources import VideoCatalog, VideoRecord, load_catalog
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, DataError
 
 
 @dataclass
@@ -53,7 +53,7 @@ def relabel(catalog: VideoCatalog, class_names: list[str], where: str) -> list[V
     index = {name: k for k, name in enumerate(class_names)}
     unknown = sorted({catalog.class_names[r.label] for r in catalog.records} - set(index))
     if unknown:
-        raise ConfigError(f"{where} has classes the training data lacks: {', '.join(unknown[:5])}; "
+        raise DataError(f"{where} has classes the training data lacks: {', '.join(unknown[:5])}; "
                           f"validation classes must be a subset of the training classes")
     return [dataclasses.replace(r, label=index[catalog.class_names[r.label]]) for r in catalog.records]
 
@@ -62,7 +62,7 @@ def group_folds(records: list[VideoRecord], folds: int) -> dict[str, int]:
     """Fold of every group."""
     groups = sorted({r.group for r in records if r.group is not None})
     if len(groups) < folds:
-        raise ConfigError(f"{folds} folds need at least {folds} groups; the data has {len(groups)}: {groups}")
+        raise DataError(f"{folds} folds need at least {folds} groups; the data has {len(groups)}: {groups}")
     return {g: i % folds for i, g in enumerate(groups)}
 
 
@@ -72,7 +72,7 @@ def split_train_val(source: VideoCatalog, fold: int = 0, folds: int = 5, val_fra
     if any(r.subset for r in source.records):
         train, val = source.subset("train"), source.subset("val")
         if not train or not val:
-            raise ConfigError(f"{source.kind} data lacks a {'train' if not train else 'val'} subset")
+            raise DataError(f"{source.kind} data lacks a {'train' if not train else 'val'} subset")
         return train, val
     if not 0 <= fold < folds:
         raise ConfigError(f"fold {fold} must be in 0..{folds - 1}")

@@ -22,7 +22,7 @@ from videoperlin.data.decode import FrameCache, VideoDecodeError, video_fps
 from videoperlin.data.sampling import random_clip, sliding_windows
 from videoperlin.data.sources import VideoRecord
 from videoperlin.data.transforms import eval_transform, train_transform
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class _VideoBase(Dataset):
         if on_bad_video not in get_args(BadVideoPolicy):
             raise ConfigError(f"on_bad_video {on_bad_video!r} must be one of {', '.join(get_args(BadVideoPolicy))}")
         if not records:
-            raise ConfigError("the dataset split is empty; check --data, --dataset, --split or the fold settings")
+            raise DataError("the dataset split is empty; check --data, --dataset, --split or the fold settings")
         self.records, self.cache = records, cache
         self.frames, self.size, self.stride = frames, size, stride
         self.on_bad_video = on_bad_video

@@ -44,7 +44,8 @@ from typing import Any
 
 from torch import Tensor
 
-from videoperlin.errors import ConfigError
+from videoperlin.errors import CheckpointError, ConfigError
+from videoperlin.models.from_3d_resnets_pytorch import model_from_hara_state
 from videoperlin.models.registry import DEPTHS, create_model, model_name, split_name
 from videoperlin.models.resnet3d import STAGE_WIDTHS, Bottleneck, VideoResNet
 
@@ -183,15 +184,15 @@ def own_layout(state: Mapping[str, Tensor], model: VideoResNet, framework: str, 
         if theirs not in state:
             if ours.endswith("num_batches_tracked"):
                 continue
-            raise ConfigError(f"{source} lacks {theirs} (our {ours}), which {model.config['name']} as {framework} "
+            raise CheckpointError(f"{source} lacks {theirs} (our {ours}), which {model.config['name']} as {framework} "
                               f"builds it has: it is not a corresponding architecture")
         if state[theirs].shape != wanted[ours].shape:
-            raise ConfigError(f"{source}: {theirs} has shape {tuple(state[theirs].shape)} where "
+            raise CheckpointError(f"{source}: {theirs} has shape {tuple(state[theirs].shape)} where "
                               f"{model.config['name']} ({framework} layout) needs {tuple(wanted[ours].shape)}")
         out[ours] = state[theirs]
     extra = sorted(set(state) - set(names.values()))
     if extra:
-        raise ConfigError(f"{source} holds {extra[0]} ({len(extra)} tensors in all) that {model.config['name']} "
+        raise CheckpointError(f"{source} holds {extra[0]} ({len(extra)} tensors in all) that {model.config['name']} "
                           f"has no place for: it is not a corresponding {framework} architecture")
     return out
 
@@ -256,8 +257,6 @@ def import_state_dict(state: Mapping[str, Tensor], framework: str, source: str =
     """Our model for ``framework``'s ``state``, every tensor loaded (``options`` override the inferred ones)."""
     state = with_backbone_prefix(state) if check_framework(framework) == "mmaction2" else dict(state)
     if framework == "hara":
-        from videoperlin.models.hara import model_from_hara_state
-
         return model_from_hara_state(state, source, **options)
     config = {**infer_model_config(state, framework), **options}
     model = create_model(**config)

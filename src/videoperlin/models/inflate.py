@@ -22,7 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from videoperlin.errors import ConfigError
-from videoperlin.models.checkpoint import LoadReport, load_pretrained, read_state_dict
+from videoperlin.models.pretrained import LoadReport, load_pretrained
+from videoperlin.models.weight_files import read_state_dict
 
 
 def inflate_tensor(weight2d: Tensor, target: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from typing import Any
 
 from videoperlin.errors import ConfigError
 from videoperlin.models.resnet3d import BasicBlock, Bottleneck, ModelOptions, VideoResNet
-from videoperlin.utils.fields import to_dict
+from videoperlin.config_fields import to_dict
 
 DEPTHS: dict[int, tuple[type, tuple[int, int, int, int]]] = {
     10: (BasicBlock, (1, 1, 1, 1)),
@@ -57,20 +57,23 @@ def create_model(name: str, num_classes: int = 400, **options: Any) -> VideoResN
     registry = _registry()
     if name not in registry:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(registry)}")
-    config = create_model_config(name, num_classes, **options)
     conv_type, depth = registry[name]
     block, layers = DEPTHS[depth]
-    arguments = {k: v for k, v in config.items() if k != "name"}
-    return VideoResNet(block, layers, conv_type=conv_type, config=config, **arguments)
+    return VideoResNet(block, layers, conv_type, num_classes, name, model_options(options))
+
+
+def model_options(options: dict[str, Any]) -> ModelOptions:
+    """:class:`ModelOptions` from keyword options (an unknown one names the valid ones)."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown model option(s) {', '.join(unknown)}; valid options are {', '.join(OPTIONS)}")
+    return ModelOptions(**options)
 
 
 def create_model_config(name: str, num_classes: int = 400, **options: Any) -> dict[str, Any]:
     """The ``model.config`` that :func:`create_model` records: name, classes and every option spelled
     out (so a record written before an option existed compares equal when it used the default)."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ConfigError(f"unknown model option(s) {', '.join(unknown)}; valid options are {', '.join(OPTIONS)}")
-    return {"name": name, "num_classes": num_classes, **to_dict(ModelOptions(**options))}
+    return {"name": name, "num_classes": num_classes, **to_dict(model_options(options))}
 
 
 def normalize_model_config(config: dict[str, Any]) -> dict[str, Any]:

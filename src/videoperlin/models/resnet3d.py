@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from videoperlin.errors import ConfigError
 from videoperlin.models.builders import BUILDERS, STAGE_BUILDERS, TemporalPadding, mid_planes_2plus1d
-from videoperlin.utils.fields import Checked, at_least, greater_than, in_range, option, to_dict
+from videoperlin.config_fields import Checked, at_least, greater_than, in_range, option, to_dict
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 
@@ -138,18 +138,21 @@ class VideoResNet(nn.Module):
         layers: tuple[int, int, int, int],
         conv_type: str = "3d",
         num_classes: int = 400,
-        config: dict[str, Any] | None = None,
-        **options: Any,
+        name: str | None = None,
+        options: ModelOptions | None = None,
+        **option_values: Any,
     ) -> None:
-        """``options`` are the fields of :class:`ModelOptions` (checked there)."""
+        """``options`` (a :class:`ModelOptions`) or its fields as keywords; ``name`` the registered name
+        (:func:`~videoperlin.models.registry.create_model` passes it) for :attr:`config`."""
         super().__init__()
         if conv_type not in STAGE_BUILDERS:
             raise ConfigError(f"conv_type {conv_type!r} must be one of {', '.join(STAGE_BUILDERS)}")
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ConfigError(f"num_classes {num_classes!r} must be a positive integer")
-        o = ModelOptions(**options)
-        self.config = dict(config or {"num_classes": num_classes, **to_dict(o)})
-        self.options = o
+        if options is not None and option_values:
+            raise ConfigError("give options=ModelOptions(...) or its fields as keywords, not both")
+        o = options if options is not None else ModelOptions(**option_values)
+        self.name, self.options = name, o
         stem, *stages = (BUILDERS[kind](o.temporal_padding) for kind in STAGE_BUILDERS[conv_type])
         self.builder = stem
         widths = [max(1, int(w * o.widen_factor)) for w in STAGE_WIDTHS]
@@ -195,12 +198,16 @@ class VideoResNet(nn.Module):
     def num_classes(self) -> int:
         return self.fc.out_features
 
+    @property
+    def config(self) -> dict[str, Any]:
+        """Name, class count and every option: what rebuilds this network (``model_from_config``)."""
+        return {**({"name": self.name} if self.name else {}), "num_classes": self.num_classes, **to_dict(self.options)}
+
     def reset_classifier(self, num_classes: int) -> None:
         """Replace ``fc`` with a freshly initialised one for ``num_classes`` classes."""
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ConfigError(f"num_classes {num_classes!r} must be a positive integer")
         self.fc = nn.Linear(self.num_features, num_classes).to(self.fc.weight.device)
-        self.config["num_classes"] = num_classes
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Stem and the four stages: (B, C, T, H, W) -> (B, num_features, T', H', W')."""

@@ -24,7 +24,7 @@ from typing import Any
 from videoperlin.errors import ConfigError
 from videoperlin.models.registry import list_models
 from videoperlin.train.config import RunConfig, field_annotation, load_config, read_yaml
-from videoperlin.utils.fields import Checked, FieldError, at_least, build, describe, field_types, one_of, option, parse_text
+from videoperlin.config_fields import Checked, FieldError, at_least, build, describe, field_types, one_of, option, parse_text
 
 SCRATCH, INFLATED = "scratch", "inflated"
 
@@ -83,9 +83,12 @@ class Protocol(Checked):
     pretrain: dict[str, Any] = option({}, "partial run config of VPN pre-training, shared by the pre-trained arms")
     vpn_arms: dict[str, dict[str, Any]] = option(DEFAULT_VPN_ARMS, "pre-trained arms: what each changes in pretrain")
     finetune: dict[str, Any] = option({}, "partial run config of fine-tuning, shared by every arm")
-    inflate_from: str | None = option(None, "2D ResNet state dict for the inflated arm (ImageNet weights, I3D-style)")
+    inflate_from: str | None = option(None, "2D ResNet state dict for the inflated arm (ImageNet weights, I3D-style); "
+                                            "given, the inflated arm joins the arms")
 
     def check_relations(self) -> None:
+        if self.inflate_from and INFLATED not in self.arms:
+            self.arms.append(INFLATED)  # 2D weights to inflate are an arm of their own
         known = {SCRATCH, INFLATED, *self.vpn_arms}
         unknown = [a for a in self.arms if a not in known]
         if unknown:

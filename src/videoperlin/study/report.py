@@ -2,17 +2,7 @@
 scratch with 95% confidence intervals, wins/ties/losses and a verdict), validation curves and
 conv1 panels, and ``publish``.
 
-Pairing: a run of arm A on (dataset, architecture, fold, seed, pre-training seed p) is compared
-with scratch on the same (dataset, architecture, fold, seed); scratch has no pre-training seed,
-so each scratch run pairs with one run per pre-training seed of every pre-trained arm.
-
-Interval: Student's t interval on the mean paired difference, the units being the paired runs
-(fold x seed x pre-training seed): with 4-18 units a percentile bootstrap undercovers, and the
-differences are bounded and roughly symmetric. Caveat: runs that share a fold share their test
-videos, and runs that share a pre-training seed share their initialisation, so the units are not
-fully independent; where those effects are large the interval is optimistic (narrower than it
-should be). The verdict is read off the interval: "gain" when its lower bound is above 0, "loss"
-when its upper bound is below 0, otherwise "no evidence of a difference".
+The statistics behind the tables (pairing, intervals, verdicts) are :mod:`videoperlin.study.statistics`.
 """
 
 from __future__ import annotations
@@ -27,16 +17,20 @@ from typing import Any
 import torch
 import yaml
 
-from videoperlin.analysis.curves import plot_groups, read_metrics
+from videoperlin.analysis.curves import plot_groups
 from videoperlin.analysis.kernels import save_kernel_panel
 from videoperlin.models import create_model
-from videoperlin.models.checkpoint import load_model
+from videoperlin.models.pretrained import load_model
 from videoperlin.study.protocol import SCRATCH, Protocol
 from videoperlin.study.runs import Init
+from videoperlin.study.statistics import paired, paired_interval, verdict, wins_ties_losses
 from videoperlin.train.numerics import device_description
+from videoperlin.train.run_dir import RunDir
 from videoperlin.utils.atomic import atomic_write_text
-from videoperlin.utils.fields import to_dict
+from videoperlin.config_fields import to_dict
 
+#: Where the report's details begin (the terminal shows what comes before).
+PRETRAIN_HEADING = "Pre-training"
 RESULT_COLUMNS = ("arm", "arch", "dataset", "fold", "seed", "pretrain_seed", "video_top1", "clip_top1", "error")
 
 
@@ -49,57 +43,11 @@ def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_text(out / "results.csv", buffer.getvalue())
 
 
-#: Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (above 30: a Cornish-Fisher
-#: expansion of the normal quantile, within 0.001). A table instead of scipy, a 40 MB dependency for one number.
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-def t_quantile_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` degrees of freedom."""
-    if df <= len(T_975):
-        return T_975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
-def paired_interval(diffs: list[float]) -> tuple[float, float, float] | None:
-    """(mean, lower, upper): the mean paired difference and its 95% t interval (None below 2 pairs)."""
-    if len(diffs) < 2:
-        return None
-    mean = statistics.mean(diffs)
-    half = t_quantile_975(len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
-    return mean, mean - half, mean + half
-
-
-def verdict(interval: tuple[float, float, float] | None) -> str:
-    """What the interval says: a gain, a loss, or no evidence of a difference."""
-    if interval is None:
-        return "–"
-    return "**gain**" if interval[1] > 0 else "**loss**" if interval[2] < 0 else "no evidence of a difference"
-
-
 def mean_std(values: list[float]) -> str:
     if not values:
         return "–"
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{100 * statistics.mean(values):.1f} ± {100 * std:.1f} (n={len(values)})"
-
-
-def paired(rows: list[dict[str, Any]], arm: str, arch: str, dataset: str,
-           metric: str = "video_top1") -> tuple[list[float], list[float], list[float]]:
-    """(arm values, scratch values, paired differences arm - scratch on the same fold and seed)."""
-    def results(name: str) -> dict[tuple, float]:
-        return {(r["fold"], r["seed"], r.get("pretrain_seed", "")): float(r[metric]) for r in rows
-                if (r["arm"], r["arch"], r["dataset"]) == (name, arch, dataset) and r.get(metric) not in (None, "")}
-    mine = results(arm)
-    base = {(fold, seed): value for (fold, seed, _), value in results(SCRATCH).items()}
-    return list(mine.values()), list(base.values()), [v - base[k[:2]] for k, v in mine.items() if k[:2] in base]
-
-
-def wins_ties_losses(diffs: list[float]) -> str:
-    wins, losses = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
-    return f"{wins}/{len(diffs) - wins - losses}/{losses}"
 
 
 def interval_text(interval: tuple[float, float, float] | None) -> str:
@@ -163,7 +111,7 @@ def pretrain_row(init: Init) -> str | None:
         return f"| {init.arch} | {init.arm} | {init.pretrain_seed} | failed | – | – |"
     if init.checkpoint is None or init.checkpoint.suffix != ".pt":
         return None
-    records = read_metrics(init.checkpoint.parents[1])
+    records = RunDir.of_checkpoint(init.checkpoint).metrics()
     last, minutes = records[-1], sum(r.get("time_s", 0.0) for r in records) / 60
     accuracy = "–" if last.get("val_acc") is None else f"{100 * last['val_acc']:.1f}"
     return (f"| {init.arch} | {init.arm} | {init.pretrain_seed} | {accuracy} | "
@@ -196,7 +144,7 @@ bound is above 0, **loss** when its upper bound is below 0, otherwise no evidenc
 
 {summary_table(rows, protocol)}
 {failures_section(failed or [])}
-Pre-training (VPN validation accuracy at the end, held-out VPN clips; the precision it trained in, as
+{PRETRAIN_HEADING} (VPN validation accuracy at the end, held-out VPN clips; the precision it trained in, as
 the numerics guard cleared it; its training time):
 
 | arch | arm | pre-training seed | VPN val top-1 % | precision | minutes |
@@ -220,6 +168,11 @@ Protocol:
 """
     atomic_write_text(out / "report.md", text)
     return out / "report.md"
+
+
+def summary_text(report: Path) -> str:
+    """The report's results part (the tables and failures, before the pre-training details), for the terminal."""
+    return report.read_text().split(f"\n{PRETRAIN_HEADING} ")[0]
 
 
 def publish(out: Path, target: Path, figures: list[Path]) -> None:

@@ -26,18 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videoperlin.analysis.curves import read_metrics
 from videoperlin.data.sources import load_catalog
 from videoperlin.errors import ConfigError
 from videoperlin.models import create_model
-from videoperlin.models.checkpoint import save_model
+from videoperlin.models.weight_files import save_model
 from videoperlin.models.inflate import inflate_2d
 from videoperlin.study.protocol import INFLATED, SCRATCH, Protocol, StudyDataset
-from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.train.config import RunConfig, flatten
 from videoperlin.train.engine import Trainer
-from videoperlin.utils.atomic import atomic_write_text
-from videoperlin.utils.fields import to_dict
+from videoperlin.train.run_dir import RunDir
+from videoperlin.config_fields import to_dict
 
 log = logging.getLogger(__name__)
 #: Fields of a run config that do not change what a run computes (left out of the cache key): validation
@@ -62,8 +60,6 @@ class RunFailed(Exception):
     """A study run failed, and so did its fp32 retry: ``str(exc)`` says what and why, on one line."""
 
 
-#: The file that marks a run directory as failed (it holds the error).
-FAILED_MARK = "failed.json"
 #: Longest error text kept in a mark, a result row or a report line.
 ERROR_CHARS = 300
 
@@ -74,41 +70,26 @@ def error_line(exc: BaseException) -> str:
     return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
 
 
-def failure_of(run: Path) -> str | None:
-    """The error a run directory was marked with, or None."""
-    mark = run / FAILED_MARK
-    if not mark.exists():
-        return None
-    try:
-        return str(json.loads(mark.read_text())["error"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "failed (unreadable mark)"
-
-
 def fp32_retry(config: RunConfig, out: Path) -> RunConfig:
     """``config`` with ``train.amp=off`` writing to ``out``: the retry of a failed run."""
     return dataclasses.replace(config, train=dataclasses.replace(config.train, amp="off", out=str(out)))
 
 
-def train_or_fall_back(config: RunConfig, retry_out: Path, what: str, finished) -> Path:
-    """Train ``config`` (resuming), else mark it failed and train its fp32 retry at ``retry_out``.
-
-    ``finished(run_dir)`` says whether a directory already holds the finished run (then it is reused).
-    Returns the directory of the run that finished; raises :class:`RunFailed` when both failed.
-    """
+def train_or_fall_back(config: RunConfig, retry_out: Path, what: str) -> RunDir:
+    """Train ``config`` (resuming; reused when its epochs are done), else mark it failed and train its
+    fp32 retry at ``retry_out``. The run that finished; :class:`RunFailed` when both failed."""
     errors = []
     for attempt in (config, fp32_retry(config, retry_out)):
-        run = Path(attempt.train.out)
-        if finished(run):
+        run = RunDir(attempt.train.out)
+        if run.finished(attempt.train.epochs):
             return run
-        if (error := failure_of(run)) is None:
+        if (error := run.failure()) is None:
             try:
                 Trainer(attempt, resume=True).fit()
                 return run
             except Exception as exc:  # noqa: BLE001 -- any failure of one run is recorded; the study goes on
                 error = error_line(exc)
-                run.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(run / FAILED_MARK, json.dumps({"error": error, "amp": attempt.train.amp}))
+                run.mark_failed(error, amp=attempt.train.amp)
                 log.warning("%s failed (train.amp %s): %s", what, attempt.train.amp, error)
         errors.append(f"train.amp {attempt.train.amp}: {error}")
     raise RunFailed(f"{what}: " + "; retried in fp32: ".join(errors))
@@ -127,16 +108,11 @@ def pretrained(protocol: Protocol, arm: str, arch: str, seed: int, cache: Path) 
     probe = protocol.pretrain_config(arm, arch, seed, "-")
     config = protocol.pretrain_config(arm, arch, seed, cache / f"{arch}-{arm}-s{seed}-{cache_key(probe)}")
     retry_probe = fp32_retry(probe, Path("-"))
-
-    def finished(run: Path) -> bool:
-        last = run / "checkpoints" / "last.pt"
-        return last.exists() and load_checkpoint(last)["position"]["epoch"] >= config.train.epochs
-
-    if not finished(Path(config.train.out)):
+    if not RunDir(config.train.out).checkpoint("last").exists():
         log.info("pre-training %s %s seed %d -> %s", arch, arm, seed, config.train.out)
     run = train_or_fall_back(config, cache / f"{arch}-{arm}-s{seed}-{cache_key(retry_probe)}",
-                             f"pre-training {arch} {arm} seed {seed}", finished)
-    return run / "checkpoints" / "last.pt"
+                             f"pre-training {arch} {arm} seed {seed}")
+    return run.checkpoint("last")
 
 
 def inflated(protocol: Protocol, arch: str, cache: Path) -> Path:
@@ -181,9 +157,9 @@ def retry_directory(run: Path) -> Path:
     return run.with_name(run.name + "-fp32")
 
 
-def finished_directory(run: Path) -> Path:
+def finished_directory(run: Path) -> RunDir:
     """``run``, or its fp32 retry when ``run`` failed."""
-    return retry_directory(run) if failure_of(run) is not None else run
+    return RunDir(retry_directory(run) if RunDir(run).failure() is not None else run)
 
 
 def start_point(protocol: Protocol, entry: StudyDataset, init: Init, seed: int, out: Path) -> Path | None:
@@ -192,7 +168,7 @@ def start_point(protocol: Protocol, entry: StudyDataset, init: Init, seed: int, 
     if entry.after is None:
         return init.checkpoint
     earlier = next(d for d in protocol.datasets if d.name == entry.after)
-    return finished_directory(run_directory(out, earlier, init, 0, seed)) / "checkpoints" / "last.pt"
+    return finished_directory(run_directory(out, earlier, init, 0, seed)).checkpoint("last")
 
 
 def finetune(protocol: Protocol, entry: StudyDataset, init: Init, fold: int, seed: int, out: Path) -> dict[str, Any]:
@@ -209,13 +185,12 @@ def finetune(protocol: Protocol, entry: StudyDataset, init: Init, fold: int, see
                                       run, str(out / "frame-cache"))
     began = time.perf_counter()
     try:
-        run = train_or_fall_back(config, retry_directory(run), what, lambda d: (d / "metrics.jsonl").exists() and
-                                 read_metrics(d)[-1]["epoch"] >= config.train.epochs)
+        finished = train_or_fall_back(config, retry_directory(run), what)
     except RunFailed as exc:
         return {**row, "error": str(exc)}
-    final = next(r for r in reversed(read_metrics(run)) if "val_acc" in r)
+    final = finished.final_validation()
     log.info("%s: video top-1 %.3f (%.0f s)", what, final["val_acc"], time.perf_counter() - began)
-    return {**row, "video_top1": final["val_acc"], "clip_top1": final.get("val_clip_acc"), "run": str(run)}
+    return {**row, "video_top1": final["val_acc"], "clip_top1": final.get("val_clip_acc"), "run": str(finished.path)}
 
 
 def failures(rows: list[dict[str, Any]], inits: list[Init]) -> list[str]:

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from videoperlin.errors import ConfigError
-from videoperlin.models.checkpoint import read_checkpoint_file
+from videoperlin.errors import CheckpointError
+from videoperlin.models.weight_files import read_checkpoint_file
 from videoperlin.utils.atomic import atomic_path
 
 
@@ -29,10 +29,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A training checkpoint written by :func:`save_checkpoint` (weights_only=True)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist")
     state, meta = read_checkpoint_file(path)
     if "model_config" not in meta or "global_step" not in meta:
-        raise ConfigError(f"{path} is not a videoperlin training checkpoint (no model_config/global_step); "
+        raise CheckpointError(f"{path} is not a videoperlin training checkpoint (no model_config/global_step); "
                           f"use it with --init instead of --resume/--checkpoint")
     return {**meta, "model": state}
 

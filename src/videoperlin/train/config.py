@@ -23,9 +23,10 @@ import yaml
 
 from videoperlin.data.config import DataConfig
 from videoperlin.errors import ConfigError
+from videoperlin.utils.atomic import atomic_write_text
 from videoperlin.models.registry import list_models
 from videoperlin.models.resnet3d import ModelOptions
-from videoperlin.utils.fields import (Checked, FieldError, at_least, build, field_doc, field_types, greater_than,
+from videoperlin.config_fields import (Checked, FieldError, at_least, build, field_doc, field_types, greater_than,
                                       in_range, one_of, option, parse_text, to_dict)
 from videoperlin.vpn.source import ClipSource
 
@@ -222,8 +223,6 @@ def config_from_record(record: dict[str, Any]) -> RunConfig:
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically."""
-    from videoperlin.utils.atomic import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 

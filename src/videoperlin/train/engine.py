@@ -14,13 +14,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,10 +28,11 @@ from tqdm import tqdm
 
 import videoperlin
 from videoperlin.data.transforms import normalize
-from videoperlin.errors import ConfigError, NumericsError
-from videoperlin.metrics import VideoScores, rates
+from videoperlin.errors import ConfigError, DataError, NumericsError
+from videoperlin.scores import VideoScores, rates
 from videoperlin.models import create_model
-from videoperlin.models.checkpoint import load_pretrained, read_state_dict
+from videoperlin.models.pretrained import load_pretrained
+from videoperlin.models.weight_files import read_state_dict
 from videoperlin.models.frameworks import detect_framework, infer_model_config, with_backbone_prefix
 from videoperlin.models.registry import normalize_model_config
 from videoperlin.train.batch_sources import build_batches
@@ -41,9 +40,10 @@ from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_st
 from videoperlin.train.config import RunConfig, save_config
 from videoperlin.train.distributed import all_sum, cleanup_distributed, setup_distributed
 from videoperlin.train.numerics import Precision, choose_precision
+from videoperlin.train.run_dir import RunDir
 from videoperlin.train.schedule import lr_factor
-from videoperlin.utils.atomic import atomic_write_text, writable_directory
-from videoperlin.utils.fields import to_dict
+from videoperlin.utils.atomic import writable_directory
+from videoperlin.config_fields import to_dict
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class Trainer:
         self.config = config
         self.dist, self.device = setup_distributed()
         self._set_determinism()
-        self.run_dir = Path(config.train.out)
+        self.run_dir = RunDir(config.train.out)
         self.source = build_batches(config, self.dist, self.device)
         self._warn_about_relations()
         self.class_names = self.source.class_names
@@ -215,21 +215,21 @@ class Trainer:
 
     def _prepare_run_dir(self, resume: bool) -> None:
         if self.dist.is_main:
-            writable_directory(self.run_dir / "checkpoints", "train.out")
-        last = self.run_dir / "checkpoints" / "last.pt"
+            writable_directory(self.run_dir.checkpoints, "train.out")
+        last = self.run_dir.checkpoint("last")
         if resume and last.exists():
             self._restore(load_checkpoint(last))
             log.info("resumed %s at epoch %d, step %d", last, self.position["epoch"], self.position["step_in_epoch"])
         elif last.exists():
-            raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out")
+            raise ConfigError(f"{self.run_dir.path} already holds a run; pass --resume to continue it or choose another --out")
         elif resume:
-            log.info("no checkpoint in %s yet; starting a new run", self.run_dir)
+            log.info("no checkpoint in %s yet; starting a new run", self.run_dir.path)
         if self.dist.is_main:
-            save_config(self.config, self.run_dir / "config.yaml")
+            save_config(self.config, self.run_dir.config_file)
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         if normalize_model_config(checkpoint["model_config"]) != self.model.config:
-            raise ConfigError(f"the checkpoint in {self.run_dir} was trained as {checkpoint['model_config']}, "
+            raise ConfigError(f"the checkpoint in {self.run_dir.path} was trained as {checkpoint['model_config']}, "
                               f"not {self.model.config}; resume with the same model settings")
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -269,15 +269,11 @@ class Trainer:
                                 f"step {self.position['step_in_epoch']} ({self.precision.describe()}); {name}.pt was "
                                 f"not written (lower optim.lr, or set train.amp=off)")
         if self.dist.is_main:
-            save_checkpoint(self.run_dir / "checkpoints" / f"{name}.pt", self.checkpoint_payload())
+            save_checkpoint(self.run_dir.checkpoint(name), self.checkpoint_payload())
 
     def log_metrics(self, record: dict[str, Any]) -> None:
-        if not self.dist.is_main:
-            return
-        path = self.run_dir / "metrics.jsonl"
-        lines = path.read_text().splitlines() if path.exists() else []
-        lines = [line for line in lines if json.loads(line)["epoch"] != record["epoch"]]  # a resumed epoch replaces its line
-        atomic_write_text(path, "\n".join([*lines, json.dumps(record)]) + "\n")
+        if self.dist.is_main:
+            self.run_dir.write_epoch(record)
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -354,7 +350,7 @@ class Trainer:
             fetched = time.perf_counter()
         bar.close()
         if not all_sum([totals["count"]], self.device)[0]:
-            raise ConfigError(f"epoch {epoch + 1} trained on no clip: all {int(totals['skipped'])} videos it drew could "
+            raise DataError(f"epoch {epoch + 1} trained on no clip: all {int(totals['skipped'])} videos it drew could "
                               f"not be decoded (or every step was skipped); run videoperlin check-data on the data")
         return self._epoch_summary(totals, time.perf_counter() - began)
 
@@ -488,7 +484,7 @@ class Trainer:
         *counts, bad = all_sum([*scores.counts(), bad], self.device)
         r = rates(counts)
         if not r["videos"]:
-            raise ConfigError(f"no validation video could be decoded ({int(bad)} skipped); run videoperlin check-data "
+            raise DataError(f"no validation video could be decoded ({int(bad)} skipped); run videoperlin check-data "
                               f"on the validation data")
         return {"val_acc": r["video_top1"], "val_top5": r["video_top5"], "val_clip_acc": r["clip_top1"],
                 "val_loss": r["loss"], "val_videos": r["videos"], "val_bad_videos": int(bad)}
@@ -497,5 +493,5 @@ class Trainer:
         if self.dist.is_main:
             from videoperlin.analysis.kernels import save_kernel_panel
 
-            save_kernel_panel(self.model, self.run_dir / "figures" / "conv1.png",
+            save_kernel_panel(self.model, self.run_dir.figures / "conv1.png",
                               f"{self.model.config['name']} conv1 after {self.config.task}")

@@ -6,7 +6,7 @@ the data, the split (fold, seed), clip geometry and normalisation; flags overrid
 (``--data``, ``--fold``, ``--set data.stride=2``...). A saved model without a run record uses the
 config defaults and needs ``--data``. Every window of ``frames`` frames (consecutive, stride
 ``data.window_stride``, default one clip length, centre crop) is a clip; a video's score is the
-softmax averaged over its windows (:class:`videoperlin.metrics.VideoScores`).
+softmax averaged over its windows (:class:`videoperlin.scores.VideoScores`).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from tqdm import tqdm
 from videoperlin.data.splits import split_records
 from videoperlin.data.transforms import normalize
 from videoperlin.data.video_dataset import collate_windows
-from videoperlin.errors import ConfigError
-from videoperlin.metrics import VideoScores, confusion_matrix, per_class_accuracy, rates
-from videoperlin.models.checkpoint import load_model_and_metadata
+from videoperlin.errors import ConfigError, DataError
+from videoperlin.scores import VideoScores, confusion_matrix, per_class_accuracy, rates
+from videoperlin.models.pretrained import load_model_and_metadata
 from videoperlin.train.batch_sources import window_dataset
 from videoperlin.train.config import RunConfig, config_from_record, load_config
+from videoperlin.train.run_dir import RunDir
 from videoperlin.utils.atomic import atomic_write_text, writable_directory
 from videoperlin.utils.plotting import pyplot, save_figure
 
@@ -47,10 +48,10 @@ def evaluation_config(meta: dict[str, Any], overrides: dict[str, Any] | None = N
 
 def default_out(checkpoint: str | Path, subset: str) -> Path:
     """``RUN/eval-<subset>`` for a checkpoint inside a run's ``checkpoints/`` folder."""
-    path = Path(checkpoint)
-    if path.parent.name != "checkpoints":
-        raise ConfigError(f"{path} is not inside a run's checkpoints/ folder; give --out")
-    return path.parent.parent / f"eval-{subset}"
+    try:
+        return RunDir.of_checkpoint(checkpoint).eval_dir(subset)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; give --out") from None
 
 
 def _check_classes(trained: list[str] | None, found: list[str], data: str | None) -> None:
@@ -83,7 +84,7 @@ def run_evaluation(checkpoint: str | Path, out: str | Path | None = None, subset
         for clips, labels, videos in zip(batch.clips.split(32), batch.labels.split(32), batch.videos.split(32)):
             scores.add(model(normalize(clips, config.data.mean, config.data.std)), labels, videos)
     if not scores.clips:
-        raise ConfigError(f"no video of {config.data.path} ({subset}) could be decoded; "
+        raise DataError(f"no video of {config.data.path} ({subset}) could be decoded; "
                           f"run `videoperlin check-data {config.data.path}`")
     return write_report(out, scores, records, split.class_names, bad)
 

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from videoperlin.errors import ConfigError
 from videoperlin.geometry import ClipGeometry
-from videoperlin.utils.fields import to_dict
+from videoperlin.config_fields import to_dict
 from videoperlin.vpn.draws import BACKENDS, splitmix64
 from videoperlin.vpn.family import Family, SourceOptions, get_family
 

@@ -47,7 +47,7 @@ from typing import Any, ClassVar, Literal
 from torch import Tensor
 
 from videoperlin.errors import ConfigError
-from videoperlin.utils.fields import Checked, option
+from videoperlin.config_fields import Checked, option
 from videoperlin.vpn.draws import ClipDraws, DrawLayout
 
 #: Training target of a clip: its class, or (a control for transfer studies) a random class.

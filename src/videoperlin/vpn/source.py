@@ -24,7 +24,7 @@ import typing
 from typing import Any
 
 from videoperlin.geometry import ClipGeometry
-from videoperlin.utils.fields import Checked, FieldError, at_least, one_of, option, values_of
+from videoperlin.config_fields import Checked, FieldError, at_least, one_of, option, values_of
 from videoperlin.vpn.dataset import VPNDataset
 from videoperlin.vpn.family import Family, LabelSource, SourceOptions, freeze_schema
 

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from videoperlin.errors import ConfigError
 from videoperlin.noise import Octave, drift_nodes, fractal_std, lattice_nodes, octave_cells, render_octaves, validate_cells
-from videoperlin.utils.fields import at_least, in_range, option
+from videoperlin.config_fields import at_least, in_range, option
 from videoperlin.vpn.draws import BACKENDS, DrawLayout
 from videoperlin.vpn.family import Family, LabelSource, SourceOptions, register
 from videoperlin.vpn.labels import DEFAULT_PRESET, PRESETS, LabelSpace, resolve_label_space

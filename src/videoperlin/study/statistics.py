@@ -1,0 +1,67 @@
+"""The statistics of the transfer study: pairing runs, the paired difference's 95% interval, the verdict.
+
+Pairing: a run of arm A on (dataset, architecture, fold, seed, pre-training seed p) is compared
+with scratch on the same (dataset, architecture, fold, seed); scratch has no pre-training seed,
+so each scratch run pairs with one run per pre-training seed of every pre-trained arm.
+
+Interval: Student's t interval on the mean paired difference, the units being the paired runs
+(fold x seed x pre-training seed): with 4-18 units a percentile bootstrap undercovers, and the
+differences are bounded and roughly symmetric. Caveat: runs that share a fold share their test
+videos, and runs that share a pre-training seed share their initialisation, so the units are not
+fully independent; where those effects are large the interval is optimistic (narrower than it
+should be). The verdict is read off the interval: "gain" when its lower bound is above 0, "loss"
+when its upper bound is below 0, otherwise "no evidence of a difference".
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from videoperlin.study.protocol import SCRATCH
+
+
+#: Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (above 30: a Cornish-Fisher
+#: expansion of the normal quantile, within 0.001). A table instead of scipy, a 40 MB dependency for one number.
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom."""
+    if df <= len(T_975):
+        return T_975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def paired_interval(diffs: list[float]) -> tuple[float, float, float] | None:
+    """(mean, lower, upper): the mean paired difference and its 95% t interval (None below 2 pairs)."""
+    if len(diffs) < 2:
+        return None
+    mean = statistics.mean(diffs)
+    half = t_quantile_975(len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def verdict(interval: tuple[float, float, float] | None) -> str:
+    """What the interval says: a gain, a loss, or no evidence of a difference."""
+    if interval is None:
+        return "–"
+    return "**gain**" if interval[1] > 0 else "**loss**" if interval[2] < 0 else "no evidence of a difference"
+
+
+def paired(rows: list[dict[str, Any]], arm: str, arch: str, dataset: str,
+           metric: str = "video_top1") -> tuple[list[float], list[float], list[float]]:
+    """(arm values, scratch values, paired differences arm - scratch on the same fold and seed)."""
+    def results(name: str) -> dict[tuple, float]:
+        return {(r["fold"], r["seed"], r.get("pretrain_seed", "")): float(r[metric]) for r in rows
+                if (r["arm"], r["arch"], r["dataset"]) == (name, arch, dataset) and r.get(metric) not in (None, "")}
+    mine = results(arm)
+    base = {(fold, seed): value for (fold, seed, _), value in results(SCRATCH).items()}
+    return list(mine.values()), list(base.values()), [v - base[k[:2]] for k, v in mine.items() if k[:2] in base]
+
+
+def wins_ties_losses(diffs: list[float]) -> str:
+    wins, losses = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    return f"{wins}/{len(diffs) - wins - losses}/{losses}"

@@ -1,0 +1,104 @@
+"""The package's structure: no import cycle (counting imports inside functions, which must not hide one),
+every module importable on its own, and the pipeline's order (noise -> vpn -> data -> models -> train ->
+study; analysis and cli on top) kept by the imports."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+#: Lower layers must not import higher ones (a module may import its own layer and the ones below).
+LAYERS = ["errors", "config_fields", "utils", "geometry", "noise", "vpn", "data", "scores", "models", "train", "study",
+          "analysis", "cli"]
+#: Known upward imports, each with its reason.
+ALLOWED_UPWARD = {
+    ("train.engine", "analysis.kernels"): "the engine draws conv1 at the end of a run (imported there, matplotlib)",
+    ("study.report", "analysis.curves"): "the study report plots its validation curves",
+    ("study.report", "analysis.kernels"): "the study report draws conv1 of each arm",
+    ("vpn.export", "data.encode"): "exported mp4s are written by the same H.264 encoder as every other video",
+}
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in (SRC / "videoperlin").rglob("*.py"):
+        name = ".".join(path.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__")
+        found[name] = path
+    return found
+
+
+def imports(path: Path, known: dict[str, Path]) -> list[tuple[str, int, bool]]:
+    """(imported videoperlin module, line, at top level) for every import in ``path``."""
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("videoperlin"):
+            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("videoperlin")]
+        found += [(name, node.lineno, id(node) in top) for name in names if name in known]
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: {target for target, _, _ in imports(path, known) if target != name} for name, path in known.items()}
+
+
+def test_no_import_cycle_even_through_imports_inside_functions():
+    edges, cycles = graph(), []
+
+    def visit(node: str, stack: list[str], done: set[str]) -> None:
+        for target in sorted(edges.get(node, ())):
+            if target in stack:
+                cycles.append(" -> ".join(stack[stack.index(target):] + [target]))
+            elif target not in done:
+                visit(target, stack + [target], done)
+        done.add(node)
+
+    done: set[str] = set()
+    for name in sorted(edges):
+        if name not in done:
+            visit(name, [name], done)
+    assert not cycles, cycles
+
+
+def layer(module: str) -> int:
+    part = module.removeprefix("videoperlin").lstrip(".").split(".")[0] or "errors"  # the package: its version
+    return LAYERS.index(part) if part in LAYERS else len(LAYERS)
+
+
+def test_imports_follow_the_pipeline():
+    upward = []
+    for name, targets in graph().items():
+        for target in targets:
+            short = (name.removeprefix("videoperlin."), target.removeprefix("videoperlin."))
+            if layer(target) > layer(name) and short not in ALLOWED_UPWARD:
+                upward.append(f"{short[0]} imports {short[1]}")
+    assert not upward, upward
+
+
+def test_every_module_imports_on_its_own():
+    """Each module imported first, in a process where no other videoperlin module is loaded yet."""
+    names = sorted(n for n in modules() if not n.endswith(("utils.fields", "vpn.counter", "models.checkpoint",
+                                                          "models.hara", "cli.runs", "__main__")) and n != "videoperlin.metrics")
+    script = ("import importlib, sys\nfailed = []\nfor name in sys.argv[1:]:\n"
+              "    for loaded in [m for m in sys.modules if m.startswith('videoperlin')]:\n        del sys.modules[loaded]\n"
+              "    try:\n        importlib.import_module(name)\n    except Exception as exc:\n"
+              "        failed.append(f'{name}: {type(exc).__name__}: {exc}')\nprint('\\n'.join(failed))\n")
+    proc = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def test_renamed_modules_name_their_successor():
+    for old, new in (("videoperlin.utils.fields", "videoperlin.config_fields"), ("videoperlin.metrics", "videoperlin.scores"),
+                     ("videoperlin.vpn.counter", "videoperlin.vpn.draws"), ("videoperlin.cli.runs", "videoperlin.cli.training"),
+                     ("videoperlin.models.hara", "videoperlin.models.from_3d_resnets_pytorch"),
+                     ("videoperlin.models.checkpoint", "videoperlin.models.weight_files")):
+        proc = subprocess.run([sys.executable, "-c", f"import {old}"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1 and "ImportError" in proc.stderr and new in proc.stderr, (old, proc.stderr[-300:])
