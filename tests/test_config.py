@@ -42,7 +42,7 @@ def family_fields() -> dict[str, tuple[str, object]]:
 @pytest.mark.parametrize("command", ["generate", "preview"])
 def test_every_family_option_is_a_flag(command):
     dests = {a.dest for a in subparser(command)._actions}
-    assert {"toy", "perlin"} <= {family for family, _ in family_fields().values()}
+    assert {"toy", "perlin", "layers", "shapes"} <= {family for family, _ in family_fields().values()}
     assert set(family_fields()) | {"family", "num_videos", "frames", "size", "seed"} <= dests
     args = subparser(command).parse_args(["--out", "x", "--no-random-phase", "--octaves", "2", "--fx", "1,2",
                                           "--fy", "1", "--ft", "1", "--label-mode", "shuffled"])

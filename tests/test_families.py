@@ -6,6 +6,7 @@ config` and the transfer study's vpn_arms -- with no other file touched."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -51,7 +52,7 @@ def test_registry_lists_both_families_and_names_the_unknown_one(capsys):
     assert main(["families"]) == 0
     printed = capsys.readouterr().out
     assert "toy: uniform flicker" in printed and "many (4 classes)" in printed and "flicker_depth" in printed
-    with pytest.raises(ConfigError, match="unknown family 'tv'; families are perlin, toy"):
+    with pytest.raises(ConfigError, match="unknown family 'tv'; families are layers, perlin, shapes, toy"):
         get_family("tv")
 
 
@@ -77,7 +78,7 @@ def test_options_of_another_family_are_refused_by_name():
         ClipSource(family="toy", octaves=2)
     with pytest.raises(ConfigError, match="preset 'low' is not a preset of family toy; its presets: few, many"):
         ClipSource(family="toy", preset="low")
-    with pytest.raises(ConfigError, match="vpn.family 'tv' must be one of perlin, toy"):
+    with pytest.raises(ConfigError, match="vpn.family 'tv' must be one of layers, perlin, shapes, toy"):
         load_config(None, None, ["vpn.family=tv"], task="pretrain")
 
 
@@ -107,3 +108,167 @@ def test_a_generator_family_must_draw_in_its_declared_order():
         draws.uniform("b", 1)
     with pytest.raises(ValueError, match="must name each slot"):
         DrawLayout(("a",), {"a": 0, "b": 1})
+
+
+# ---- the layers and shapes families: their labels are true ------------------------------------
+
+def family_set(name: str, frames: int = 16, size: int = 64, **options) -> VPNDataset:
+    family = get_family(name)
+    return VPNDataset(family.label_space(family.Labels()), num_videos=400, frames=frames, size=size, seed=3,
+                      family=name, **options)
+
+
+def test_a_layer_moves_as_labelled_relative_to_the_background():
+    """The known mask and whole-pixel motion: with the background still and 60 px frames, a layer of
+    relative speed 0.25 crosses exactly 1 px per frame, so where its (known) mask is opaque frame t must
+    equal frame 0 moved by the label, and where it is transparent the background must stay (to the
+    1e-3 a soft edge lets through; a wrong motion differs by ~0.1); a still class stays whole."""
+    from videoperlin.vpn.scene import warp
+
+    ds = family_set("layers", size=60, layers_count=1, layers_background_speed=0.0)
+    for direction in (0, 90, 180, 270, None):
+        label = ds.space.index(layers_direction=direction or 0, layers_speed=0.0 if direction is None else 0.25)
+        dx, dy = (0, 0) if direction is None else (round(math.cos(math.radians(direction))),
+                                                   round(math.sin(math.radians(direction))))
+        checked = 0
+        for index in range(label, 400, len(ds.space)):  # clips of this class whose layer shows enough of itself
+            clip = ds[index][0][0]
+            scene = ds.family.plan(ds.draws(torch.tensor([index])), torch.tensor([label]))
+            mask = warp(scene.layers[0][1], scene.layers[0][2], scene.camera, (60, 60))[0, 0]
+            regions = [layer_regions(mask, dx, dy, t) for t in (3, 9)]
+            if any(inside.sum() < 100 or behind.sum() < 100 for inside, behind in regions):
+                continue
+            for t, (inside, behind) in zip((3, 9), regions):
+                moved = torch.roll(clip[0], shifts=(-dy * t, dx * t), dims=(0, 1))  # content moves dx right, dy up
+                assert (clip[t][inside] - moved[inside]).abs().max() < 1e-3, (direction, t)  # a wrong motion: ~0.1
+                assert (clip[t][behind] - clip[0][behind]).abs().max() < 1e-3, (direction, t)
+            checked += 1
+        assert checked >= 2, direction
+
+
+def layer_regions(mask: torch.Tensor, dx: int, dy: int, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the layer is opaque at frame t and was at the source pixel at frame 0 (not across the frame's
+    edge), and where it was transparent at both frames (what shows through a soft edge: < 1e-3 of it)."""
+    size = mask.shape[-1]
+    inside = (mask[t] > 0.999) & (torch.roll(mask[0], shifts=(-dy * t, dx * t), dims=(0, 1)) > 0.999)
+    inside[:, :abs(dx) * t] = inside[:, size - abs(dx) * t:] = False  # roll wraps: not the frame's edge
+    inside[:abs(dy) * t] = inside[size - abs(dy) * t:] = False
+    return inside, (mask[t] < 0.001) & (mask[0] < 0.001)
+
+
+def test_the_plan_moves_the_labelled_layer_by_its_class_and_everything_by_the_camera():
+    ds = family_set("layers")
+    labels = torch.arange(len(ds.space))
+    scene = ds.family.plan(ds.draws(labels), labels)
+    for k in labels.tolist():
+        params = ds.space.params(k)
+        expected = unit_direction_of(params) * params["layers_speed"] * 64
+        torch.testing.assert_close(scene.layers[0][2][k, -1], expected, atol=1e-9, rtol=0)
+    assert scene.camera.shift[:, -1].norm(dim=1).max() <= 0.5 * 64 + 1e-9 and scene.camera.shift[:, 0].abs().max() == 0
+
+
+def test_the_camera_turns_and_zooms_the_frame_about_its_centre():
+    from videoperlin.vpn.scene import Camera, sampling_grid
+
+    still = torch.zeros(1, 1, 2, dtype=torch.float64)
+    turned = Camera(torch.ones(1, 1, dtype=torch.float64), torch.full((1, 1), 90.0, dtype=torch.float64),
+                    torch.zeros(1, 1, 2, dtype=torch.float64))
+    grid = sampling_grid(still, turned, (9, 9), (9, 9))[0]  # the frame pixel right of centre shows what was below it
+    column, row = (grid[4, 8] + 1) * 9 / 2
+    assert (round(float(column)), round(float(row))) == (4, 8)
+    zoomed = Camera(torch.full((1, 1), 2.0, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64),
+                    torch.zeros(1, 1, 2, dtype=torch.float64))
+    column, row = (sampling_grid(still, zoomed, (9, 9), (9, 9))[0, 4, 8] + 1) * 9 / 2
+    assert (float(column), float(row)) == (6.0, 4.0)  # 4 px right of centre shows what was 2 px right
+
+
+def unit_direction_of(params: dict) -> torch.Tensor:
+    angle = math.radians(params["layers_direction"])
+    return torch.tensor([math.cos(angle), math.sin(angle)], dtype=torch.float64)
+
+
+def test_a_nearer_layer_occludes_the_one_behind():
+    """Where the distractor in front is opaque (its known mask), the clip shows its texture and nothing of
+    the labelled layer or the background behind it."""
+    from videoperlin.vpn.scene import warp
+
+    ds = family_set("layers", layers_count=2)
+    checked = 0
+    for index in range(12):
+        clip = ds[index][0][0]
+        scene = ds.family.plan(ds.draws(torch.tensor([index])), torch.tensor([ds.label(index)]))
+        texture, mask, offset = scene.layers[1]
+        front = warp(torch.cat([texture, mask], 1), offset, scene.camera, (64, 64))[0]
+        covered = front[-1] > 0.999
+        if covered.float().mean() < 0.05:
+            continue
+        assert (clip[covered] - front[0][covered]).abs().max() < 2e-3  # the distractor, not what is behind it
+        behind = warp(scene.layers[0][0], scene.layers[0][2], scene.camera, (64, 64))[0, 0]
+        assert (clip[covered] - behind[covered]).abs().mean() > 0.02  # and what is behind would look otherwise
+        checked += 1
+    assert checked >= 3
+
+
+def test_still_classes_do_not_move_and_options_shape_the_motion():
+    ds = family_set("layers", layers_acceleration=0.5, layers_zoom=0.3, layers_rotation=20.0)
+    still = ds.space.index(layers_direction=0, layers_speed=0)
+    labels = torch.tensor([still, 1, 2])
+    scene = ds.family.plan(ds.draws(torch.tensor([still, 1, 2])), labels)
+    assert torch.equal(scene.layers[0][2][0], torch.zeros(16, 2, dtype=torch.float64))  # rides with the background
+    steps = scene.layers[0][2][1].diff(dim=0).norm(dim=1)
+    assert not torch.allclose(steps[0], steps[-1])  # acceleration: the speed changes over the clip
+    assert (scene.camera.zoom[:, 0] == 1).all() and ((scene.camera.zoom[:, -1] - 1).abs() <= 0.3).all()
+    assert (scene.camera.rotation[:, -1].abs() <= 20).all() and scene.camera.rotation[:, -1].abs().max() > 0
+    plain = family_set("layers").family.plan(family_set("layers").draws(torch.tensor([1])), torch.tensor([1]))
+    assert (plain.camera.zoom == 1).all() and (plain.camera.rotation == 0).all()
+
+
+@pytest.mark.parametrize("name", ["layers", "shapes"])
+def test_colour_is_an_option_of_the_new_families_and_of_perlin(name):
+    gray, colour = family_set(name)[3][0], family_set(name, colour=0.8)[3][0]
+    assert torch.equal(gray[0], gray[1]) and not torch.equal(colour[0], colour[1])
+    perlin = VPNDataset(get_family("perlin").label_space(get_family("perlin").Labels(preset="tiny")), 8, 8, 32, 0,
+                        colour=0.8)[2][0]
+    assert not torch.equal(perlin[0], perlin[2])
+
+
+def test_a_shape_moves_as_labelled_and_keeps_its_kind():
+    ds = family_set("shapes")
+    moved = 0
+    for index in range(40):
+        params, clip = ds.space.params(ds.label(index)), ds[index][0][0]
+        level = clip[0, 0, 0]  # a corner: background (paths keep the object inside)
+        inside = (clip - level).abs() > 0.1  # the object contrasts by >= 0.25 with the flat background
+        ys, xs = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+        centroid = [torch.stack([(xs * m).sum() / m.sum(), -(ys * m).sum() / m.sum()]) for m in inside.float()]
+        shift = centroid[-1] - centroid[0]
+        angle = math.radians(params["shapes_direction"])
+        expected = torch.tensor([math.cos(angle), math.sin(angle)]) * params["shapes_speed"] * 64
+        assert (shift - expected).abs().max() < 1.0, (index, params, shift, expected)
+        moved += params["shapes_speed"] > 0
+    assert moved >= 20
+    counter = family_set("shapes", rng="counter")
+    assert counter[5][0].shape == (3, 16, 64, 64) and not torch.equal(counter[5][0], ds[5][0])
+
+
+def test_shapes_distractors_stay_behind_and_the_background_option_textures_it():
+    """Distractors are drawn from draws of their own: the labelled object is the same with or without
+    them, and where it is opaque it hides them; a textured background varies, a flat one does not."""
+    plain, busy = family_set("shapes"), family_set("shapes", shapes_distractors=2)
+    differs = 0
+    for index in range(10):
+        a, b = plain[index][0][0], busy[index][0][0]
+        level = a[0, 0, 0]
+        core = (a - level).abs() > 0.999 * (a - level).abs().amax()  # the object's opaque inside, every frame
+        assert core.sum() > 50 and (b[core] - a[core]).abs().max() < 1e-3, index
+        differs += bool((b - a).abs().amax() > 0.1)  # the distractors are there, elsewhere
+        assert ((a - level).abs() < 1e-3).float().mean() > 0.6  # flat: the background is one level
+    assert differs >= 8
+    textured = family_set("shapes", shapes_background="texture")[3][0][0, 0]
+    assert textured.std() > 0.03
+    from videoperlin.vpn.families.shapes import signed_distance
+
+    x, y = torch.tensor([[[[0.0, 9.0, 0.0]]]]), torch.tensor([[[[0.0, 0.0, 11.0]]]])
+    r = torch.tensor([10.0])
+    assert (signed_distance("circle", x, y, r)[0, 0, 0] < 0).tolist() == [True, True, False]
+    assert (signed_distance("square", x, y, r)[0, 0, 0] < 0).tolist() == [True, False, False]

@@ -42,12 +42,13 @@ import pkgutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from torch import Tensor
 
 from videoperlin.errors import ConfigError
-from videoperlin.config_fields import Checked, option
+from videoperlin.config_fields import Checked, in_range, option
 from videoperlin.vpn.draws import ClipDraws, DrawLayout
 
 #: Training target of a clip: its class, or (a control for transfer studies) a random class.
@@ -74,6 +75,14 @@ class SourceOptions(Checked):
 
 
 @dataclass
+class ColourOption(Checked):
+    """The colour option families share (one field, so ``vpn.colour`` means the same for each)."""
+
+    colour: float = option(0.0, "colour: each clip (or layer) gets a random hue and a saturation drawn from U(0, c); "
+                                "0 keeps the clips gray", in_range(0, 1))
+
+
+@dataclass
 class LabelSource(Checked):
     """How a label space is named: a preset of the family, or a file of its axis lists (a family's
     ``Labels`` adds the axis lists themselves as fields)."""
@@ -91,14 +100,22 @@ class ClassGrid:
     (4, {'rate': 2, 'phase': 90}, 'rate1_phase90')
     """
 
-    def __init__(self, axes: dict[str, list]) -> None:
+    def __init__(self, axes: dict[str, list], still: tuple[str, str] | None = None,
+                 names: dict[str, Callable[[Any], str]] | None = None) -> None:
+        """``still = (direction_axis, speed_axis)``: a class of speed 0 has no direction, so only the first
+        listed direction is kept for it (as the perlin motion classes). ``names``: how an axis's value
+        reads in class names (default ``<axis><value>``)."""
         if not axes or any(not isinstance(v, list) or not v for v in axes.values()):
             raise ConfigError(f"label axes {axes!r} must map each axis name to a non-empty list")
         for axis, values in axes.items():
             if len(set(map(repr, values))) != len(values):
                 raise ConfigError(f"label axis {axis} lists a value twice: {values}")
-        self.axes = {axis: list(values) for axis, values in axes.items()}
-        self._classes = list(itertools.product(*self.axes.values()))
+        self.axes, self.still, self.formats = {axis: list(values) for axis, values in axes.items()}, still, names or {}
+        classes = [dict(zip(self.axes, values)) for values in itertools.product(*self.axes.values())]
+        if still is not None:
+            direction, speed = still
+            classes = [c for c in classes if c[speed] != 0 or c[direction] == self.axes[direction][0]]
+        self._classes = [tuple(c.values()) for c in classes]
 
     def __len__(self) -> int:
         return len(self._classes)
@@ -107,7 +124,8 @@ class ClassGrid:
         return dict(zip(self.axes, self._classes[k]))
 
     def name(self, k: int) -> str:
-        return "_".join(f"{axis}{value:g}" if isinstance(value, float) else f"{axis}{value}"
+        return "_".join(self.formats[axis](value) if axis in self.formats else
+                        f"{axis}{value:g}" if isinstance(value, float) else f"{axis}{value}"
                         for axis, value in self.params(k).items())
 
     def names(self) -> list[str]:

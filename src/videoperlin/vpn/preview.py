@@ -21,12 +21,12 @@ GRID_CLASSES, GRID_COLUMNS = 48, 8
 
 
 def _one_clip_per_class(ds: VPNDataset, classes: list[int]) -> np.ndarray:
-    """Grayscale clips (K, T, H, W) in [0, 1]: the first sample index of each class."""
+    """Clips (K, T, H, W, 3) in [0, 1] (RGB, for ``imshow`` and GIFs): the first sample index of each class."""
     if max(classes) >= len(ds):
         raise ConfigError(f"the preview shows class {max(classes)}, but the set has only {len(ds)} videos; "
                           f"raise --num-videos")
     clips, _ = ds.batch(classes)  # index k < num_classes has label k
-    return clips[:, 0].numpy()
+    return clips.permute(0, 2, 3, 4, 1).numpy()
 
 
 def _check_view(ds: VPNDataset, ft: int | None, frame: int | None) -> tuple[int, int]:
@@ -141,12 +141,16 @@ def preview_gif(ds: VPNDataset, out: str | Path, classes: list[int] | None = Non
 
 
 def write_strip_gif(clips: list[np.ndarray], out: str | Path, fps: int = 8, gap: int = 4) -> Path:
-    """Grayscale clips (T, H, W) in [0, 1] side by side (white gaps) as an animated GIF, written atomically."""
+    """Clips (T, H, W) gray or (T, H, W, 3) RGB in [0, 1] side by side (white gaps) as an animated GIF,
+    written atomically (gray when every clip is gray: 256 exact levels)."""
     from PIL import Image
 
-    spacer = np.ones((clips[0].shape[0], clips[0].shape[1], gap), dtype=np.float32)
-    strip = np.concatenate([part for clip in clips for part in (clip, spacer)][:-1], axis=2)
-    frames = [Image.fromarray(np.rint(np.clip(f, 0, 1) * 255).astype(np.uint8), mode="L") for f in strip]
+    clips = [c if c.ndim == 4 else np.repeat(c[..., None], 3, axis=-1) for c in clips]
+    spacer = np.ones((clips[0].shape[0], clips[0].shape[1], gap, 3), dtype=np.float32)
+    strip = np.rint(np.clip(np.concatenate([p for c in clips for p in (c, spacer)][:-1], axis=2), 0, 1) * 255)
+    gray = bool((strip == strip[..., :1]).all())
+    frames = [Image.fromarray(f[..., 0].astype(np.uint8), mode="L") if gray else
+              Image.fromarray(f.astype(np.uint8), mode="RGB") for f in strip]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:

@@ -15,9 +15,9 @@ every lattice node (this *is* the noise); ``random_phase`` (a random lattice off
 per axis and octave); ``contrast_jitter`` j (contrast from U(1 - j, 1 + j)); ``brightness_jitter``
 j (mean gray 0.5 + U(-j, j)); ``direction_jitter`` / ``speed_jitter`` (moving classes).
 
-What a clip draws, in the generator format's order (:data:`DRAW_ORDER`, :mod:`videoperlin.vpn.draws`):
+What a clip draws, in the generator format's order (:meth:`PerlinFamily.layout`, :mod:`videoperlin.vpn.draws`):
 phases (3 per octave), the contrast/brightness jitter (2), the gradients of each octave, the motion
-jitter (2). Draws happen even when an option is off, so switching one option never changes the
+jitter (2), the colour (hue and saturation, 2; ``colour > 0`` tints the gray clip, :func:`~videoperlin.vpn.scene.tint`). Draws happen even when an option is off, so switching one option never changes the
 others' values. :meth:`PerlinFamily.clip_parameters` assembles a batch's parameters from those
 draws once, for both back-ends.
 """
@@ -33,15 +33,16 @@ from videoperlin.errors import ConfigError
 from videoperlin.noise import Octave, drift_nodes, fractal_std, lattice_nodes, octave_cells, render_octaves, validate_cells
 from videoperlin.config_fields import at_least, in_range, option
 from videoperlin.vpn.draws import BACKENDS, DrawLayout
-from videoperlin.vpn.family import Family, LabelSource, SourceOptions, register
+from videoperlin.vpn.family import ColourOption, Family, LabelSource, SourceOptions, register
 from videoperlin.vpn.labels import DEFAULT_PRESET, PRESETS, LabelSpace, resolve_label_space
+from videoperlin.vpn.scene import tint
 
 #: Counter back-end draw numbers of the uniform draws (gradient blocks follow from 2^24).
-COUNTER_SLOTS = {"jitter": 0, "motion_jitter": 2, "phases": 16}
+COUNTER_SLOTS = {"jitter": 0, "motion_jitter": 2, "colour": 4, "phases": 16}
 
 
 @dataclass
-class VPNSpec(SourceOptions):
+class VPNSpec(ColourOption, SourceOptions):
     """How each Perlin clip is rendered (module docstring). Adding an option: a field here, its use in
     :meth:`PerlinFamily.clip_parameters`, and, if it is random, a draw appended *last* to the
     layout (:meth:`PerlinFamily.layout`), so every existing clip stays the same."""
@@ -172,7 +173,7 @@ class PerlinFamily(Family):
         octaves = range(self.options.octaves)
         largest = {f"gradients{o}": tuple(max(lattice[o][1][axis] for lattice in self.lattices) for axis in range(3))
                    for o in octaves}
-        return DrawLayout(("phases", "jitter", *largest, "motion_jitter"), COUNTER_SLOTS, largest)
+        return DrawLayout(("phases", "jitter", *largest, "motion_jitter", "colour"), COUNTER_SLOTS, largest)
 
     def velocities(self, labels: Tensor, jitter: Tensor) -> tuple[Tensor, Tensor]:
         """(v_x, v_y) in pixels over the clip, float64 (B,). The label's speed counts lattice cells
@@ -218,8 +219,9 @@ class PerlinFamily(Family):
     def render(self, draws, labels: Tensor) -> Tensor:
         octaves, contrast, brightness = self.clip_parameters(draws, labels)
         gray = render_octaves(octaves, (self.frames, self.height, self.width), contrast * self.intensity_scale,
-                              0.5 + brightness, clamp=(0.0, 1.0))
-        return gray[:, None]
+                              0.5 + brightness, clamp=(0.0, 1.0))[:, None]
+        hue, saturation = draws.uniform("colour", 2).unbind(1)
+        return tint(gray, hue, saturation * self.options.colour) if self.options.colour else gray
 
     def sample_params(self, draws, label: int) -> SampleParams:
         """One clip's parameters (``draws`` of that clip alone), lattices cut to its class's nodes."""
