@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -82,6 +83,36 @@ def cpu_table(args) -> list[dict]:
     for size in SIZES:
         print(f"motion / low at 16x{size}x{size} (CPU): {by['motion', size] / by['low', size]:.0%}")
     print("clips/s; per-voxel = float64 numpy 8-corner gather (tests/reference_perlin.py) on one clip at a time")
+    return rows
+
+
+#: The family rows: (name, family, options), each rendered at 16x112x112 on the CPU beside ``low`` (the paper's
+#: VPN) in the same run, the ladder's rungs among them.
+FAMILY_ROWS = (("low", "perlin", {"preset": "low"}), ("low-colour", "perlin", {"preset": "low", "colour": 0.8}),
+               ("motion", "perlin", {"preset": "motion"}), ("shapes", "shapes", {}),
+               ("shapes+2", "shapes", {"shapes_distractors": 2}), ("layers", "layers", {}),
+               ("layers-camera", "layers", {"layers_acceleration": 0.5, "layers_zoom": 0.2, "layers_rotation": 15}))
+
+
+def family_table(args) -> list[dict]:
+    """CPU clips/s of each family at 16x112x112 and its share of ``low``'s, the rows interleaved so drift
+    in the machine's speed hits them alike (median of ``args.repeats`` rounds)."""
+    from videoperlin.vpn.source import ClipSource
+    from videoperlin.geometry import ClipGeometry
+
+    sets = {name: ClipSource(family=family, **options).dataset(ClipGeometry(16, 112), 0, 1_000_000)
+            for name, family, options in FAMILY_ROWS}
+    rates: dict[str, list[float]] = {name: [] for name in sets}
+    for _ in range(args.repeats):
+        for name, ds in sets.items():
+            rates[name].append(rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds / 2))
+    print(f"\nfamilies at 16x112x112 on the CPU, batch {args.batch_size} (median of {args.repeats} interleaved rounds)")
+    rows, low = [], statistics.median(rates["low"])
+    for name, family, options in FAMILY_ROWS:
+        clips = statistics.median(rates[name])
+        rows.append({"device": "cpu", "row": name, "family": family, "options": options, "size": 112,
+                     "batch": args.batch_size, "clips_per_s": clips, "share_of_low": clips / low})
+        print(f"{name:14} {clips:8.0f} clips/s  {clips / low:6.1%} of low")
     return rows
 
 
@@ -151,13 +182,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="CPU batch size")
     parser.add_argument("--cuda-batches", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of the family table")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--skip-cpu", action="store_true", help="only the CUDA table")
+    parser.add_argument("--families-only", action="store_true", help="of the CPU tables, only the families'")
     parser.add_argument("--json", type=Path, default=None, help="also write every row to this JSON file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = [] if args.skip_cpu else cpu_table(args)
+    rows = [] if args.skip_cpu or args.families_only else cpu_table(args)
+    if not args.skip_cpu:
+        rows += family_table(args)
     if torch.cuda.is_available():
         rows += cuda_table(args)
     if args.json:

@@ -168,18 +168,20 @@ def test_the_plan_moves_the_labelled_layer_by_its_class_and_everything_by_the_ca
 
 
 def test_the_camera_turns_and_zooms_the_frame_about_its_centre():
-    from videoperlin.vpn.scene import Camera, sampling_grid
+    from videoperlin.vpn.scene import Camera, canvas_map
 
+    def shown(camera: Camera) -> tuple[float, float]:
+        """Canvas (column, row) the frame pixel at row 4, column 8 of a 9 x 9 frame shows (x = 1, y = 0 normalised)."""
+        theta = canvas_map(torch.zeros(1, 1, 2, dtype=torch.float64), camera, (9, 9), (9, 9))[0, 0]
+        column, row = theta @ torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
+        return round(float(column), 9), round(float(row), 9)
+
+    one, none = torch.ones(1, 1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64)
     still = torch.zeros(1, 1, 2, dtype=torch.float64)
-    turned = Camera(torch.ones(1, 1, dtype=torch.float64), torch.full((1, 1), 90.0, dtype=torch.float64),
-                    torch.zeros(1, 1, 2, dtype=torch.float64))
-    grid = sampling_grid(still, turned, (9, 9), (9, 9))[0]  # the frame pixel right of centre shows what was below it
-    column, row = (grid[4, 8] + 1) * 9 / 2
-    assert (round(float(column)), round(float(row))) == (4, 8)
-    zoomed = Camera(torch.full((1, 1), 2.0, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64),
-                    torch.zeros(1, 1, 2, dtype=torch.float64))
-    column, row = (sampling_grid(still, zoomed, (9, 9), (9, 9))[0, 4, 8] + 1) * 9 / 2
-    assert (float(column), float(row)) == (6.0, 4.0)  # 4 px right of centre shows what was 2 px right
+    assert shown(Camera(one, none, still)) == (8.0, 4.0)
+    assert shown(Camera(one, none + 90.0, still)) == (4.0, 8.0)  # turned a quarter: right of centre shows below it
+    assert shown(Camera(one * 2.0, none, still)) == (6.0, 4.0)  # zoomed 2x: 4 px right shows what was 2 px right
+    assert shown(Camera(one, none, still + torch.tensor([1.0, 2.0], dtype=torch.float64))) == (7.0, 6.0)
 
 
 def unit_direction_of(params: dict) -> torch.Tensor:

@@ -13,12 +13,13 @@ A layer's ``offset`` (B, T, 2) is how far its content has moved at frame t; the 
 ``zoom``/``rotation`` (B, T) scale and turn the whole frame about its centre (rotation
 counter-clockwise on screen, in degrees) and ``shift`` (B, T, 2) moves it. Canvases have the frame's
 size and are periodic (tileable Perlin fields): content that leaves on one side comes back on the
-other, without a seam (the canvas is padded by one wrapped row and column, so bilinear sampling
-across the edge is exact).
+other, without a seam (:func:`warp` samples a tiling of the canvas, so bilinear sampling across
+the edge is exact).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,36 +55,50 @@ def trajectory(velocity: Tensor, acceleration: Tensor, frames: int) -> Tensor:
     return velocity[:, None, :] * (s + a * (s * s - s))
 
 
-def sampling_grid(offset: Tensor, camera: Camera, canvas: tuple[int, int], size: tuple[int, int]) -> Tensor:
-    """(B*T, H, W, 2) normalised coordinates, in the canvas padded by one wrapped row and column, of every
-    frame pixel, for ``grid_sample(align_corners=True)``."""
+def canvas_map(offset: Tensor, camera: Camera, canvas: tuple[int, int], size: tuple[int, int]) -> Tensor:
+    """(B, T, 2, 3) affine maps from a frame's normalised pixel coordinates (corners aligned: -1 and 1 are
+    the first and last pixel) to canvas pixel coordinates (column, row).
+
+    A frame pixel at (x, y) from the frame centre (+y up) shows the canvas at
+    ``R(-rotation) (x, y) / zoom - camera shift - layer offset``.
+    """
     (hc, wc), (h, w) = canvas, size
-    device = offset.device
-    ys = (h - 1) / 2 - torch.arange(h, dtype=torch.float64, device=device)  # +y up, 0 at the frame centre
-    xs = torch.arange(w, dtype=torch.float64, device=device) - (w - 1) / 2
-    angle = torch.deg2rad(camera.rotation)[..., None, None]
-    zoom = camera.zoom[..., None, None]
-    # undo the camera: turn back, unzoom, unshift; then undo the layer's own motion
-    x = (torch.cos(angle) * xs[None, None, None, :] + torch.sin(angle) * ys[None, None, :, None]) / zoom
-    y = (-torch.sin(angle) * xs[None, None, None, :] + torch.cos(angle) * ys[None, None, :, None]) / zoom
-    x = x - (camera.shift[..., 0] + offset[..., 0])[..., None, None]
-    y = y - (camera.shift[..., 1] + offset[..., 1])[..., None, None]
-    column = torch.remainder(x + (wc - 1) / 2, wc)  # canvas pixel coordinates, wrapped
-    row = torch.remainder((hc - 1) / 2 - y, hc)
-    grid = torch.stack([2 * column / wc - 1, 2 * row / hc - 1], dim=-1)  # over wc + 1 padded pixels: [-1, 1]
-    return grid.reshape(-1, h, w, 2).float()
+    angle, zoom = torch.deg2rad(camera.rotation), camera.zoom
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    moved = camera.shift + offset
+    return torch.stack([torch.stack([cos * (w - 1) / 2, -sin * (h - 1) / 2, (wc - 1) / 2 - moved[..., 0]], -1),
+                        torch.stack([sin * (w - 1) / 2, cos * (h - 1) / 2, (hc - 1) / 2 + moved[..., 1]], -1)], -2)
 
 
 def warp(canvas: Tensor, offset: Tensor, camera: Camera, size: tuple[int, int]) -> Tensor:
-    """A still canvas (B, C, Hc, Wc) seen through its trajectory and the camera: (B, C, T, H, W)."""
+    """A still, periodic canvas (B, C, Hc, Wc) seen through its trajectory and the camera: (B, C, T, H, W).
+
+    Each frame's footprint on the canvas reaches ``r`` pixels from its centre; the centre is moved by
+    whole periods into ``[r, r + period)``, so the footprint lies in a tiling of
+    ``ceil((period + 2 r + 1) / period)`` periods without wrapping (2 for a plain translation). The
+    sampling grid is one broadcast addition (a row term plus a column term), and the T frames are
+    sampled as T x H rows of one ``grid_sample`` per clip: no per-frame copy of the canvas and no
+    per-pixel wrap.
+    """
     batch, channels, hc, wc = canvas.shape
-    frames = offset.shape[1]
-    grid = sampling_grid(offset, camera, (hc, wc), size)
-    padded = torch.cat([canvas, canvas[:, :, :1]], dim=2)
-    padded = torch.cat([padded, padded[..., :1]], dim=3)  # one wrapped row and column
-    stacked = padded[:, None].expand(-1, frames, -1, -1, -1).reshape(batch * frames, channels, hc + 1, wc + 1)
-    out = F.grid_sample(stacked, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out.view(batch, frames, channels, *size).transpose(1, 2)
+    frames, (h, w) = offset.shape[1], size
+    theta = canvas_map(offset, camera, (hc, wc), size)
+    xs = torch.linspace(-1.0, 1.0, w, dtype=torch.float64, device=canvas.device)
+    ys = torch.linspace(-1.0, 1.0, h, dtype=torch.float64, device=canvas.device)
+    across, down, tiles = [], [], []
+    for axis, period in ((0, wc), (1, hc)):
+        a = theta[..., axis, :]
+        reach = float((a[..., 0].abs() + a[..., 1].abs()).amax())
+        tiles.append(math.ceil((period + 2 * reach + 1) / period))
+        scale = 2 / (tiles[-1] * period - 1)  # tiled-canvas pixels -> normalised coordinates
+        centre = (reach + torch.remainder(a[..., 2] - reach, period)) * scale - 1
+        across.append((a[..., 0, None] * xs) * scale)  # (B, T, W)
+        down.append((a[..., 1, None] * ys) * scale + centre[..., None])  # (B, T, H)
+    grid = torch.stack(across, -1).float()[:, :, None] + torch.stack(down, -1).float()[:, :, :, None]  # one pass
+    tiled = canvas.repeat(1, 1, tiles[1], tiles[0])
+    out = F.grid_sample(tiled, grid.view(batch, frames * h, w, 2), mode="bilinear", padding_mode="border",
+                        align_corners=True)
+    return out.view(batch, channels, frames, h, w)
 
 
 def composite(background: Tensor, layers: list[tuple[Tensor, Tensor]]) -> Tensor:
@@ -102,14 +117,12 @@ def soft_threshold(field: Tensor, level: Tensor, softness: float) -> Tensor:
 
 def tint(gray: Tensor, hue: Tensor, saturation: Tensor) -> Tensor:
     """Gray clips (B, 1, ...) in [0, 1] as colour clips (B, 3, ...): value = gray, one hue and saturation
-    per clip (HSV; saturation 0 is the gray clip in three channels)."""
-    shape = (-1,) + (1,) * (gray.dim() - 1)
-    h, s = (hue.view(shape) * 6.0).to(gray), saturation.view(shape).to(gray)
-    channels = []
-    for n in (5.0, 3.0, 1.0):  # the standard HSV -> RGB: v - v s max(0, min(k, 4 - k, 1)), k = (n + 6h) mod 6
-        k = torch.remainder(n + h, 6.0)
-        channels.append(gray * (1 - s * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)))
-    return torch.cat(channels, dim=1)
+    per clip (HSV; saturation 0 is the gray clip in three channels). With value the only per-pixel
+    quantity, HSV -> RGB is a per-clip factor per channel: ``v (1 - s max(0, min(k, 4 - k, 1)))`` with
+    ``k = (n + 6 h) mod 6`` for n = 5, 3, 1 -- one multiplication of the clip."""
+    k = torch.remainder(torch.tensor([5.0, 3.0, 1.0], dtype=torch.float64, device=hue.device) + 6.0 * hue[:, None], 6.0)
+    factor = 1 - saturation[:, None] * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)  # (B, 3)
+    return gray * factor.to(gray).view(-1, 3, *([1] * (gray.dim() - 2)))
 
 
 def unit_direction(degrees: Tensor) -> Tensor:
@@ -118,5 +131,5 @@ def unit_direction(degrees: Tensor) -> Tensor:
     return torch.stack([torch.cos(radians), torch.sin(radians)], dim=-1)
 
 
-__all__ = ["Camera", "composite", "ramp", "sampling_grid", "soft_threshold", "tint", "trajectory",
+__all__ = ["Camera", "canvas_map", "composite", "ramp", "soft_threshold", "tint", "trajectory",
            "unit_direction", "warp"]
