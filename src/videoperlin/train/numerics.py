@@ -25,9 +25,10 @@ What. :func:`choose_precision` takes the model, the clip shape and the requested
    (10 bits, 0.001 measured); on the CPU fp32 errors are ~1e-6.
 4. **Fallback** -- a convolution that fails at the autocast dtype runs in fp32 (its input cast up,
    autocast off inside it: :func:`keep_in_fp32`), the rest keeps the fast dtype. If fp32 itself
-   fails anywhere, the run cannot be trusted at all: :class:`NumericsError`. Measured on the
-   2-core CPU (``benchmarks/training.py``): per-layer fp32 keeps most of bf16's speed, where
-   fp32 for the whole run would give all of it up.
+   fails anywhere, the run cannot be trusted at all: :class:`NumericsError`. Measured on a
+   2-core Xeon (``benchmarks/precision.py``, r3d18 at half width, 16x64x64): with layer3's three
+   fault-shaped convolutions in fp32 the step runs at 1.26x fp32's speed against bf16's 1.31x;
+   fp32 for the whole run would give all of that up.
 
 The verdict of each signature is cached (JSON, :func:`cache_path`), keyed by the torch version,
 the device (CPU model and the flags that pick kernels, or the CUDA device and capability) and the

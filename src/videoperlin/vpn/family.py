@@ -194,6 +194,11 @@ class Family:
     def check(self) -> None:
         """Raise a :class:`ConfigError` if this space and these options cannot be rendered at this size."""
 
+    def arrow(self, label: int) -> tuple[float, float] | None:
+        """The motion class ``label`` stands for, as (dx, dy) pixels over the clip (+y up), for previews;
+        None when the class is not a motion."""
+        return None
+
     def layout(self) -> DrawLayout:
         raise NotImplementedError
 

@@ -29,6 +29,7 @@ each canvas's lattice (``background``, ``texture0``, ``mask0``, ``texture1``...)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -87,6 +88,12 @@ class LayersFamily(Family):
         if any(not 0 <= s <= 1 for s in grid.axes["layers_speed"]):
             raise ConfigError(f"layers_speed {grid.axes['layers_speed']} must be frame widths in [0, 1]")
         return grid
+
+    def arrow(self, label: int) -> tuple[float, float]:
+        """The first layer's motion relative to the background."""
+        p = self.space.params(label)
+        angle = math.radians(p["layers_direction"])
+        return math.cos(angle) * p["layers_speed"] * self.width, math.sin(angle) * p["layers_speed"] * self.width
 
     def layout(self) -> DrawLayout:
         layers = [f"layer{k}" for k in range(MAX_LAYERS)]

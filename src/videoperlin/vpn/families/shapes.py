@@ -102,6 +102,11 @@ class ShapesFamily(Family):
             raise ConfigError(f"shapes_speed {grid.axes['shapes_speed']} must be frame widths in [0, 1]")
         return grid
 
+    def arrow(self, label: int) -> tuple[float, float]:
+        p = self.space.params(label)
+        angle = math.radians(p["shapes_direction"])
+        return math.cos(angle) * p["shapes_speed"] * self.width, math.sin(angle) * p["shapes_speed"] * self.width
+
     def layout(self) -> DrawLayout:
         return DrawLayout(("object", "distractors", "texture", "texture_phase"), SLOTS, {"texture": TEXTURE_NODES})
 
