@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference_perlin import reference_perlin  # noqa: E402  (the per-voxel reference lives with the tests)
+from reference_perlin import reference_perlin
 
-from videoperlin.vpn import LabelSpace, VPNDataset  # noqa: E402
+from videoperlin.vpn import LabelSpace, VPNDataset
 
 PRESETS = ("low", "high", "motion")
 SIZES = (112, 224)
@@ -49,13 +49,23 @@ def rate(step, clips_per_step: int, seconds: float, sync=lambda: None) -> float:
 
 def reference_step(ds: VPNDataset):
     """One clip the per-voxel way: same parameters and intensity mapping as the dataset."""
+
     def step(call: int) -> None:
         p = ds.sample_params(call % len(ds))
-        noise = sum(reference_perlin(g.double().numpy(), (ds.frames, ds.height, ds.width), c,
-                                     tuple(p.phases[o].tolist()), ds.spec.tileable, p.drift[o])
-                    for o, (g, c) in enumerate(zip(p.gradients, p.cells)))
+        noise = sum(
+            reference_perlin(
+                g.double().numpy(),
+                (ds.frames, ds.height, ds.width),
+                c,
+                tuple(p.phases[o].tolist()),
+                ds.spec.tileable,
+                p.drift[o],
+            )
+            for o, (g, c) in enumerate(zip(p.gradients, p.cells))
+        )
         gray = 0.5 + p.brightness + p.contrast * ds.family.intensity_scale * noise
         np.clip(gray, 0.0, 1.0, out=gray)
+
     return step
 
 
@@ -63,6 +73,7 @@ def batch_step(ds: VPNDataset, batch: int, device: str):
     def step(call: int) -> None:
         start = (call * batch) % (len(ds) - batch)
         ds.batch(range(start, start + batch), device=device)
+
     return step
 
 
@@ -76,8 +87,17 @@ def cpu_table(args) -> list[dict]:
             ds = VPNDataset(LabelSpace.preset(preset), num_videos=1_000_000, frames=16, size=size, seed=0)
             ref = rate(reference_step(ds), 1, max(1.0, args.seconds / 2))
             cpu = rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds)
-            rows.append({"device": "cpu", "preset": preset, "size": size, "batch": args.batch_size,
-                         "rng": "generator", "clips_per_s": cpu, "reference_clips_per_s": ref})
+            rows.append(
+                {
+                    "device": "cpu",
+                    "preset": preset,
+                    "size": size,
+                    "batch": args.batch_size,
+                    "rng": "generator",
+                    "clips_per_s": cpu,
+                    "reference_clips_per_s": ref,
+                }
+            )
             print(f"{preset:6} {f'16x{size}x{size}':>10} {ref:10.1f} {cpu:10.0f} {cpu / ref:7.0f}x")
     by = {(r["preset"], r["size"]): r["clips_per_s"] for r in rows}
     for size in SIZES:
@@ -88,20 +108,27 @@ def cpu_table(args) -> list[dict]:
 
 #: The family rows: (name, family, options), each rendered at 16x112x112 on the CPU beside ``low`` (the paper's
 #: VPN) in the same run, the ladder's rungs among them.
-FAMILY_ROWS = (("low", "perlin", {"preset": "low"}), ("low-colour", "perlin", {"preset": "low", "colour": 0.8}),
-               ("motion", "perlin", {"preset": "motion"}), ("shapes", "shapes", {}),
-               ("shapes+2", "shapes", {"shapes_distractors": 2}), ("layers", "layers", {}),
-               ("layers-camera", "layers", {"layers_acceleration": 0.5, "layers_zoom": 0.2, "layers_rotation": 15}))
+FAMILY_ROWS = (
+    ("low", "perlin", {"preset": "low"}),
+    ("low-colour", "perlin", {"preset": "low", "colour": 0.8}),
+    ("motion", "perlin", {"preset": "motion"}),
+    ("shapes", "shapes", {}),
+    ("shapes+2", "shapes", {"shapes_distractors": 2}),
+    ("layers", "layers", {}),
+    ("layers-camera", "layers", {"layers_acceleration": 0.5, "layers_zoom": 0.2, "layers_rotation": 15}),
+)
 
 
 def family_table(args) -> list[dict]:
     """CPU clips/s of each family at 16x112x112 and its share of ``low``'s, the rows interleaved so drift
     in the machine's speed hits them alike (median of ``args.repeats`` rounds)."""
-    from videoperlin.vpn.source import ClipSource
     from videoperlin.geometry import ClipGeometry
+    from videoperlin.vpn.source import ClipSource
 
-    sets = {name: ClipSource(family=family, **options).dataset(ClipGeometry(16, 112), 0, 1_000_000)
-            for name, family, options in FAMILY_ROWS}
+    sets = {
+        name: ClipSource(family=family, **options).dataset(ClipGeometry(16, 112), 0, 1_000_000)
+        for name, family, options in FAMILY_ROWS
+    }
     rates: dict[str, list[float]] = {name: [] for name in sets}
     for _ in range(args.repeats):
         for name, ds in sets.items():
@@ -110,8 +137,18 @@ def family_table(args) -> list[dict]:
     rows, low = [], statistics.median(rates["low"])
     for name, family, options in FAMILY_ROWS:
         clips = statistics.median(rates[name])
-        rows.append({"device": "cpu", "row": name, "family": family, "options": options, "size": 112,
-                     "batch": args.batch_size, "clips_per_s": clips, "share_of_low": clips / low})
+        rows.append(
+            {
+                "device": "cpu",
+                "row": name,
+                "family": family,
+                "options": options,
+                "size": 112,
+                "batch": args.batch_size,
+                "clips_per_s": clips,
+                "share_of_low": clips / low,
+            }
+        )
         print(f"{name:14} {clips:8.0f} clips/s  {clips / low:6.1%} of low")
     return rows
 
@@ -131,10 +168,14 @@ def draw_share(ds: VPNDataset, batch: int, seconds: float) -> float:
 
 def cuda_table(args) -> list[dict]:
     bound = write_bandwidth()
-    print(f"\nCUDA: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; "
-          f"write bandwidth (fill_) {bound / 1e12:.2f} TB/s")
-    header = (f"{'preset':6} {'clip':>10} {'rng':>9} {'batch':>6} {'clips/s':>10} {'TB/s':>6} {'of bound':>8} "
-              f"{'CPU draws':>9}")
+    print(
+        f"\nCUDA: {torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}; "
+        f"write bandwidth (fill_) {bound / 1e12:.2f} TB/s"
+    )
+    header = (
+        f"{'preset':6} {'clip':>10} {'rng':>9} {'batch':>6} {'clips/s':>10} {'TB/s':>6} {'of bound':>8} "
+        f"{'CPU draws':>9}"
+    )
     print(header + "\n" + "-" * len(header))
     rows = []
     for preset in PRESETS:
@@ -145,14 +186,28 @@ def cuda_table(args) -> list[dict]:
                     clips = rate(batch_step(ds, batch, "cuda"), batch, args.seconds, torch.cuda.synchronize)
                     written = clips * 16 * size * size * 4
                     share = draw_share(ds, batch, args.seconds) if rng == "generator" else 0.0
-                    rows.append({"device": torch.cuda.get_device_name(), "preset": preset, "size": size, "rng": rng,
-                                 "batch": batch, "clips_per_s": clips, "bytes_per_s": written,
-                                 "share_of_write_bound": written / bound, "cpu_draw_share": share})
-                    print(f"{preset:6} {f'16x{size}x{size}':>10} {rng:>9} {batch:6d} {clips:10.0f} "
-                          f"{written / 1e12:6.2f} {written / bound:8.1%} {share:9.0%}")
+                    rows.append(
+                        {
+                            "device": torch.cuda.get_device_name(),
+                            "preset": preset,
+                            "size": size,
+                            "rng": rng,
+                            "batch": batch,
+                            "clips_per_s": clips,
+                            "bytes_per_s": written,
+                            "share_of_write_bound": written / bound,
+                            "cpu_draw_share": share,
+                        }
+                    )
+                    print(
+                        f"{preset:6} {f'16x{size}x{size}':>10} {rng:>9} {batch:6d} {clips:10.0f} "
+                        f"{written / 1e12:6.2f} {written / bound:8.1%} {share:9.0%}"
+                    )
                 torch.cuda.empty_cache()
-    print("clips/s of float32 (B, 3, 16, H, W) batches (3 channels = an expand view of one written channel); "
-          "CPU draws = share of a generator batch's time spent in per-clip CPU draws")
+    print(
+        "clips/s of float32 (B, 3, 16, H, W) batches (3 channels = an expand view of one written channel); "
+        "CPU draws = share of a generator batch's time spent in per-clip CPU draws"
+    )
     profile_counter_batch(max(args.cuda_batches))
     return rows
 

@@ -40,6 +40,7 @@ def make_step(model, device: str, fast: bool, train: bool, clips: torch.Tensor, 
                 model(clips)
         if device == "cuda":
             torch.cuda.synchronize()
+
     return step
 
 
@@ -73,10 +74,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args()
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; batch {args.batch_size}, 16-frame clips; "
-          f"fast = bf16 autocast + channels_last_3d")
-    header = (f"{'device':6} {'model':8} {'clip':>10} {'train fp32':>11} {'train fast':>11} {'ratio':>6} "
-              f"{'infer fp32':>11} {'infer fast':>11} {'ratio':>6}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; batch {args.batch_size}, 16-frame clips; "
+        f"fast = bf16 autocast + channels_last_3d"
+    )
+    header = (
+        f"{'device':6} {'model':8} {'clip':>10} {'train fp32':>11} {'train fast':>11} {'ratio':>6} "
+        f"{'infer fp32':>11} {'infer fast':>11} {'ratio':>6}"
+    )
     print(header + "\n" + "-" * len(header))
     for device in devices:
         batch = args.batch_size if device == "cpu" else 4 * args.batch_size
@@ -84,9 +89,11 @@ def main() -> None:
         for name in args.models:
             for size in args.sizes:
                 r = measure(name, size, device, batch, steps)
-                print(f"{device:6} {name:8} {f'16x{size}x{size}':>10} {r['train-fp32']:11.2f} {r['train-fast']:11.2f} "
-                      f"{r['train-fast'] / r['train-fp32']:5.2f}x {r['infer-fp32']:11.2f} {r['infer-fast']:11.2f} "
-                      f"{r['infer-fast'] / r['infer-fp32']:5.2f}x")
+                print(
+                    f"{device:6} {name:8} {f'16x{size}x{size}':>10} {r['train-fp32']:11.2f} {r['train-fast']:11.2f} "
+                    f"{r['train-fast'] / r['train-fp32']:5.2f}x {r['infer-fp32']:11.2f} {r['infer-fast']:11.2f} "
+                    f"{r['infer-fast'] / r['infer-fp32']:5.2f}x"
+                )
     print("clips/s; train = forward + backward + SGD step")
 
 

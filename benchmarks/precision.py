@@ -30,7 +30,7 @@ from videoperlin.train.numerics import Precision, choose_precision, convolution_
 from videoperlin.vpn import LabelSpace, VPNDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import faults  # noqa: E402  (the injected fault lives beside the tests that use it)
+import faults
 
 CPU = torch.device("cpu")
 
@@ -39,8 +39,11 @@ def weight_grads(model, clips, labels, dtype) -> dict[str, torch.Tensor]:
     model.zero_grad()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
         F.cross_entropy(model(clips).float(), labels).backward()
-    return {n[: -len(".weight")]: p.grad.clone() for n, p in model.named_parameters()
-            if p.dim() == 5 and n.endswith("weight")}
+    return {
+        n[: -len(".weight")]: p.grad.clone()
+        for n, p in model.named_parameters()
+        if p.dim() == 5 and n.endswith("weight")
+    }
 
 
 def gradient_table(args, clips, labels, classes: int) -> list[dict]:
@@ -58,9 +61,18 @@ def gradient_table(args, clips, labels, classes: int) -> list[dict]:
     def rel(a, b):
         return float((a - b).norm() / b.norm())
 
-    return [{"conv": name, "input_T": shapes[name].input_shape[2], "kernel": "x".join(map(str, shapes[name].kernel)),
-             "stride": "x".join(map(str, shapes[name].stride)), "before": rel(before[name], truth[name]),
-             "after": rel(after[name], truth[name]), "fp32": name in precision.fp32_modules} for name in truth]
+    return [
+        {
+            "conv": name,
+            "input_T": shapes[name].input_shape[2],
+            "kernel": "x".join(map(str, shapes[name].kernel)),
+            "stride": "x".join(map(str, shapes[name].stride)),
+            "before": rel(before[name], truth[name]),
+            "after": rel(after[name], truth[name]),
+            "fp32": name in precision.fp32_modules,
+        }
+        for name in truth
+    ]
 
 
 def training_step(model, batch_size: int, dtype, channels_last: bool, dataset):
@@ -95,15 +107,22 @@ def cost_table(args, clips, classes: int, dataset) -> dict[str, float]:
 
     guarded_model, island_model = fresh(), fresh()
     guarded = choose_precision(guarded_model, torch.bfloat16, CPU, shape, len(clips), True)
-    islands = [n for n, s in convolution_inputs(island_model, shape, len(clips), True).items()
-               if s.input_shape[2] == 2 and s.kernel[0] == 3 and s.stride[0] == 1]
+    islands = [
+        n
+        for n, s in convolution_inputs(island_model, shape, len(clips), True).items()
+        if s.input_shape[2] == 2 and s.kernel[0] == 3 and s.stride[0] == 1
+    ]
     Precision(torch.bfloat16, islands).apply(island_model)
-    steps = {"fp32": training_step(fresh(), len(clips), None, False, dataset),
-             "fp32 + channels_last_3d": training_step(fresh(), len(clips), None, True, dataset),
-             f"guarded bf16 + channels_last_3d ({guarded.describe()})":
-                 training_step(guarded_model, len(clips), torch.bfloat16, True, dataset),
-             f"bf16 + channels_last_3d, the {len(islands)} fault-shaped convs in fp32 (fallback on a faulty CPU)":
-                 training_step(island_model, len(clips), torch.bfloat16, True, dataset)}
+    steps = {
+        "fp32": training_step(fresh(), len(clips), None, False, dataset),
+        "fp32 + channels_last_3d": training_step(fresh(), len(clips), None, True, dataset),
+        f"guarded bf16 + channels_last_3d ({guarded.describe()})": training_step(
+            guarded_model, len(clips), torch.bfloat16, True, dataset
+        ),
+        f"bf16 + channels_last_3d, the {len(islands)} fault-shaped convs in fp32 (fallback on a faulty CPU)": training_step(
+            island_model, len(clips), torch.bfloat16, True, dataset
+        ),
+    }
     for step in steps.values():
         for _ in range(args.warmup):
             step()
@@ -136,26 +155,41 @@ def main() -> None:
     space = LabelSpace.preset("low")
     dataset = VPNDataset(space, num_videos=100_000, frames=16, size=args.size, seed=0)
     clips, labels = dataset.batch(range(args.batch_size))
-    print(f"{device_description(CPU)}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{args.model}, batch {args.batch_size} of 16x{args.size}x{args.size} VPN low"
-          f"{'; INJECTED FAULT (tests/faults.py)' if args.inject_fault else ''}")
+    print(
+        f"{device_description(CPU)}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{args.model}, batch {args.batch_size} of 16x{args.size}x{args.size} VPN low"
+        f"{'; INJECTED FAULT (tests/faults.py)' if args.inject_fault else ''}"
+    )
     table = gradient_table(args, clips, labels, len(space))
     print(f"\nrelative error of each conv weight gradient, bf16 autocast vs fp32 (width {args.table_widen})")
     print(f"{'conv':18} {'T in':>4} {'kernel':>7} {'stride':>7} {'before':>8} {'after':>8}  guard")
     for row in table:
-        print(f"{row['conv']:18} {row['input_T']:4d} {row['kernel']:>7} {row['stride']:>7} {row['before']:8.3f} "
-              f"{row['after']:8.3f}  {'fp32' if row['fp32'] else 'bf16'}")
+        print(
+            f"{row['conv']:18} {row['input_T']:4d} {row['kernel']:>7} {row['stride']:>7} {row['before']:8.3f} "
+            f"{row['after']:8.3f}  {'fp32' if row['fp32'] else 'bf16'}"
+        )
     rates = {} if args.skip_cost else cost_table(args, clips, len(space), dataset)
     if rates:
         base = rates["fp32"]
-        print(f"\npre-training step, clips/s (width {args.widen}; median of {args.repeats} interleaved blocks of "
-              f"{args.steps} steps)")
+        print(
+            f"\npre-training step, clips/s (width {args.widen}; median of {args.repeats} interleaved blocks of "
+            f"{args.steps} steps)"
+        )
         for name, rate in rates.items():
             print(f"{name:100} {rate:7.1f}  {rate / base:5.2f}x fp32")
     if args.json:
-        args.json.write_text(json.dumps({"device": device_description(CPU), "torch": torch.__version__,
-                                         "args": vars(args) | {"json": str(args.json)}, "gradients": table,
-                                         "clips_per_s": rates}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "device": device_description(CPU),
+                    "torch": torch.__version__,
+                    "args": vars(args) | {"json": str(args.json)},
+                    "gradients": table,
+                    "clips_per_s": rates,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ def training_step(model, device: torch.device, dtype: torch.dtype | None):
             loss.backward()
             optimizer.step()
         float(loss.detach())  # the engine reads the loss every step: the same host sync
+
     return step
 
 
@@ -79,8 +80,10 @@ def vpn_batches(variant: str, args, device: torch.device):
 
 def measure(name: str, args, device: torch.device) -> dict[str, float]:
     results = {}
-    fixed = (torch.rand(args.batch_size, 3, 16, args.size, args.size, device=device),
-             torch.randint(0, 153, (args.batch_size,), device=device))
+    fixed = (
+        torch.rand(args.batch_size, 3, 16, args.size, args.size, device=device),
+        torch.randint(0, 153, (args.batch_size,), device=device),
+    )
     precisions = [p for p in PRECISIONS if device.type == "cuda" or p != "fp16"]
     for precision in precisions:
         torch.manual_seed(0)
@@ -91,7 +94,8 @@ def measure(name: str, args, device: torch.device) -> dict[str, float]:
             for variant in VPN_VARIANTS:
                 batches = vpn_batches(variant, args, device)
                 results[f"bf16+vpn-{variant}"] = clips_per_second(
-                    step, lambda: next(batches), args.batch_size, args.steps, device)
+                    step, lambda batches=batches: next(batches), args.batch_size, args.steps, device
+                )
         del model, step
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -109,22 +113,40 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{where}; torch {torch.__version__}, CUDA {torch.version.cuda}; batch {args.batch_size} of "
-          f"16x{args.size}x{args.size}, channels_last_3d; VPN preset motion (153 classes)")
-    header = (f"{'model':8} {'fp32':>8} {'bf16':>8} {'fp16':>8} {'bf16/fp32':>9}"
-              + "".join(f" {'+' + v:>14} {'data':>5}" for v in VPN_VARIANTS))
+    print(
+        f"{where}; torch {torch.__version__}, CUDA {torch.version.cuda}; batch {args.batch_size} of "
+        f"16x{args.size}x{args.size}, channels_last_3d; VPN preset motion (153 classes)"
+    )
+    header = f"{'model':8} {'fp32':>8} {'bf16':>8} {'fp16':>8} {'bf16/fp32':>9}" + "".join(
+        f" {'+' + v:>14} {'data':>5}" for v in VPN_VARIANTS
+    )
     print(header + "\n" + "-" * len(header))
     records = {}
     for name in args.models:
         r = records[name] = measure(name, args, device)
         vpn = [r[f"bf16+vpn-{v}"] for v in VPN_VARIANTS]
-        print(f"{name:8} {r['fp32']:8.1f} {r['bf16']:8.1f} {r.get('fp16', float('nan')):8.1f} "
-              f"{r['bf16'] / r['fp32']:8.2f}x" + "".join(f" {v:14.1f} {1 - v / r['bf16']:5.1%}" for v in vpn))
-    print("clips/s of training steps (forward + backward + SGD); data = share of the bf16 step lost to rendering VPN "
-          "(generator: CPU draws; counter: draws on the device; -ahead: 512 clips per render, as the engine does)")
+        print(
+            f"{name:8} {r['fp32']:8.1f} {r['bf16']:8.1f} {r.get('fp16', float('nan')):8.1f} "
+            f"{r['bf16'] / r['fp32']:8.2f}x" + "".join(f" {v:14.1f} {1 - v / r['bf16']:5.1%}" for v in vpn)
+        )
+    print(
+        "clips/s of training steps (forward + backward + SGD); data = share of the bf16 step lost to rendering VPN "
+        "(generator: CPU draws; counter: draws on the device; -ahead: 512 clips per render, as the engine does)"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"device": where, "torch": torch.__version__, "cuda": torch.version.cuda,
-                                         "batch": args.batch_size, "size": args.size, "results": records}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "device": where,
+                    "torch": torch.__version__,
+                    "cuda": torch.version.cuda,
+                    "batch": args.batch_size,
+                    "size": args.size,
+                    "results": records,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import torch
 TESTS_DIR = Path(__file__).parent
 sys.path.insert(0, str(TESTS_DIR))  # for reference_perlin
 
-import toy_family  # noqa: E402,F401  (registers family "toy" before the config schema is built)
+import toy_family  # noqa: E402, F401 (importing it registers the test family)
 
 torch.set_num_threads(2)
 # The numerics guard's verdicts (train/numerics.py) go to a cache of this test session, shared with the

@@ -37,8 +37,11 @@ class WrongWeightGrad(torch.autograd.Function):
 def is_faulty_call(x: torch.Tensor, w: torch.Tensor, stride) -> bool:
     """The fault's shape: CPU bf16 autocast, input temporal extent 2, temporal kernel 3, temporal stride 1."""
     stride_t = stride[0] if isinstance(stride, (tuple, list)) else stride
-    bf16 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and \
-        torch.get_autocast_dtype("cpu") == torch.bfloat16
+    bf16 = (
+        x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
     return bf16 and x.shape[2] == 2 and w.shape[2] == 3 and stride_t == 1
 
 

@@ -44,6 +44,7 @@ def torchvision_shapes_file() -> Path:
 
 # ---- mmaction2 ---------------------------------------------------------------------------------------
 
+
 class Conv2plus1d(nn.Module):
     def __init__(self, cin: int, cout: int, kernel, stride, padding):
         super().__init__()
@@ -61,8 +62,11 @@ class Conv2plus1d(nn.Module):
 class ConvModule(nn.Module):
     def __init__(self, cin, cout, kernel, stride=(1, 1, 1), padding=(0, 0, 0), two_plus_one=False, act=True):
         super().__init__()
-        self.conv = (Conv2plus1d(cin, cout, kernel, stride, padding) if two_plus_one else
-                     nn.Conv3d(cin, cout, kernel, stride, padding, bias=False))
+        self.conv = (
+            Conv2plus1d(cin, cout, kernel, stride, padding)
+            if two_plus_one
+            else nn.Conv3d(cin, cout, kernel, stride, padding, bias=False)
+        )
         self.bn = nn.BatchNorm3d(cout)
         self.act = act
 
@@ -108,21 +112,44 @@ ARCH = {18: (BasicBlock3d, (2, 2, 2, 2)), 34: (BasicBlock3d, (3, 4, 6, 3)), 50: 
 class ResNet3d(nn.Module):
     """mmaction2's ResNet3d / ResNet2Plus1d (``type``) from the keyword arguments of its config."""
 
-    def __init__(self, type, depth, in_channels, base_channels, conv1_kernel, conv1_stride_t, pool1_stride_t,
-                 with_pool2, spatial_strides, temporal_strides, inflate, conv_cfg=None, **_):
+    def __init__(
+        self,
+        type,
+        depth,
+        in_channels,
+        base_channels,
+        conv1_kernel,
+        conv1_stride_t,
+        pool1_stride_t,
+        with_pool2,
+        spatial_strides,
+        temporal_strides,
+        inflate,
+        conv_cfg=None,
+        **_,
+    ):
         super().__init__()
         two_plus_one = (conv_cfg or {}).get("type") == "Conv2plus1d"
         self.with_pool2 = with_pool2 and type == "ResNet3d"  # "no pool2 in R(2+1)d"
-        self.conv1 = ConvModule(in_channels, base_channels, tuple(conv1_kernel), (conv1_stride_t, 2, 2),
-                                tuple((k - 1) // 2 for k in conv1_kernel), two_plus_one)
+        self.conv1 = ConvModule(
+            in_channels,
+            base_channels,
+            tuple(conv1_kernel),
+            (conv1_stride_t, 2, 2),
+            tuple((k - 1) // 2 for k in conv1_kernel),
+            two_plus_one,
+        )
         self.maxpool = nn.MaxPool3d((1, 3, 3), (pool1_stride_t, 2, 2), (0, 1, 1))
         self.pool2 = nn.MaxPool3d((2, 1, 1), (2, 1, 1))
         block, counts = ARCH[depth]
         cin = base_channels
         for i, blocks in enumerate(counts):
             planes, ss, ts = base_channels * 2**i, spatial_strides[i], temporal_strides[i]
-            down = (ConvModule(cin, planes * block.expansion, (1, 1, 1), (ts, ss, ss), two_plus_one=two_plus_one,
-                               act=False) if ss != 1 or cin != planes * block.expansion else None)
+            down = (
+                ConvModule(cin, planes * block.expansion, (1, 1, 1), (ts, ss, ss), two_plus_one=two_plus_one, act=False)
+                if ss != 1 or cin != planes * block.expansion
+                else None
+            )
             layers = [block(cin, planes, ss, ts, down, inflate[i], two_plus_one)]
             cin = planes * block.expansion
             layers += [block(cin, planes, 1, 1, None, inflate[i], two_plus_one) for _ in range(1, blocks)]
@@ -165,10 +192,14 @@ def record_torchvision_shapes(path: Path | None = None) -> dict:
     module = torchvision_video_resnet()
     if module is None:
         raise RuntimeError("torchvision is not installed (pip install -c constraints.txt -e '.[frameworks]')")
-    shapes = {name: {k: list(v.shape) for k, v in getattr(module, name)(num_classes=400).state_dict().items()}
-              for name in ("r3d_18", "mc3_18", "r2plus1d_18")}
-    models = [f"{json.dumps(name)}: {{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in keys.items())
-              + "\n}" for name, keys in shapes.items()]
+    shapes = {
+        name: {k: list(v.shape) for k, v in getattr(module, name)(num_classes=400).state_dict().items()}
+        for name in ("r3d_18", "mc3_18", "r2plus1d_18")
+    }
+    models = [
+        f"{json.dumps(name)}: {{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in keys.items()) + "\n}"
+        for name, keys in shapes.items()
+    ]
     (path or torchvision_shapes_file()).parent.mkdir(exist_ok=True)
     (path or torchvision_shapes_file()).write_text("{\n" + ",\n".join(models) + "\n}\n")
     return shapes

@@ -19,8 +19,11 @@ def _fade(s: np.ndarray) -> np.ndarray:
 
 
 def reference_perlin(
-    gradients: np.ndarray, size: tuple[int, int, int], cells: tuple[int, int, int],
-    phase: tuple[float, float, float] = (0.0, 0.0, 0.0), tileable: bool = False,
+    gradients: np.ndarray,
+    size: tuple[int, int, int],
+    cells: tuple[int, int, int],
+    phase: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    tileable: bool = False,
     drift: tuple[float, float] = (0.0, 0.0),
 ) -> np.ndarray:
     """Noise of one clip, (T, H, W) float64. ``gradients`` is (3, Lt, Ly, Lx), components (t, y, x)."""

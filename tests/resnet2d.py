@@ -54,8 +54,9 @@ class ResNet2d(nn.Module):
             stride = 1 if i == 0 else 2
             down = None
             if stride != 1 or cin != w * block.expansion:
-                down = nn.Sequential(nn.Conv2d(cin, w * block.expansion, 1, stride, bias=False),
-                                     nn.BatchNorm2d(w * block.expansion))
+                down = nn.Sequential(
+                    nn.Conv2d(cin, w * block.expansion, 1, stride, bias=False), nn.BatchNorm2d(w * block.expansion)
+                )
             blocks = [block(cin, w, stride, down)]
             cin = w * block.expansion
             blocks += [block(cin, w) for _ in range(1, n)]

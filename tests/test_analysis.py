@@ -82,8 +82,16 @@ def test_kernel_figures_for_several_checkpoints(tmp_path, probe_model, cli):
     slices = motion_slices_image(weight)
     assert slices.shape[2] == 3 and np.isfinite(slices).all()
     save_model(probe_model, tmp_path / "probe")
-    proc = cli("visualize", "kernels", "random:r3d10,widen_factor=0.25", str(tmp_path / "probe"),
-               "--names", "random,hand-built", "--out", str(tmp_path / "k"))
+    proc = cli(
+        "visualize",
+        "kernels",
+        "random:r3d10,widen_factor=0.25",
+        str(tmp_path / "probe"),
+        "--names",
+        "random,hand-built",
+        "--out",
+        str(tmp_path / "k"),
+    )
     assert proc.returncode == 0, proc.stderr
     for name in ("panel.png", "spacetime.png", "motion_slices.png"):
         assert (tmp_path / "k" / name).stat().st_size > 1000
@@ -93,15 +101,32 @@ def test_tuning_cli_compares_checkpoints(tmp_path, probe_model, cli):
     from videoperlin.models.weight_files import save_model
 
     save_model(probe_model, tmp_path / "probe")
-    proc = cli("tuning", "random:r3d10,widen_factor=0.25", str(tmp_path / "probe"), "--names", "random,hand",
-               "--frames", "16", "--size", "32", "--permutations", "99", "--out", str(tmp_path / "t"))
+    proc = cli(
+        "tuning",
+        "random:r3d10,widen_factor=0.25",
+        str(tmp_path / "probe"),
+        "--names",
+        "random,hand",
+        "--frames",
+        "16",
+        "--size",
+        "32",
+        "--permutations",
+        "99",
+        "--out",
+        str(tmp_path / "t"),
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "t" / "summary.json").read_text())
     assert summary["hand"]["channels"] == 4 and summary["random"]["channels"] == 16  # zero filters do not count
     assert summary["hand"]["mean_dsi"] > summary["random"]["mean_dsi"]
     assert summary["hand"]["frac_direction_selective"] == 0.75 and summary["hand"]["permutations"] == 99
     rows = (tmp_path / "t" / "tuning_hand.csv").read_text().splitlines()
-    assert rows[0].startswith("channel,pref_direction_deg") and ",motion_asymmetry,direction_p," in rows[0] and len(rows) == 17
+    assert (
+        rows[0].startswith("channel,pref_direction_deg")
+        and ",motion_asymmetry,direction_p," in rows[0]
+        and len(rows) == 17
+    )
     assert rows[1].split(",")[1] == "0"  # channel 0 prefers rightward motion
     assert (tmp_path / "t" / "dsi_osi_hist.png").exists() and (tmp_path / "t" / "polar_hand.png").exists()
 
@@ -110,8 +135,9 @@ def test_plot_curves_cli(tmp_path, cli):
     for name, accs in (("a", [0.1, 0.4, 0.6]), ("b", [0.2, 0.3, 0.5])):
         run = tmp_path / name
         run.mkdir()
-        (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e + 1, "val_acc": a}) + "\n"
-                                                   for e, a in enumerate(accs)))
+        (run / "metrics.jsonl").write_text(
+            "".join(json.dumps({"epoch": e + 1, "val_acc": a}) + "\n" for e, a in enumerate(accs))
+        )
     proc = cli("plot", "curves", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c.png"))
     assert proc.returncode == 0 and (tmp_path / "c.png").exists()
     proc = cli("plot", "curves", str(tmp_path / "a"), "--metric", "top9", "--out", str(tmp_path / "d.png"))
@@ -120,12 +146,25 @@ def test_plot_curves_cli(tmp_path, cli):
 
 def test_visualize_samples_gif(tmp_path, cli):
     from PIL import Image
-
     from video_fixtures import write_class_folders
 
     write_class_folders(tmp_path / "data", per_class=1, frames=12)
-    proc = cli("visualize", "samples", "--data", str(tmp_path / "data"), "--preset", "tiny", "--classes", "0,7",
-               "--frames", "8", "--size", "32", "--out", str(tmp_path / "s.gif"))
+    proc = cli(
+        "visualize",
+        "samples",
+        "--data",
+        str(tmp_path / "data"),
+        "--preset",
+        "tiny",
+        "--classes",
+        "0,7",
+        "--frames",
+        "8",
+        "--size",
+        "32",
+        "--out",
+        str(tmp_path / "s.gif"),
+    )
     assert proc.returncode == 0, proc.stderr
     gif = Image.open(tmp_path / "s.gif")
     assert gif.n_frames == 8 and gif.size == (32 * 3 + 8, 32)

@@ -15,15 +15,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from video_fixtures import CLASSES, write_class_folders
+
 from videoperlin.errors import ConfigError, NumericsError
 from videoperlin.models import create_model
 from videoperlin.utils.atomic import atomic_path
 from videoperlin.vpn import LabelSpace, VPNDataset
 
-TINY = ["--model", "r3d10", "--widen-factor", "0.25", "--frames", "8", "--size", "32", "--amp", "off", "-q",
-        "--epochs", "1", "--batch-size", "4", "--workers", "0"]
+TINY = [
+    "--model",
+    "r3d10",
+    "--widen-factor",
+    "0.25",
+    "--frames",
+    "8",
+    "--size",
+    "32",
+    "--amp",
+    "off",
+    "-q",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+]
 PRE = ["pretrain", "--preset", "tiny", "--num-videos", "32", "--set", "vpn.val_videos=8", *TINY]
 
 
@@ -31,10 +48,12 @@ LOG_LEVELS = ("DEBUG ", "INFO ", "WARNING ")
 
 
 def one_line_error(proc, *needles: str) -> None:
-    """Exit 2, no traceback, and one line of error on stderr (log records the run wrote before it, such
-    as warnings about skipped videos, may precede it), naming every needle."""
+    """Exit 2, no traceback, and one line of error on stderr naming every needle (log records the run wrote
+    before it, such as warnings about skipped videos, may precede it unless the run was quiet: -q)."""
     lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith(LOG_LEVELS)]
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    if "-q" in proc.args:  # a quiet run prints its error and nothing else
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert lines[0].startswith("videoperlin: error: "), lines[0]
     for needle in needles:
@@ -54,6 +73,7 @@ def no_checkpoint(run: Path) -> bool:
 
 # ---- runs that used to exit 0 with a broken or leaking result -----------------------------------
 
+
 def test_every_video_unreadable(tmp_path, cli):
     for kind in CLASSES:
         (tmp_path / "bad" / kind).mkdir(parents=True)
@@ -65,9 +85,14 @@ def test_every_video_unreadable(tmp_path, cli):
     assert no_checkpoint(run)
 
 
-@pytest.mark.parametrize("body, needle", [("a.mp4,walk,x\na.mp4,walk,x\n", "a.mp4 is listed again"),
-                                          ("a.mp4,,x\n", "empty label"),
-                                          ("a.mp4,walk\n", "2 fields where the header has 3")])
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        ("a.mp4,walk,x\na.mp4,walk,x\n", "a.mp4 is listed again"),
+        ("a.mp4,,x\n", "empty label"),
+        ("a.mp4,walk\n", "2 fields where the header has 3"),
+    ],
+)
 def test_manifest_faults(tmp_path, cli, body, needle):
     (tmp_path / "m.csv").write_text("path,label,group\n" + body)
     proc = cli("train", "--data", str(tmp_path / "m.csv"), "--out", str(tmp_path / "run"), *TINY)
@@ -77,24 +102,30 @@ def test_manifest_faults(tmp_path, cli, body, needle):
 
 def test_init_from_another_architecture(tmp_path, cli, videos):
     torch.save(create_model("r2p1d10", num_classes=3, widen_factor=0.25).state_dict(), tmp_path / "other.pth")
-    proc = cli("train", "--data", str(videos), "--init", str(tmp_path / "other.pth"), "--out", str(tmp_path / "run"),
-               *TINY)
+    proc = cli(
+        "train", "--data", str(videos), "--init", str(tmp_path / "other.pth"), "--out", str(tmp_path / "run"), *TINY
+    )
     one_line_error(proc, "other.pth does not match the model", "another architecture")
     assert no_checkpoint(tmp_path / "run")
 
 
-@pytest.mark.parametrize("setting, needle", [("optim.lr=.inf", "optim.lr value '.inf' is not a number"),
-                                             ("optim.lr=inf", "optim.lr inf must be a finite number"),
-                                             ("optim.lr=nan", "optim.lr nan must be a finite number"),
-                                             ("vpn.val_videos=0", "vpn.val_videos 0 must be >= 1"),
-                                             ("vpn.val_videos=-3", "vpn.val_videos -3 must be >= 1"),
-                                             ("optim.momentum=-0.5", "optim.momentum -0.5 must be in [0, 1)"),
-                                             ("optim.weight_decay=-1", "optim.weight_decay -1.0 must be >= 0"),
-                                             ("train.threads=-2", "train.threads -2 must be >= 0"),
-                                             ("data.scale_min=1.5", "data.scale_min 1.5 must be in (0, 1]"),
-                                             ("train.accum_steps=0", "train.accum_steps 0 must be >= 1"),
-                                             ("data.fold=5", "data.fold 5 must be below folds (5)"),
-                                             ("data.path=x.csv", "data.size 32 exceeds data.short_side 16")])
+@pytest.mark.parametrize(
+    "setting, needle",
+    [
+        ("optim.lr=.inf", "optim.lr value '.inf' is not a number"),
+        ("optim.lr=inf", "optim.lr inf must be a finite number"),
+        ("optim.lr=nan", "optim.lr nan must be a finite number"),
+        ("vpn.val_videos=0", "vpn.val_videos 0 must be >= 1"),
+        ("vpn.val_videos=-3", "vpn.val_videos -3 must be >= 1"),
+        ("optim.momentum=-0.5", "optim.momentum -0.5 must be in [0, 1)"),
+        ("optim.weight_decay=-1", "optim.weight_decay -1.0 must be >= 0"),
+        ("train.threads=-2", "train.threads -2 must be >= 0"),
+        ("data.scale_min=1.5", "data.scale_min 1.5 must be in (0, 1]"),
+        ("train.accum_steps=0", "train.accum_steps 0 must be >= 1"),
+        ("data.fold=5", "data.fold 5 must be below folds (5)"),
+        ("data.path=x.csv", "data.size 32 exceeds data.short_side 16"),
+    ],
+)
 def test_config_values_are_checked_at_load(tmp_path, cli, setting, needle):
     proc = cli(*PRE, "--set", "data.short_side=16", "--set", setting, "--out", str(tmp_path / "run"))
     one_line_error(proc, needle)
@@ -119,16 +150,31 @@ class BrokenStatistics:
 def test_non_finite_batchnorm_statistics_never_reach_a_checkpoint(tmp_path):
     from videoperlin.train.config import load_config
 
-    config = load_config(None, {"train.out": str(tmp_path / "run"), "model.name": "r3d10", "model.widen_factor": 0.25,
-                                "data.frames": 8, "data.size": 32, "vpn.preset": "tiny", "vpn.num_videos": 16,
-                                "vpn.val_videos": 4, "train.epochs": 1, "train.batch_size": 8, "train.amp": "off",
-                                "train.progress": False}, task="pretrain")
+    config = load_config(
+        None,
+        {
+            "train.out": str(tmp_path / "run"),
+            "model.name": "r3d10",
+            "model.widen_factor": 0.25,
+            "data.frames": 8,
+            "data.size": 32,
+            "vpn.preset": "tiny",
+            "vpn.num_videos": 16,
+            "vpn.val_videos": 4,
+            "train.epochs": 1,
+            "train.batch_size": 8,
+            "train.amp": "off",
+            "train.progress": False,
+        },
+        task="pretrain",
+    )
     with pytest.raises(NumericsError, match="non-finite values in layer2.0.bn1.running_var .* last.pt was not written"):
         BrokenStatistics.trainer(config).fit()
     assert no_checkpoint(tmp_path / "run")
 
 
 # ---- tracebacks that became one-line errors ------------------------------------------------------
+
 
 def test_evaluate_when_a_whole_batch_is_unreadable(tmp_path, cli, videos):
     run = tmp_path / "run"
@@ -140,8 +186,20 @@ def test_evaluate_when_a_whole_batch_is_unreadable(tmp_path, cli, videos):
             (data / kind / video.name).symlink_to(video)
     for name in ("0a.mp4", "0b.mp4"):  # sort first: the first evaluation batch (2 videos) is all unreadable
         (data / CLASSES[0] / name).write_bytes(os.urandom(1024))
-    proc = cli("evaluate", "--checkpoint", str(run / "checkpoints" / "last.pt"), "--data", str(data), "--subset", "all",
-               "--on-bad-video", "skip", "--out", str(tmp_path / "eval"), "-q")
+    proc = cli(
+        "evaluate",
+        "--checkpoint",
+        str(run / "checkpoints" / "last.pt"),
+        "--data",
+        str(data),
+        "--subset",
+        "all",
+        "--on-bad-video",
+        "skip",
+        "--out",
+        str(tmp_path / "eval"),
+        "-q",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"skipped_videos": 2' in (tmp_path / "eval" / "metrics.json").read_text()
 
@@ -158,8 +216,9 @@ def test_malformed_class_index(tmp_path, cli, videos):
 @pytest.mark.parametrize("command", ["train", "pretrain", "evaluate"])
 @pytest.mark.parametrize("kind", ["file", "read-only", "too-long"])
 def test_unusable_out(tmp_path, cli, videos, command, kind):
-    target = {"file": tmp_path / "a-file", "read-only": tmp_path / "ro" / "run",
-              "too-long": tmp_path / ("x" * 300)}[kind]
+    target = {"file": tmp_path / "a-file", "read-only": tmp_path / "ro" / "run", "too-long": tmp_path / ("x" * 300)}[
+        kind
+    ]
     (tmp_path / "a-file").write_text("not a directory")
     (tmp_path / "ro").mkdir()
     os.chmod(tmp_path / "ro", 0o500)
@@ -185,9 +244,11 @@ RANDOM_BYTES = np.random.default_rng(0).bytes(256)
 def test_unreadable_weight_files(tmp_path, cli, videos, content, suffix):
     path = tmp_path / f"weights{suffix}"
     path.write_bytes(content)
-    for args in (["train", "--data", str(videos), "--init", str(path), "--out", str(tmp_path / "r"), *TINY],
-                 ["evaluate", "--checkpoint", str(path), "--data", str(videos), "--out", str(tmp_path / "e")],
-                 ["convert", str(path), "--out", str(tmp_path / "c")]):
+    for args in (
+        ["train", "--data", str(videos), "--init", str(path), "--out", str(tmp_path / "r"), *TINY],
+        ["evaluate", "--checkpoint", str(path), "--data", str(videos), "--out", str(tmp_path / "e")],
+        ["convert", str(path), "--out", str(tmp_path / "c")],
+    ):
         one_line_error(cli(*args), str(path), "not a readable")
 
 
@@ -201,8 +262,10 @@ def test_disk_full_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
     with pytest.raises(ConfigError, match="disk full while writing .*last.pt"):
         with atomic_path(tmp_path / "last.pt"):  # torch.save's way of saying it
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
-                               "data/0: file write failed")
+            raise RuntimeError(
+                "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                "data/0: file write failed"
+            )
     with pytest.raises(ConfigError, match="disk full while writing .*00000003.npy"):
         with atomic_path(tmp_path / "00000003.npy"):  # numpy.save's way of saying it
             raise OSError("8192 requested and 3968 written")
@@ -211,14 +274,16 @@ def test_disk_full_names_the_file(tmp_path, monkeypatch):
 
 # ---- messages, determinism, concurrency, scale ------------------------------------------------
 
+
 def test_interrupt_message_says_how_to_resume(monkeypatch, capsys):
     import videoperlin.cli as cli_module
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(cli_module.COMMANDS, "pretrain", cli_module.Command("x", cli_module.training.pretrain_arguments,
-                                                                            interrupted))
+    monkeypatch.setitem(
+        cli_module.COMMANDS, "pretrain", cli_module.Command("x", cli_module.training.pretrain_arguments, interrupted)
+    )
     assert cli_module.main(["pretrain"]) == 130
     assert "training runs: add --resume" in capsys.readouterr().err
 
@@ -227,8 +292,21 @@ def test_mp4_export_is_reproducible_and_within_the_space_estimate(tmp_path, cli)
     from videoperlin.vpn.export import BYTES_PER_VOXEL
 
     for name in ("a", "b"):
-        cli("generate", "--preset", "motion", "--num-videos", "24", "--frames", "16", "--size", "64", "--out",
-            str(tmp_path / name), "-q", check=True)
+        cli(
+            "generate",
+            "--preset",
+            "motion",
+            "--num-videos",
+            "24",
+            "--frames",
+            "16",
+            "--size",
+            "64",
+            "--out",
+            str(tmp_path / name),
+            "-q",
+            check=True,
+        )
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.mp4"))
     assert len(files) == 24
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
@@ -240,11 +318,41 @@ def test_a_second_writer_of_the_same_shard_is_refused(tmp_path, cli):
     out.mkdir()
     with open(out / ".generate-shard-0-of-1.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another generate holds shard 0/1
-        proc = cli("generate", "--preset", "tiny", "--num-videos", "4", "--frames", "8", "--size", "32",
-                   "--format", "npy", "--out", str(out), "-q")
+        proc = cli(
+            "generate",
+            "--preset",
+            "tiny",
+            "--num-videos",
+            "4",
+            "--frames",
+            "8",
+            "--size",
+            "32",
+            "--format",
+            "npy",
+            "--out",
+            str(out),
+            "-q",
+        )
         one_line_error(proc, "another process is already writing shard 0/1", str(out))
-        other_shard = cli("generate", "--preset", "tiny", "--num-videos", "4", "--frames", "8", "--size", "32",
-                          "--format", "npy", "--shard", "1/2", "--out", str(out), "-q")
+        other_shard = cli(
+            "generate",
+            "--preset",
+            "tiny",
+            "--num-videos",
+            "4",
+            "--frames",
+            "8",
+            "--size",
+            "32",
+            "--format",
+            "npy",
+            "--shard",
+            "1/2",
+            "--out",
+            str(out),
+            "-q",
+        )
         assert other_shard.returncode == 0, other_shard.stderr  # shards of one set may write together
 
 
@@ -261,8 +369,19 @@ def test_a_set_too_big_for_the_disk_is_refused_up_front(tmp_path, monkeypatch):
 
 
 def test_settings_that_are_valid_but_odd_are_warned_about(tmp_path, cli):
-    proc = cli(*PRE, "--set", "optim.warmup_epochs=3", "--set", "train.accum_steps=9", "--set",
-               "optim.schedule=multistep", "--set", "optim.milestones=[0, 4]", "--out", str(tmp_path / "run"))
+    proc = cli(
+        *PRE,
+        "--set",
+        "optim.warmup_epochs=3",
+        "--set",
+        "train.accum_steps=9",
+        "--set",
+        "optim.schedule=multistep",
+        "--set",
+        "optim.milestones=[0, 4]",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warmup_epochs 3 >= train.epochs 1" in proc.stderr and "accum_steps 9 exceeds the 8 steps" in proc.stderr
     assert "optim.milestones [0, 4] reach train.epochs 1" in proc.stderr

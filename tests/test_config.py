@@ -17,9 +17,9 @@ import yaml
 
 from videoperlin.cli import build_parser
 from videoperlin.cli.training import COMMAND_SHORTCUTS, SHORTCUTS, builtin_config
+from videoperlin.config_fields import describe, type_name
 from videoperlin.errors import ConfigError
 from videoperlin.train.config import RunConfig, config_from_record, field_annotation, load_config
-from videoperlin.config_fields import describe, type_name
 from videoperlin.vpn.family import load_families
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "videoperlin"
@@ -34,9 +34,12 @@ def subparser(name: str):
 def family_fields() -> dict[str, tuple[str, object]]:
     """Every option and label field of every registered family (the toy family of the tests included):
     name -> (family, default)."""
-    return {f.name: (family.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
-            for family in load_families().values() for group in (family.Options, family.Labels)
-            for f in dataclasses.fields(group)}
+    return {
+        f.name: (family.name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        for family in load_families().values()
+        for group in (family.Options, family.Labels)
+        for f in dataclasses.fields(group)
+    }
 
 
 @pytest.mark.parametrize("command", ["generate", "preview"])
@@ -44,8 +47,23 @@ def test_every_family_option_is_a_flag(command):
     dests = {a.dest for a in subparser(command)._actions}
     assert {"toy", "perlin", "layers", "shapes"} <= {family for family, _ in family_fields().values()}
     assert set(family_fields()) | {"family", "num_videos", "frames", "size", "seed"} <= dests
-    args = subparser(command).parse_args(["--out", "x", "--no-random-phase", "--octaves", "2", "--fx", "1,2",
-                                          "--fy", "1", "--ft", "1", "--label-mode", "shuffled"])
+    args = subparser(command).parse_args(
+        [
+            "--out",
+            "x",
+            "--no-random-phase",
+            "--octaves",
+            "2",
+            "--fx",
+            "1,2",
+            "--fy",
+            "1",
+            "--ft",
+            "1",
+            "--label-mode",
+            "shuffled",
+        ]
+    )
     assert (args.random_phase, args.octaves, args.fx, args.label_mode) == (False, 2, [1, 2], "shuffled")
 
 
@@ -80,11 +98,13 @@ def test_shortcut_flags_parse_by_their_fields_type(command):
 
 
 def test_bad_flag_values_are_one_line_errors(cli):
-    for args, message in [(["pretrain", "--epochs", "three"], "argument --epochs: value 'three' is not an integer"),
-                          (["pretrain", "--amp", "fp8"], "argument --amp: 'fp8' must be one of auto, off, bf16, fp16"),
-                          (["train", "--lr", "fast"], "argument --lr: value 'fast' is not a number"),
-                          (["pretrain", "--set", "vpn.octaves=0"], "vpn.octaves 0 must be >= 1 (fractal octaves"),
-                          (["pretrain", "--set", "vpn.presett=low"], "unknown config field 'vpn.presett'")]:
+    for args, message in [
+        (["pretrain", "--epochs", "three"], "argument --epochs: value 'three' is not an integer"),
+        (["pretrain", "--amp", "fp8"], "argument --amp: 'fp8' must be one of auto, off, bf16, fp16"),
+        (["train", "--lr", "fast"], "argument --lr: value 'fast' is not a number"),
+        (["pretrain", "--set", "vpn.octaves=0"], "vpn.octaves 0 must be >= 1 (fractal octaves"),
+        (["pretrain", "--set", "vpn.presett=low"], "unknown config field 'vpn.presett'"),
+    ]:
         proc = cli(*args)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from reference_perlin import reference_perlin
 from test_dataset import _spectral_features
+
 from videoperlin.vpn import LabelSpace, VPNDataset, VPNSpec
 from videoperlin.vpn.draws import clip_keys, uniform
 
@@ -32,19 +32,30 @@ def test_uniform_draws_are_uniform_and_distinct_per_clip():
     assert abs(within) < 0.06 and abs(across) < 0.06, (within, across)
 
 
-@pytest.mark.parametrize("preset, options", [("low", {}), ("high", {}), ("motion", JITTERED_MOTION),
-                                             ("tiny", {"octaves": 2, "tileable": True})])
+@pytest.mark.parametrize(
+    "preset, options",
+    [("low", {}), ("high", {}), ("motion", JITTERED_MOTION), ("tiny", {"octaves": 2, "tileable": True})],
+)
 def test_counter_clips_match_the_per_voxel_reference(preset, options):
-    ds = VPNDataset(LabelSpace.preset(preset), num_videos=10_000, frames=8, size=40, seed=2,
-                    **{"rng": "counter", **options})
+    ds = VPNDataset(
+        LabelSpace.preset(preset), num_videos=10_000, frames=8, size=40, seed=2, **{"rng": "counter", **options}
+    )
     indices = [0, 7, 153, 4_321, 9_998]
     clips, labels = ds.batch(indices)
     for row, index in enumerate(indices):
         p = ds.sample_params(index)
         assert p.label == labels[row] == ds.label(index)
-        noise = sum(reference_perlin(g.double().numpy(), (ds.frames, ds.height, ds.width), c,
-                                     tuple(p.phases[o].tolist()), ds.spec.tileable, p.drift[o])
-                    for o, (g, c) in enumerate(zip(p.gradients, p.cells)))
+        noise = sum(
+            reference_perlin(
+                g.double().numpy(),
+                (ds.frames, ds.height, ds.width),
+                c,
+                tuple(p.phases[o].tolist()),
+                ds.spec.tileable,
+                p.drift[o],
+            )
+            for o, (g, c) in enumerate(zip(p.gradients, p.cells))
+        )
         gray = np.clip(0.5 + p.brightness + p.contrast * ds.family.intensity_scale * noise, 0.0, 1.0)
         assert np.abs(gray - clips[row, 0].numpy()).max() <= 1e-5
 
@@ -74,7 +85,7 @@ def test_counter_clips_follow_the_generator_distribution():
     """Class centroids of spectral features learnt on generator clips classify counter clips as well
     as held-out generator clips (same distribution), far above chance."""
     space = LabelSpace(fx=[1, 2, 4, 8], fy=[1, 3, 8], ft=[1, 4])  # 24 classes, chance 4.2%
-    make = dict(num_videos=len(space) * 16, frames=16, size=64, seed=0)
+    make = {"num_videos": len(space) * 16, "frames": 16, "size": 64, "seed": 0}
     generator, counter = VPNDataset(space, **make), VPNDataset(space, **make, rng="counter")
     feats, labels = {}, None
     for name, ds in (("generator", generator), ("counter", counter)):
@@ -85,9 +96,10 @@ def test_counter_clips_follow_the_generator_distribution():
 
     def accuracy(f):
         return (torch.cdist(f[~train], centroids).argmin(1) == labels[~train]).float().mean().item()
+
     same, other = accuracy(feats["generator"]), accuracy(feats["counter"])
     assert other > 0.5 and abs(other - same) < 0.1, (same, other)
-    small = dict(num_videos=3_000, frames=8, size=32, seed=0)  # moments over 3,000 clips: std of a mean ~0.0012
+    small = {"num_videos": 3_000, "frames": 8, "size": 32, "seed": 0}  # moments over 3,000 clips: std of a mean ~0.0012
     a, b = (VPNDataset(space, **small, rng=rng).batch(range(3_000))[0] for rng in ("generator", "counter"))
     assert abs(a.std().item() - b.std().item()) < 0.005 and abs(a.mean().item() - b.mean().item()) < 0.006
 

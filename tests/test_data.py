@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from video_fixtures import CLASSES, pattern_video
+
 from videoperlin.data.decode import FrameCache, decode_video
 from videoperlin.data.encode import encode_video
 from videoperlin.data.sampling import random_clip, sliding_windows
 from videoperlin.data.sources import load_catalog
 from videoperlin.data.splits import split_train_val
 from videoperlin.data.transforms import eval_transform, random_resized_crop_box, train_transform
-from videoperlin.errors import ConfigError, DataError
+from videoperlin.errors import DataError
 
 
 def _touch_video(path, seed=0, frames=12):
@@ -65,8 +65,10 @@ def test_hmdb51_split_files(tmp_path):
 def test_kinetics_csv(tmp_path):
     _touch_video(tmp_path / "abseiling" / "abc123_000010_000020.mp4")
     _touch_video(tmp_path / "val" / "juggling" / "xyz789_000001_000011.mp4")
-    (tmp_path / "k.csv").write_text("label,youtube_id,time_start,time_end,split\nabseiling,abc123,10,20,train\n"
-                                    "juggling,xyz789,1,11,val\njuggling,missing,3,13,train\n")
+    (tmp_path / "k.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\nabseiling,abc123,10,20,train\n"
+        "juggling,xyz789,1,11,val\njuggling,missing,3,13,train\n"
+    )
     source = load_catalog(tmp_path / "k.csv")
     assert source.kind == "kinetics" and source.class_names == ["abseiling", "juggling"]
     assert [r.subset for r in source.records] == ["train", "val"] and len(source.missing) == 1
@@ -74,12 +76,21 @@ def test_kinetics_csv(tmp_path):
 
 def test_activitynet_json(tmp_path):
     _touch_video(tmp_path / "videos" / "v_vid1.mp4", frames=30)
-    spec = {"labels": ["jump", "swim"], "database": {
-        "vid1": {"subset": "training", "annotations": [{"label": "swim", "segment": [0.1, 0.5]},
-                                                       {"label": "jump", "segment": [0.6, 1.0]}]}}}
+    spec = {
+        "labels": ["jump", "swim"],
+        "database": {
+            "vid1": {
+                "subset": "training",
+                "annotations": [{"label": "swim", "segment": [0.1, 0.5]}, {"label": "jump", "segment": [0.6, 1.0]}],
+            }
+        },
+    }
     (tmp_path / "anet.json").write_text(json.dumps(spec))
     source = load_catalog(tmp_path / "anet.json")
-    assert [(r.label, r.segment, r.subset) for r in source.records] == [(1, (0.1, 0.5), "train"), (0, (0.6, 1.0), "train")]
+    assert [(r.label, r.segment, r.subset) for r in source.records] == [
+        (1, (0.1, 0.5), "train"),
+        (0, (0.6, 1.0), "train"),
+    ]
 
 
 def test_class_folders_and_empty_data(tmp_path):
@@ -130,7 +141,9 @@ def test_hmdb51_class_names_that_prefix_others(tmp_path):
 # ---- the real annotation files (../shared/data/annotations), with a few videos made for listed entries --
 
 ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "annotations"
-needs_annotations = pytest.mark.skipif(not ANNOTATIONS.is_dir(), reason=f"official annotation files not at {ANNOTATIONS}")
+needs_annotations = pytest.mark.skipif(
+    not ANNOTATIONS.is_dir(), reason=f"official annotation files not at {ANNOTATIONS}"
+)
 
 
 @needs_annotations
@@ -149,7 +162,10 @@ def test_ucf101_official_split_files_on_a_partial_download(tmp_path, cli):
     catalog = load_catalog(tmp_path, split=1, splits_dir=ANNOTATIONS / "ucf101")
     assert catalog.kind == "ucf101" and catalog.listed_classes == 101
     assert catalog.class_names == ["Archery", "Basketball", "YoYo"]  # classInd order, present classes only
-    assert {(catalog.class_names[r.label], r.subset) for r in catalog.records} >= {("YoYo", "val"), ("Archery", "train")}
+    assert {(catalog.class_names[r.label], r.subset) for r in catalog.records} >= {
+        ("YoYo", "val"),
+        ("Archery", "train"),
+    }
     assert all(r.path.parent.name == catalog.class_names[r.label] for r in catalog.records)
     assert len(catalog.records) == len(made) and catalog.unlisted == 1
     assert len(catalog.missing) == 9537 + 3783 - len(made)  # every listed clip of split 1 is either here or missing
@@ -181,8 +197,10 @@ def test_kinetics400_official_val_csv_with_a_few_clips(tmp_path):
 def test_hmdb51_official_split_files_on_a_jhmdb_like_subset(tmp_path):
     splits = ANNOTATIONS / "hmdb51"
     for kind in ("climb_stairs", "kick_ball", "wave"):
-        listed = [line.split() for line in (splits / f"{kind}_test_split1.txt").read_text().splitlines() if line.strip()]
-        for video, flag in [next(v for v in listed if v[1] == "1"), next(v for v in listed if v[1] == "2")]:
+        listed = [
+            line.split() for line in (splits / f"{kind}_test_split1.txt").read_text().splitlines() if line.strip()
+        ]
+        for video, _flag in [next(v for v in listed if v[1] == "1"), next(v for v in listed if v[1] == "2")]:
             _touch_video(tmp_path / kind / video)
     catalog = load_catalog(tmp_path, split=1, splits_dir=splits)
     assert catalog.class_names == ["climb_stairs", "kick_ball", "wave"] and catalog.listed_classes == 51
@@ -190,12 +208,15 @@ def test_hmdb51_official_split_files_on_a_jhmdb_like_subset(tmp_path):
     assert len(train) == len(val) == 3 and {r.label for r in train} == {r.label for r in val} == {0, 1, 2}
 
 
-@pytest.mark.parametrize("body, message", [
-    ("a.mp4,walk\na.mp4,walk\n", "a.mp4 is listed again .first on line 2.; a duplicate could put"),
-    ("a.mp4,\n", ":2: empty label"),
-    ("a.mp4,walk,extra\n", ":2: 3 fields where the header has 2"),
-    ("a.mp4\n", ":2: 1 fields where the header has 2"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("a.mp4,walk\na.mp4,walk\n", "a.mp4 is listed again .first on line 2.; a duplicate could put"),
+        ("a.mp4,\n", ":2: empty label"),
+        ("a.mp4,walk,extra\n", ":2: 3 fields where the header has 2"),
+        ("a.mp4\n", ":2: 1 fields where the header has 2"),
+    ],
+)
 def test_manifest_rows_are_checked_with_file_and_line(tmp_path, body, message):
     (tmp_path / "m.csv").write_text("path,label\n" + body)
     with pytest.raises(DataError, match=message):

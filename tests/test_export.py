@@ -92,8 +92,12 @@ def test_rerun_skips_existing_and_refuses_other_settings(tmp_path):
     again = export_dataset(tiny_ds(), tmp_path, fmt="npy", progress=False)
     assert again.written == 0 and again.skipped == 12
     with pytest.raises(ConfigError, match=r"differs in vpn.seed 1 -> 2"):
-        export_dataset(VPNDataset(LabelSpace.preset("tiny"), num_videos=12, frames=8, size=32, seed=2),
-                       tmp_path, fmt="npy", progress=False)
+        export_dataset(
+            VPNDataset(LabelSpace.preset("tiny"), num_videos=12, frames=8, size=32, seed=2),
+            tmp_path,
+            fmt="npy",
+            progress=False,
+        )
 
 
 def test_parse_shard():
@@ -105,8 +109,27 @@ def test_parse_shard():
 
 def test_resume_after_kill_9_completes_without_duplicates_or_corrupt_files(tmp_path):
     out = tmp_path / "vpn"
-    args = [sys.executable, "-m", "videoperlin", "generate", "--preset", "tiny", "--num-videos", "240",
-            "--frames", "16", "--size", "64", "--out", str(out), "--format", "mp4", "--batch-size", "8", "-q"]
+    args = [
+        sys.executable,
+        "-m",
+        "videoperlin",
+        "generate",
+        "--preset",
+        "tiny",
+        "--num-videos",
+        "240",
+        "--frames",
+        "16",
+        "--size",
+        "64",
+        "--out",
+        str(out),
+        "--format",
+        "mp4",
+        "--batch-size",
+        "8",
+        "-q",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.rglob("*.mp4"))) < 20 and proc.poll() is None:
@@ -132,7 +155,10 @@ def test_resume_after_kill_9_completes_without_duplicates_or_corrupt_files(tmp_p
         (["--fx", "-1", "--fy", "1", "--ft", "1"], "fx frequency -1"),
         (["--fx", "1.5", "--fy", "1", "--ft", "1"], "'1.5' is not an integer"),
         (["--fx", "1", "--fy", "1", "--ft", "40"], "ft 40 means 40 lattice cells on an axis of 16 frames"),
-        (["--preset", "medium"], "preset 'medium' is not a preset of family perlin; its presets: low, high, wide, tiny"),
+        (
+            ["--preset", "medium"],
+            "preset 'medium' is not a preset of family perlin; its presets: low, high, wide, tiny",
+        ),
         (["--preset", "tiny", "--fx", "1,2", "--fy", "1", "--ft", "1"], "give only one of preset, fx/fy/ft or labels"),
         (["--preset", "tiny", "--contrast-jitter", "1.5"], "contrast_jitter 1.5 must be in [0, 1)"),
         (["--preset", "tiny", "--octaves", "two"], "value 'two' is not an integer"),
@@ -156,11 +182,37 @@ def test_cli_unwritable_out(tmp_path, cli):
 
 
 def test_cli_generate_and_preview(tmp_path, cli):
-    proc = cli("generate", "--preset", "tiny", "--num-videos", "8", "--frames", "8", "--size", "32",
-               "--out", str(tmp_path / "d"), "--format", "npy", "-q", check=True)
+    proc = cli(
+        "generate",
+        "--preset",
+        "tiny",
+        "--num-videos",
+        "8",
+        "--frames",
+        "8",
+        "--size",
+        "32",
+        "--out",
+        str(tmp_path / "d"),
+        "--format",
+        "npy",
+        "-q",
+        check=True,
+    )
     assert "wrote 8" in proc.stdout and (tmp_path / "d" / "manifest.csv").exists()
-    cli("preview", "--preset", "low", "--frames", "8", "--size", "32", "--out", str(tmp_path / "grid.png"),
-        "--gif", check=True)
+    cli(
+        "preview",
+        "--preset",
+        "low",
+        "--frames",
+        "8",
+        "--size",
+        "32",
+        "--out",
+        str(tmp_path / "grid.png"),
+        "--gif",
+        check=True,
+    )
     grid = Image.open(tmp_path / "grid.png")
     assert grid.size[0] > 200 and grid.size[1] > 200
     gif = Image.open(tmp_path / "grid.gif")
@@ -170,12 +222,36 @@ def test_cli_generate_and_preview(tmp_path, cli):
 # A dataset.json exactly as the code before VPNSpec wrote it (commit ff11988: `videoperlin generate --preset tiny
 # --num-videos 12 --frames 8 --size 32 --format npy`); later versions must keep reading and resuming it.
 OLD_DATASET_JSON = {
-    "vpn": {"label_space": {"fx": [1, 4], "fy": [1, 4], "ft": [1, 4]}, "num_videos": 12, "frames": 8, "size": [32, 32],
-            "seed": 0, "octaves": 1, "persistence": 0.5, "lacunarity": 2.0, "tileable": False, "random_phase": True,
-            "contrast_jitter": 0.25, "brightness_jitter": 0.1, "label_mode": "frequency"},
-    "format": "npy", "npy_dtype": "uint8", "crf": None, "fps": None, "layout": "<class_name>/<index:08d>.<ext>",
-    "class_names": ["x001_y001_t01", "x001_y001_t04", "x001_y004_t01", "x001_y004_t04", "x004_y001_t01",
-                    "x004_y001_t04", "x004_y004_t01", "x004_y004_t04"],
+    "vpn": {
+        "label_space": {"fx": [1, 4], "fy": [1, 4], "ft": [1, 4]},
+        "num_videos": 12,
+        "frames": 8,
+        "size": [32, 32],
+        "seed": 0,
+        "octaves": 1,
+        "persistence": 0.5,
+        "lacunarity": 2.0,
+        "tileable": False,
+        "random_phase": True,
+        "contrast_jitter": 0.25,
+        "brightness_jitter": 0.1,
+        "label_mode": "frequency",
+    },
+    "format": "npy",
+    "npy_dtype": "uint8",
+    "crf": None,
+    "fps": None,
+    "layout": "<class_name>/<index:08d>.<ext>",
+    "class_names": [
+        "x001_y001_t01",
+        "x001_y001_t04",
+        "x001_y004_t01",
+        "x001_y004_t04",
+        "x004_y001_t01",
+        "x004_y001_t04",
+        "x004_y004_t01",
+        "x004_y004_t04",
+    ],
     "videoperlin_version": "0.1.0",
 }
 
@@ -186,10 +262,40 @@ def test_old_dataset_json_still_loads_and_resumes(tmp_path, cli):
     (tmp_path / "dataset.json").write_text(json.dumps(record))
     ds = load_exported_dataset(tmp_path)
     assert ds.spec == VPNSpec() and len(ds) == 12 and ds.space == LabelSpace.preset("tiny")
-    proc = cli("generate", "--preset", "tiny", "--num-videos", "12", "--frames", "8", "--size", "32", "--format", "npy",
-               "--out", str(tmp_path), "-q")
+    proc = cli(
+        "generate",
+        "--preset",
+        "tiny",
+        "--num-videos",
+        "12",
+        "--frames",
+        "8",
+        "--size",
+        "32",
+        "--format",
+        "npy",
+        "--out",
+        str(tmp_path),
+        "-q",
+    )
     assert proc.returncode == 0, proc.stderr  # the same settings resume into the old folder
     assert len(read_manifest(tmp_path)) == 12
-    proc = cli("generate", "--preset", "tiny", "--num-videos", "12", "--frames", "8", "--size", "32", "--format", "npy",
-               "--octaves", "2", "--out", str(tmp_path), "-q")
+    proc = cli(
+        "generate",
+        "--preset",
+        "tiny",
+        "--num-videos",
+        "12",
+        "--frames",
+        "8",
+        "--size",
+        "32",
+        "--format",
+        "npy",
+        "--octaves",
+        "2",
+        "--out",
+        str(tmp_path),
+        "-q",
+    )
     assert proc.returncode == 2 and "differs in vpn.octaves 1 -> 2" in proc.stderr

@@ -26,8 +26,15 @@ from videoperlin.vpn.source import ClipSource
 
 def toy(**options) -> VPNDataset:
     family = get_family("toy")
-    return VPNDataset(family.label_space(family.Labels(preset="many")), num_videos=40, frames=16, size=8, seed=2,
-                      family="toy", **options)
+    return VPNDataset(
+        family.label_space(family.Labels(preset="many")),
+        num_videos=40,
+        frames=16,
+        size=8,
+        seed=2,
+        family="toy",
+        **options,
+    )
 
 
 def dominant_cycles(clips: torch.Tensor) -> list[int]:
@@ -58,10 +65,37 @@ def test_registry_lists_both_families_and_names_the_unknown_one(capsys):
 
 def test_generate_and_preview_take_the_family_by_name(tmp_path, capsys):
     out = tmp_path / "toy"
-    assert main(["generate", "--family", "toy", "--preset", "many", "--flicker-depth", "0.8", "--num-videos", "8",
-                 "--frames", "8", "--size", "16", "--format", "npy", "--out", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--family",
+                "toy",
+                "--preset",
+                "many",
+                "--flicker-depth",
+                "0.8",
+                "--num-videos",
+                "8",
+                "--frames",
+                "8",
+                "--size",
+                "16",
+                "--format",
+                "npy",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "dataset.json").read_text())["vpn"]
-    assert record["family"] == "toy" and record["flicker_depth"] == 0.8 and record["label_space"] == {"cycles": [1, 2, 3, 4]}
+    assert (
+        record["family"] == "toy"
+        and record["flicker_depth"] == 0.8
+        and record["label_space"] == {"cycles": [1, 2, 3, 4]}
+    )
     assert "octaves" not in record  # only the family's own options are recorded
     again = load_exported_dataset(out)
     assert again.family.name == "toy" and torch.equal(again[3][0], toy_like(record)[3][0])
@@ -83,10 +117,24 @@ def test_options_of_another_family_are_refused_by_name():
 
 
 def test_pretrain_and_config_take_the_family_by_name(tmp_path, capsys):
-    config = load_config(None, {"train.out": str(tmp_path / "run"), "model.name": "r3d10", "model.widen_factor": 0.125,
-                                "data.frames": 8, "data.size": 16, "train.epochs": 1, "train.batch_size": 4,
-                                "vpn.num_videos": 16, "vpn.val_videos": 8, "train.progress": False, "train.amp": "off"},
-                         ["vpn.family=toy", "vpn.cycles=1,2", "vpn.flicker_depth=0.9"], task="pretrain")
+    config = load_config(
+        None,
+        {
+            "train.out": str(tmp_path / "run"),
+            "model.name": "r3d10",
+            "model.widen_factor": 0.125,
+            "data.frames": 8,
+            "data.size": 16,
+            "train.epochs": 1,
+            "train.batch_size": 4,
+            "vpn.num_videos": 16,
+            "vpn.val_videos": 8,
+            "train.progress": False,
+            "train.amp": "off",
+        },
+        ["vpn.family=toy", "vpn.cycles=1,2", "vpn.flicker_depth=0.9"],
+        task="pretrain",
+    )
     Trainer(config).fit()
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["vpn"]
     assert (saved["family"], saved["cycles"], saved["flicker_depth"]) == ("toy", [1, 2], 0.9)
@@ -95,9 +143,10 @@ def test_pretrain_and_config_take_the_family_by_name(tmp_path, capsys):
 
 
 def test_the_study_takes_a_family_as_an_arm():
-    protocol = load_protocol(builtin_config("transfer_default"),
-                             ["vpn_arms.flicker.vpn.family=toy", "vpn_arms.flicker.vpn.preset=many",
-                              "arms=[scratch, flicker]"])
+    protocol = load_protocol(
+        builtin_config("transfer_default"),
+        ["vpn_arms.flicker.vpn.family=toy", "vpn_arms.flicker.vpn.preset=many", "arms=[scratch, flicker]"],
+    )
     config = protocol.pretrain_config("flicker", "r3d18", 0, "-")
     assert (config.vpn.family, len(config.vpn.label_space())) == ("toy", 4)
 
@@ -112,10 +161,12 @@ def test_a_generator_family_must_draw_in_its_declared_order():
 
 # ---- the layers and shapes families: their labels are true ------------------------------------
 
+
 def family_set(name: str, frames: int = 16, size: int = 64, **options) -> VPNDataset:
     family = get_family(name)
-    return VPNDataset(family.label_space(family.Labels()), num_videos=400, frames=frames, size=size, seed=3,
-                      family=name, **options)
+    return VPNDataset(
+        family.label_space(family.Labels()), num_videos=400, frames=frames, size=size, seed=3, family=name, **options
+    )
 
 
 def test_a_layer_moves_as_labelled_relative_to_the_background():
@@ -128,8 +179,11 @@ def test_a_layer_moves_as_labelled_relative_to_the_background():
     ds = family_set("layers", size=60, layers_count=1, layers_background_speed=0.0)
     for direction in (0, 90, 180, 270, None):
         label = ds.space.index(layers_direction=direction or 0, layers_speed=0.0 if direction is None else 0.25)
-        dx, dy = (0, 0) if direction is None else (round(math.cos(math.radians(direction))),
-                                                   round(math.sin(math.radians(direction))))
+        dx, dy = (
+            (0, 0)
+            if direction is None
+            else (round(math.cos(math.radians(direction))), round(math.sin(math.radians(direction))))
+        )
         checked = 0
         for index in range(label, 400, len(ds.space)):  # clips of this class whose layer shows enough of itself
             clip = ds[index][0][0]
@@ -151,8 +205,8 @@ def layer_regions(mask: torch.Tensor, dx: int, dy: int, t: int) -> tuple[torch.T
     edge), and where it was transparent at both frames (what shows through a soft edge: < 1e-3 of it)."""
     size = mask.shape[-1]
     inside = (mask[t] > 0.999) & (torch.roll(mask[0], shifts=(-dy * t, dx * t), dims=(0, 1)) > 0.999)
-    inside[:, :abs(dx) * t] = inside[:, size - abs(dx) * t:] = False  # roll wraps: not the frame's edge
-    inside[:abs(dy) * t] = inside[size - abs(dy) * t:] = False
+    inside[:, : abs(dx) * t] = inside[:, size - abs(dx) * t :] = False  # roll wraps: not the frame's edge
+    inside[: abs(dy) * t] = inside[size - abs(dy) * t :] = False
     return inside, (mask[t] < 0.001) & (mask[0] < 0.001)
 
 
@@ -229,8 +283,9 @@ def test_still_classes_do_not_move_and_options_shape_the_motion():
 def test_colour_is_an_option_of_the_new_families_and_of_perlin(name):
     gray, colour = family_set(name)[3][0], family_set(name, colour=0.8)[3][0]
     assert torch.equal(gray[0], gray[1]) and not torch.equal(colour[0], colour[1])
-    perlin = VPNDataset(get_family("perlin").label_space(get_family("perlin").Labels(preset="tiny")), 8, 8, 32, 0,
-                        colour=0.8)[2][0]
+    perlin = VPNDataset(
+        get_family("perlin").label_space(get_family("perlin").Labels(preset="tiny")), 8, 8, 32, 0, colour=0.8
+    )[2][0]
     assert not torch.equal(perlin[0], perlin[2])
 
 

@@ -7,19 +7,27 @@ import json
 import pytest
 import torch
 import yaml
-
 from framework_references import Recognizer3D, torchvision_shapes_file, torchvision_video_resnet
 from video_fixtures import write_class_folders
+
 from videoperlin.errors import CheckpointError, ConfigError
 from videoperlin.models import create_model
-from videoperlin.models.pretrained import load_model, load_pretrained
-from videoperlin.models.frameworks import (check_corresponds, export_state_dict, framework_settings, import_state_dict,
-                                           infer_model_config)
+from videoperlin.models.frameworks import (
+    check_corresponds,
+    export_state_dict,
+    framework_settings,
+    import_state_dict,
+    infer_model_config,
+)
 from videoperlin.models.from_3d_resnets_pytorch import import_hara_checkpoint
+from videoperlin.models.pretrained import load_model, load_pretrained
 
 #: Our counterpart of each torchvision video ResNet.
-TORCHVISION = {"r3d_18": ("r3d18", {}), "mc3_18": ("mc3_18", {}),
-               "r2plus1d_18": ("r2p1d18", {"mid_planes": "per_block", "stem_mid_planes": 45})}
+TORCHVISION = {
+    "r3d_18": ("r3d18", {}),
+    "mc3_18": ("mc3_18", {}),
+    "r2plus1d_18": ("r2p1d18", {"mid_planes": "per_block", "stem_mid_planes": 45}),
+}
 TV_OPTIONS = {"conv1_t_size": 3, "no_max_pool": True}
 
 
@@ -31,8 +39,10 @@ def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
             if name.endswith("running_var") or (name.endswith("weight") and tensor.ndim == 1):
                 tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
             elif tensor.is_floating_point():
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * (0.1 if tensor.ndim < 5 else
-                                                                               tensor[0].numel() ** -0.5))
+                tensor.copy_(
+                    torch.randn(tensor.shape, generator=generator)
+                    * (0.1 if tensor.ndim < 5 else tensor[0].numel() ** -0.5)
+                )
     return model.eval()
 
 
@@ -50,6 +60,7 @@ def same_state(a: dict, b: dict) -> bool:
 
 
 # ---- torchvision ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("tv_name", TORCHVISION)
 def test_export_matches_torchvisions_names_and_shapes(tv_name):
@@ -86,8 +97,11 @@ def test_round_trip_through_torchvision_names_is_bit_identical(tv_name):
 
 
 def test_a_model_that_does_not_correspond_is_refused_naming_the_options():
-    with pytest.raises(ConfigError, match=r"r3d18 does not correspond to torchvision's r3d: model.conv1_t_size is 7 "
-                                          r"where torchvision has 3; model.no_max_pool is False where"):
+    with pytest.raises(
+        ConfigError,
+        match=r"r3d18 does not correspond to torchvision's r3d: model.conv1_t_size is 7 "
+        r"where torchvision has 3; model.no_max_pool is False where",
+    ):
         export_state_dict(create_model("r3d18"), "torchvision")
     with pytest.raises(ConfigError, match="model.mid_planes is 'per_conv' where torchvision has 'per_block'"):
         check_corresponds(create_model("r2p1d18", **TV_OPTIONS), "torchvision")
@@ -98,20 +112,32 @@ def test_a_model_that_does_not_correspond_is_refused_naming_the_options():
 def test_a_checkpoint_that_does_not_correspond_names_the_first_mismatching_key_and_shape():
     state = export_state_dict(ours_for("r3d_18"), "torchvision")
     state["layer3.0.conv2.0.weight"] = torch.zeros(256, 256, 1, 3, 3)
-    with pytest.raises(CheckpointError, match=r"layer3.0.conv2.0.weight has shape \(256, 256, 1, 3, 3\) where r3d18 "
-                                          r"\(torchvision layout\) needs \(256, 256, 3, 3, 3\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"layer3.0.conv2.0.weight has shape \(256, 256, 1, 3, 3\) where r3d18 "
+        r"\(torchvision layout\) needs \(256, 256, 3, 3, 3\)",
+    ):
         import_state_dict(state, "torchvision", "k400.pth")
     deeper = export_state_dict(create_model("r3d34", **TV_OPTIONS), "torchvision")
-    with pytest.raises(CheckpointError, match=r"k400.pth holds layer1.2.conv1.0.weight \(\d+ tensors in all\) that r3d18 "
-                                          r"has no place for"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"k400.pth holds layer1.2.conv1.0.weight \(\d+ tensors in all\) that r3d18 "
+        r"has no place for",
+    ):
         import_state_dict(deeper, "torchvision", "k400.pth", name="r3d18")  # an r3d34 read as r3d18
 
 
 # ---- mmaction2 (reference written from its published definitions) -------------------------------------
 
-@pytest.mark.parametrize("name, options", [("r3d18", {"max_pool": "1x3x3"}),
-                                           ("mc3_18", {"max_pool": "1x3x3", "conv1_t_size": 5}),
-                                           ("r3d50", {"max_pool": "1x3x3", "widen_factor": 0.25})])
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("r3d18", {"max_pool": "1x3x3"}),
+        ("mc3_18", {"max_pool": "1x3x3", "conv1_t_size": 5}),
+        ("r3d50", {"max_pool": "1x3x3", "widen_factor": 0.25}),
+    ],
+)
 def test_mmaction2_recognizer_both_ways(name, options):
     mine = randomise(create_model(name, num_classes=5, **options))
     settings = framework_settings(mine, "mmaction2")
@@ -121,7 +147,7 @@ def test_mmaction2_recognizer_both_ways(name, options):
         torch.testing.assert_close(theirs(clip()), mine(clip()), atol=1e-4, rtol=0)
     back = import_state_dict(theirs.state_dict(), "mmaction2")
     assert back.config == mine.config and same_state(back.state_dict(), mine.state_dict())
-    backbone_only = {k[len("backbone."):]: v for k, v in theirs.state_dict().items() if k.startswith("backbone.")}
+    backbone_only = {k[len("backbone.") :]: v for k, v in theirs.state_dict().items() if k.startswith("backbone.")}
     assert infer_model_config(export_state_dict(mine, "mmaction2"), "mmaction2")["name"] == name
     target = create_model(name, num_classes=3, **options)
     report = load_pretrained(target, backbone_only)  # an mmaction2 backbone saved alone, head swapped
@@ -131,12 +157,16 @@ def test_mmaction2_recognizer_both_ways(name, options):
 def test_mmaction2_needs_its_max_pool_and_has_no_2plus1d_counterpart():
     with pytest.raises(ConfigError, match="model.max_pool is '3x3x3' where mmaction2 has '1x3x3'"):
         export_state_dict(create_model("r3d18"), "mmaction2")
-    with pytest.raises(ConfigError, match="r2p1d18 has no counterpart in mmaction2: mmaction2's ResNet2Plus1d "
-                                          "factorises its 1x1x1 convolutions too"):
+    with pytest.raises(
+        ConfigError,
+        match="r2p1d18 has no counterpart in mmaction2: mmaction2's ResNet2Plus1d "
+        "factorises its 1x1x1 convolutions too",
+    ):
         export_state_dict(create_model("r2p1d18", max_pool="1x3x3"), "mmaction2")
 
 
 # ---- 3D-ResNets-PyTorch ----------------------------------------------------------------------------
+
 
 def test_hara_export_loads_back_with_the_hara_importer(tmp_path):
     mine = randomise(create_model("r2p1d18", num_classes=4, widen_factor=0.25, conv1_t_stride=2))
@@ -148,6 +178,7 @@ def test_hara_export_loads_back_with_the_hara_importer(tmp_path):
 
 
 # ---- command line ----------------------------------------------------------------------------------
+
 
 def test_convert_cli_round_trip(tmp_path, cli):
     source = export_state_dict(ours_for("r2plus1d_18"), "torchvision")
@@ -168,9 +199,32 @@ def test_a_kinetics_torchvision_checkpoint_fine_tunes_without_manual_steps(tmp_p
     torch.save(kinetics, tmp_path / "r3d_18_k400.pth")
     write_class_folders(tmp_path / "videos", per_class=4, frames=10)
     run = tmp_path / "run"
-    proc = cli("train", "--data", str(tmp_path / "videos"), "--init", str(tmp_path / "r3d_18_k400.pth"), "--out",
-               str(run), "--frames", "8", "--size", "32", "--epochs", "1", "--batch-size", "4", "--workers", "0",
-               "--amp", "off", "--lr", "1e-9", "-q", "--set", "optim.weight_decay=0")
+    proc = cli(
+        "train",
+        "--data",
+        str(tmp_path / "videos"),
+        "--init",
+        str(tmp_path / "r3d_18_k400.pth"),
+        "--out",
+        str(run),
+        "--frames",
+        "8",
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--amp",
+        "off",
+        "--lr",
+        "1e-9",
+        "-q",
+        "--set",
+        "optim.weight_decay=0",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "is a torchvision checkpoint: the model is built as it is (model.conv1_t_size=3" in proc.stderr
     model = yaml.safe_load((run / "config.yaml").read_text())["model"]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_training import _final_weights, metrics
+
 from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.train.config import load_config
 from videoperlin.train.engine import Trainer
@@ -35,9 +35,20 @@ def test_counter_draws_on_cuda_equal_the_cpu(preset):
 
 
 def _config(tmp_path: Path, out: str, **extra):
-    overrides = {"train.out": str(tmp_path / out), "model.name": "r3d10", "model.widen_factor": 0.5,
-                 "data.frames": 8, "data.size": 64, "train.epochs": 2, "train.batch_size": 16, "vpn.preset": "tiny",
-                 "vpn.num_videos": 128, "vpn.val_videos": 32, "train.progress": False, **extra}
+    overrides = {
+        "train.out": str(tmp_path / out),
+        "model.name": "r3d10",
+        "model.widen_factor": 0.5,
+        "data.frames": 8,
+        "data.size": 64,
+        "train.epochs": 2,
+        "train.batch_size": 16,
+        "vpn.preset": "tiny",
+        "vpn.num_videos": 128,
+        "vpn.val_videos": 32,
+        "train.progress": False,
+        **extra,
+    }
     return load_config(None, overrides, task="pretrain")
 
 
@@ -69,10 +80,38 @@ def test_ddp_nccl_through_torchrun(tmp_path):
     """One NCCL rank per GPU present (NCCL refuses two ranks on one device)."""
     ranks = torch.cuda.device_count()
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks),
-           "-m", "videoperlin", "pretrain", "--preset", "tiny", "--num-videos", str(32 * ranks), "--set",
-           "vpn.val_videos=8", "--epochs", "1", "--batch-size", "4", "--model", "r3d10", "--widen-factor", "0.25",
-           "--frames", "8", "--size", "48", "--out", str(out), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(ranks),
+        "-m",
+        "videoperlin",
+        "pretrain",
+        "--preset",
+        "tiny",
+        "--num-videos",
+        str(32 * ranks),
+        "--set",
+        "vpn.val_videos=8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--model",
+        "r3d10",
+        "--widen-factor",
+        "0.25",
+        "--frames",
+        "8",
+        "--size",
+        "48",
+        "--out",
+        str(out),
+        "-q",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = metrics(out)[0]

@@ -18,8 +18,9 @@ def test_presets_round_trip(name):
     space = LabelSpace.preset(name)
     spec = PRESETS[name]
     static_triples = len(spec["fx"]) * len(spec["fy"]) * len(spec["ft"])
-    motions = len(spec.get("direction", [0])) * (len(spec.get("speed", [1])) - (0 in spec.get("speed", [1]))) \
-        + (0 in spec.get("speed", []))
+    motions = len(spec.get("direction", [0])) * (len(spec.get("speed", [1])) - (0 in spec.get("speed", [1]))) + (
+        0 in spec.get("speed", [])
+    )
     assert len(space) == static_triples * motions
     seen = set()
     for k in range(len(space)):
@@ -36,13 +37,19 @@ def test_motion_axes_names_params_and_the_static_class():
     assert space.params(2) == {"fx": 4, "fy": 2, "ft": 1, "direction": 45, "speed": 2.0}
     assert space.index(4, 2, 1, direction=270, speed=0) == 0  # a static class has no direction
     assert space.motion(space.index(4, 4, 1, 90, 0.25)) == (90, 0.25)
-    assert LabelSpace.from_dict(space.to_dict()) == space and LabelSpace.preset("low").params(0) == {"fx": 1, "fy": 1, "ft": 1}
+    assert LabelSpace.from_dict(space.to_dict()) == space and LabelSpace.preset("low").params(0) == {
+        "fx": 1,
+        "fy": 1,
+        "ft": 1,
+    }
     assert LabelSpace.preset("motion").name(len(LabelSpace.preset("motion")) - 1) == "x008_y008_t01_d315_s4"
-    for kwargs, message in [({"direction": [0]}, "direction and speed must be given together"),
-                            ({"direction": [0, 360], "speed": [1]}, "whole degrees in 0..359"),
-                            ({"direction": [10.5], "speed": [1]}, "whole degrees"),
-                            ({"direction": [0], "speed": [-1]}, "lattice cells per clip"),
-                            ({"direction": [0], "speed": [0.501, 0.499]}, "list a value twice")]:
+    for kwargs, message in [
+        ({"direction": [0]}, "direction and speed must be given together"),
+        ({"direction": [0, 360], "speed": [1]}, "whole degrees in 0..359"),
+        ({"direction": [10.5], "speed": [1]}, "whole degrees"),
+        ({"direction": [0], "speed": [-1]}, "lattice cells per clip"),
+        ({"direction": [0], "speed": [0.501, 0.499]}, "list a value twice"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             LabelSpace(fx=[1], fy=[1], ft=[1], **kwargs)
 
@@ -106,7 +113,10 @@ def test_one_rule_names_the_label_space(tmp_path):
     assert resolve_label_space(fx=[1, 2], fy=[1], ft=[1, 4]) == LabelSpace([1, 2], [1], [1, 4])
     (tmp_path / "s.yaml").write_text("fx: [1, 3]\nfy: [2]\nft: [1, 2]\n")
     assert resolve_label_space(labels=tmp_path / "s.yaml") == LabelSpace([1, 3], [2], [1, 2])
-    with pytest.raises(ConfigError, match="give only one of preset, fx/fy/ft or labels to name the label space .got preset and fx/fy/ft"):
+    with pytest.raises(
+        ConfigError,
+        match="give only one of preset, fx/fy/ft or labels to name the label space .got preset and fx/fy/ft",
+    ):
         resolve_label_space("low", fx=[1], fy=[1], ft=[1])  # the CLI and the config used to disagree here
     with pytest.raises(ConfigError, match="ft missing"):
         resolve_label_space(fx=[1], fy=[1])

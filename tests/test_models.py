@@ -7,14 +7,14 @@ import copy
 
 import pytest
 import torch
-
 from resnet2d import Basic2d, Bottle2d, ResNet2d, randomise_batchnorm
+
 from videoperlin.errors import CheckpointError, ConfigError
 from videoperlin.models import count_parameters, create_model, list_models
-from videoperlin.models.pretrained import load_model, load_pretrained
-from videoperlin.models.weight_files import save_model
 from videoperlin.models.from_3d_resnets_pytorch import import_hara_checkpoint
 from videoperlin.models.inflate import inflate_2d
+from videoperlin.models.pretrained import load_model, load_pretrained
+from videoperlin.models.weight_files import save_model
 
 ALL_MODELS = list_models()
 
@@ -58,8 +58,17 @@ def test_shortcut_a_count_and_2plus1d_counts():
 
 def test_options_change_the_network():
     x = torch.randn(1, 1, 8, 32, 32)
-    model = create_model("r3d10", num_classes=3, in_channels=1, conv1_t_size=3, conv1_t_stride=2, no_max_pool=True,
-                         widen_factor=0.25, dropout=0.5, shortcut="A")
+    model = create_model(
+        "r3d10",
+        num_classes=3,
+        in_channels=1,
+        conv1_t_size=3,
+        conv1_t_stride=2,
+        no_max_pool=True,
+        widen_factor=0.25,
+        dropout=0.5,
+        shortcut="A",
+    )
     assert model.conv1.weight.shape == (16, 1, 3, 7, 7) and model.conv1.stride == (2, 2, 2)
     feats = model.forward_features(x)
     assert feats.shape == (1, 128, 1, 2, 2)  # no max-pool: 32 -> 16 -> 16 -> 8 -> 4 -> 2
@@ -86,6 +95,7 @@ def test_finetuning_interface_and_deepcopy():
 
 
 # ---- loading --------------------------------------------------------------------------------
+
 
 def test_load_pretrained_reports_every_key(tmp_path):
     source = create_model("r3d10", num_classes=400, widen_factor=0.25)
@@ -129,6 +139,7 @@ def test_save_and_load_model_round_trip(tmp_path):
 
 # ---- inflation ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name, block, layers", [("r3d18", Basic2d, (2, 2, 2, 2)), ("r3d50", Bottle2d, (3, 4, 6, 3))])
 def test_inflated_network_reproduces_2d_logits_on_static_clips(tmp_path, name, block, layers):
     torch.manual_seed(0)
@@ -167,16 +178,31 @@ def test_inflated_weights_repeat_and_divide():
 
 # Shapes computed by hand from 3D-ResNets-PyTorch's definitions (resnet.py, resnet2p1d.py).
 HARA_SHAPES = {
-    "resnet-18": {"conv1.weight": (64, 3, 7, 7, 7), "layer1.0.conv1.weight": (64, 64, 3, 3, 3),
-                  "layer2.0.downsample.0.weight": (128, 64, 1, 1, 1), "layer2.0.downsample.1.running_var": (128,),
-                  "layer4.1.bn2.bias": (512,), "fc.weight": (400, 512)},
-    "resnet2p1d-18": {"conv1_s.weight": (110, 3, 1, 7, 7), "bn1_s.weight": (110,), "conv1_t.weight": (64, 110, 7, 1, 1),
-                      "layer1.0.conv1_s.weight": (144, 64, 1, 3, 3), "layer1.0.conv1_t.weight": (64, 144, 3, 1, 1),
-                      "layer2.0.conv1_s.weight": (230, 64, 1, 3, 3), "layer2.0.conv2_t.weight": (128, 288, 3, 1, 1),
-                      "fc.weight": (400, 512)},
-    "resnet-50": {"layer1.0.conv1.weight": (64, 64, 1, 1, 1), "layer1.0.conv2.weight": (64, 64, 3, 3, 3),
-                  "layer1.0.conv3.weight": (256, 64, 1, 1, 1), "layer1.0.downsample.0.weight": (256, 64, 1, 1, 1),
-                  "fc.weight": (400, 2048)},
+    "resnet-18": {
+        "conv1.weight": (64, 3, 7, 7, 7),
+        "layer1.0.conv1.weight": (64, 64, 3, 3, 3),
+        "layer2.0.downsample.0.weight": (128, 64, 1, 1, 1),
+        "layer2.0.downsample.1.running_var": (128,),
+        "layer4.1.bn2.bias": (512,),
+        "fc.weight": (400, 512),
+    },
+    "resnet2p1d-18": {
+        "conv1_s.weight": (110, 3, 1, 7, 7),
+        "bn1_s.weight": (110,),
+        "conv1_t.weight": (64, 110, 7, 1, 1),
+        "layer1.0.conv1_s.weight": (144, 64, 1, 3, 3),
+        "layer1.0.conv1_t.weight": (64, 144, 3, 1, 1),
+        "layer2.0.conv1_s.weight": (230, 64, 1, 3, 3),
+        "layer2.0.conv2_t.weight": (128, 288, 3, 1, 1),
+        "fc.weight": (400, 512),
+    },
+    "resnet-50": {
+        "layer1.0.conv1.weight": (64, 64, 1, 1, 1),
+        "layer1.0.conv2.weight": (64, 64, 3, 3, 3),
+        "layer1.0.conv3.weight": (256, 64, 1, 1, 1),
+        "layer1.0.downsample.0.weight": (256, 64, 1, 1, 1),
+        "fc.weight": (400, 2048),
+    },
 }
 
 
@@ -201,8 +227,12 @@ def test_hara_checkpoint_round_trip(tmp_path, cli, name, arch, options):
     randomise_batchnorm(original)
     original.eval()
     sgd = torch.optim.SGD(original.parameters(), lr=0.1, momentum=0.9)
-    checkpoint = {"epoch": 12, "state_dict": {f"module.{k}": v for k, v in original.state_dict().items()},
-                  "optimizer": sgd.state_dict(), "scheduler": {"milestones": [50, 100, 150]}}
+    checkpoint = {
+        "epoch": 12,
+        "state_dict": {f"module.{k}": v for k, v in original.state_dict().items()},
+        "optimizer": sgd.state_dict(),
+        "scheduler": {"milestones": [50, 100, 150]},
+    }
     if arch:
         checkpoint["arch"] = arch
     path = tmp_path / "save_12.pth"
@@ -228,13 +258,18 @@ def test_a_checkpoint_of_another_architecture_is_refused_not_partly_loaded():
     source = create_model("r2p1d10", num_classes=4, widen_factor=0.25).state_dict()
     target = create_model("r3d18", num_classes=4, widen_factor=0.25)
     before = {k: v.clone() for k, v in target.state_dict().items()}
-    with pytest.raises(CheckpointError, match=r"does not match the model \(\d+ of its tensors are not in the model, e.g. "):
+    with pytest.raises(
+        CheckpointError, match=r"does not match the model \(\d+ of its tensors are not in the model, e.g. "
+    ):
         load_pretrained(target, source)
     assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())  # nothing was loaded
     shallow = create_model("r3d10", num_classes=4, widen_factor=0.25).state_dict()  # a subset of r3d18's names
     with pytest.raises(CheckpointError, match="model tensors are not in it, e.g. layer1.1"):
         load_pretrained(target, shallow)
-    old = {k: v for k, v in create_model("r3d18", num_classes=4, widen_factor=0.25).state_dict().items()
-           if not k.endswith("num_batches_tracked")}  # PyTorch < 0.4.1 checkpoints: still a full load
+    old = {
+        k: v
+        for k, v in create_model("r3d18", num_classes=4, widen_factor=0.25).state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }  # PyTorch < 0.4.1 checkpoints: still a full load
     report = load_pretrained(target, old)
     assert len(report.loaded) == len(old) - 2 and all(k.endswith("num_batches_tracked") for k in report.missing)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from reference_perlin import reference_perlin
 
 import videoperlin.noise as noise
-from reference_perlin import reference_perlin
 from videoperlin.errors import ConfigError
 from videoperlin.noise import Octave, drift_nodes, lattice_nodes, perlin_noise, random_unit_gradients, render_octaves
 
@@ -99,7 +99,7 @@ def _drifting_batch(cells, drifts, tileable: bool, seed: int = 0):
 @pytest.mark.parametrize("tileable", [False, True])
 @pytest.mark.parametrize("size", [(16, 32, 32), (7, 20, 36)])
 def test_drifting_kernel_matches_per_voxel_reference(size, tileable):
-    t, h, w = size
+    t, _h, w = size
     cells = [(1, 2, 2), (2, 4, 3), (min(t, 3), 1, min(w, 8)), (1, 3, 5), (2, 2, 2)]
     drifts = [(0.0, 1.5), (-2.25, 0.75), (3.0, -4.0), (-0.4, -0.6), (0.0, 0.0)]  # the last one static, in a mixed batch
     grads, cells_t, phase, drift = _drifting_batch(cells, drifts, tileable)
@@ -116,7 +116,9 @@ def test_drift_translates_the_field():
     grads, cells, phase, _ = _drifting_batch([(1, 4, 4)], [(0.0, 0.0)], tileable=True)
     grads[:, 0] = 0  # no t-component; one tileable time node makes the time lattice constant
     size = (8, 32, 32)  # 4 cells over 32 px = 8 px per cell; drift 1 cell over 8 frames = 1 px per frame
-    moving = perlin_noise(grads, size, cells, phase, tileable=True, drift=torch.tensor([[0.0, 1.0]], dtype=torch.float64))[0]
+    moving = perlin_noise(
+        grads, size, cells, phase, tileable=True, drift=torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    )[0]
     for t in range(1, 8):
         torch.testing.assert_close(moving[t], torch.roll(moving[0], shifts=t, dims=1), atol=1e-5, rtol=0)
     static = perlin_noise(grads, size, cells, phase, tileable=True)[0]

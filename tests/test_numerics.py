@@ -13,8 +13,8 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-
 from faults import REAL_CONV3D, WrongWeightGrad, faulty_conv3d
+
 from videoperlin.errors import NumericsError
 from videoperlin.models import create_model
 from videoperlin.train import numerics
@@ -42,8 +42,11 @@ def weight_grads(model, clips, labels, dtype) -> dict[str, torch.Tensor]:
     with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         loss = F.cross_entropy(model(clips).float(), labels)
     loss.backward()
-    return {n[:-len(".weight")]: p.grad.clone() for n, p in model.named_parameters() if ".conv" in n or
-            n.startswith("conv")}
+    return {
+        n[: -len(".weight")]: p.grad.clone()
+        for n, p in model.named_parameters()
+        if ".conv" in n or n.startswith("conv")
+    }
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -51,8 +54,11 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def fault_shaped_convs(model) -> set[str]:
-    return {name for name, sig in convolution_inputs(model, CLIP, 4, False).items()
-            if sig.input_shape[2] == 2 and sig.kernel[0] == 3 and sig.stride[0] == 1}
+    return {
+        name
+        for name, sig in convolution_inputs(model, CLIP, 4, False).items()
+        if sig.input_shape[2] == 2 and sig.kernel[0] == 3 and sig.stride[0] == 1
+    }
 
 
 def test_shapes_come_from_a_meta_forward_at_the_clip_size():
@@ -71,8 +77,9 @@ def test_probe_scores_a_healthy_convolution_by_the_size_of_its_rounding():
     assert all(1e-4 < e < numerics.TOLERANCE[torch.bfloat16] for e in errors["bf16"].values())  # rounded, not exact
 
 
-def test_guard_keeps_a_wrong_kernel_in_fp32_and_the_fault_never_reaches_the_gradients(faulty_kernel, monkeypatch,
-                                                                                      caplog):
+def test_guard_keeps_a_wrong_kernel_in_fp32_and_the_fault_never_reaches_the_gradients(
+    faulty_kernel, monkeypatch, caplog
+):
     torch.manual_seed(0)
     model = create_model("r3d18", num_classes=5, widen_factor=0.25)
     unguarded = create_model("r3d18", num_classes=5, widen_factor=0.25)
@@ -84,11 +91,15 @@ def test_guard_keeps_a_wrong_kernel_in_fp32_and_the_fault_never_reaches_the_grad
     assert sum("runs in fp32" in r.message for r in caplog.records) == len(expected)  # one line per module
     assert set(model.state_dict()) == set(unguarded.state_dict())  # names unchanged: checkpoints load as before
     clips, labels = torch.randn(4, *CLIP), torch.tensor([0, 1, 2, 3])
-    faulty = {"guarded": weight_grads(model, clips, labels, torch.bfloat16),
-              "unguarded": weight_grads(unguarded, clips, labels, torch.bfloat16)}
+    faulty = {
+        "guarded": weight_grads(model, clips, labels, torch.bfloat16),
+        "unguarded": weight_grads(unguarded, clips, labels, torch.bfloat16),
+    }
     monkeypatch.setattr(F, "conv3d", REAL_CONV3D)
-    right = {"guarded": weight_grads(model, clips, labels, torch.bfloat16),
-             "unguarded": weight_grads(unguarded, clips, labels, torch.bfloat16)}
+    right = {
+        "guarded": weight_grads(model, clips, labels, torch.bfloat16),
+        "unguarded": weight_grads(unguarded, clips, labels, torch.bfloat16),
+    }
     for name, grad in faulty["guarded"].items():  # the wrong kernel is never called: bit for bit
         assert torch.equal(grad, right["guarded"][name]), name
     assert min(rel(faulty["unguarded"][m], right["unguarded"][m]) for m in expected) > 1.0  # without: the fault
@@ -96,8 +107,11 @@ def test_guard_keeps_a_wrong_kernel_in_fp32_and_the_fault_never_reaches_the_grad
 
 def test_a_wrong_fp32_kernel_is_an_error(monkeypatch, fresh_cache):
     def wrong_everywhere(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
-        return WrongWeightGrad.apply(x, w, stride, padding, dilation, groups) if x.dtype == torch.float32 else \
-            REAL_CONV3D(x, w, bias, stride, padding, dilation, groups)
+        return (
+            WrongWeightGrad.apply(x, w, stride, padding, dilation, groups)
+            if x.dtype == torch.float32
+            else REAL_CONV3D(x, w, bias, stride, padding, dilation, groups)
+        )
 
     monkeypatch.setattr(F, "conv3d", wrong_everywhere)
     model = create_model("r3d10", num_classes=3, widen_factor=0.125)
@@ -108,14 +122,16 @@ def test_a_wrong_fp32_kernel_is_an_error(monkeypatch, fresh_cache):
 def test_verdicts_are_cached_per_machine_and_shape(fresh_cache, monkeypatch):
     model = create_model("r3d10", num_classes=3, widen_factor=0.125)
     choose_precision(model, torch.bfloat16, torch.device("cpu"), (3, 8, 16, 16), 2, False)
-    (scope, entries), = json.loads(fresh_cache.read_text()).items()
+    ((scope, entries),) = json.loads(fresh_cache.read_text()).items()
     assert torch.__version__ in scope and "cpu" not in scope.split(" ")[0]
     assert len(entries) == len(set(convolution_inputs(model, (3, 8, 16, 16), 2, False).values()))
     monkeypatch.setattr(numerics, "relative_errors", lambda *a, **k: pytest.fail("probed again"))
     choose_precision(model, torch.bfloat16, torch.device("cpu"), (3, 8, 16, 16), 2, False)
     monkeypatch.undo()
     fresh_cache.write_text("{not json")  # an unreadable cache is probed again, not an error
-    assert choose_precision(model, torch.bfloat16, torch.device("cpu"), (3, 8, 16, 16), 2, False).dtype == torch.bfloat16
+    assert (
+        choose_precision(model, torch.bfloat16, torch.device("cpu"), (3, 8, 16, 16), 2, False).dtype == torch.bfloat16
+    )
 
 
 def test_the_real_kernel_fault_where_this_cpu_has_it(fresh_cache):
@@ -125,9 +141,11 @@ def test_the_real_kernel_fault_where_this_cpu_has_it(fresh_cache):
     sig = ConvSignature(3, 64, 64, (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1, (8, 64, 2, 4, 4), False)
     errors = relative_errors(sig, torch.device("cpu"), [torch.bfloat16])["bf16"]
     if numerics.passes(errors, torch.bfloat16):
-        pytest.skip(f"this CPU's bf16 conv3d weight gradient is right at T=2 (relative error "
-                    f"{errors['weight_grad']:.3g}): the fault (1.0 or NaN) was seen on AMD EPYC avx512_bf16 with "
-                    f"torch 2.13.0+cpu; the injected-kernel tests cover the guard here")
+        pytest.skip(
+            f"this CPU's bf16 conv3d weight gradient is right at T=2 (relative error "
+            f"{errors['weight_grad']:.3g}): the fault (1.0 or NaN) was seen on AMD EPYC avx512_bf16 with "
+            f"torch 2.13.0+cpu; the injected-kernel tests cover the guard here"
+        )
     assert errors["forward"] < numerics.TOLERANCE[torch.bfloat16]  # the fault is in the weight gradient only
     model = create_model("r3d18", num_classes=5, widen_factor=0.25)
     precision = choose_precision(model, torch.bfloat16, torch.device("cpu"), CLIP, 8, False)
@@ -148,10 +166,22 @@ def test_grad_norm_guard_rejects_finite_nonsense_and_keeps_its_history():
 
 
 def _tiny_pretrain(tmp_path, name, **extra):
-    overrides = {"train.out": str(tmp_path / name), "model.name": "r3d10", "model.widen_factor": 0.125,
-                 "data.frames": 16, "data.size": 32, "train.epochs": 1, "train.batch_size": 4, "vpn.preset": "tiny",
-                 "vpn.num_videos": 120, "vpn.val_videos": 8, "train.progress": False, "train.threads": 1,
-                 "train.channels_last": False, **extra}
+    overrides = {
+        "train.out": str(tmp_path / name),
+        "model.name": "r3d10",
+        "model.widen_factor": 0.125,
+        "data.frames": 16,
+        "data.size": 32,
+        "train.epochs": 1,
+        "train.batch_size": 4,
+        "vpn.preset": "tiny",
+        "vpn.num_videos": 120,
+        "vpn.val_videos": 8,
+        "train.progress": False,
+        "train.threads": 1,
+        "train.channels_last": False,
+        **extra,
+    }
     return load_config(None, overrides, task="pretrain")
 
 

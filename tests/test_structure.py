@@ -11,8 +11,21 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 #: Lower layers must not import higher ones (a module may import its own layer and the ones below).
-LAYERS = ["errors", "config_fields", "utils", "geometry", "noise", "vpn", "data", "scores", "models", "train", "study",
-          "analysis", "cli"]
+LAYERS = [
+    "errors",
+    "config_fields",
+    "utils",
+    "geometry",
+    "noise",
+    "vpn",
+    "data",
+    "scores",
+    "models",
+    "train",
+    "study",
+    "analysis",
+    "cli",
+]
 #: Known upward imports, each with its reason.
 ALLOWED_UPWARD = {
     ("train.engine", "analysis.kernels"): "the engine draws conv1 at the end of a run (imported there, matplotlib)",
@@ -38,7 +51,9 @@ def imports(path: Path, known: dict[str, Path]) -> list[tuple[str, int, bool]]:
     for node in ast.walk(tree):
         names = []
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("videoperlin"):
-            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names]
+            names = [
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names
+            ]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names if a.name.startswith("videoperlin")]
         found += [(name, node.lineno, id(node) in top) for name in names if name in known]
@@ -56,7 +71,7 @@ def test_no_import_cycle_even_through_imports_inside_functions():
     def visit(node: str, stack: list[str], done: set[str]) -> None:
         for target in sorted(edges.get(node, ())):
             if target in stack:
-                cycles.append(" -> ".join(stack[stack.index(target):] + [target]))
+                cycles.append(" -> ".join(stack[stack.index(target) :] + [target]))
             elif target not in done:
                 visit(target, stack + [target], done)
         done.add(node)
@@ -85,20 +100,30 @@ def test_imports_follow_the_pipeline():
 
 def test_every_module_imports_on_its_own():
     """Each module imported first, in a process where no other videoperlin module is loaded yet."""
-    names = sorted(n for n in modules() if not n.endswith(("utils.fields", "vpn.counter", "models.checkpoint",
-                                                          "models.hara", "cli.runs", "__main__")) and n != "videoperlin.metrics")
-    script = ("import importlib, sys\nfailed = []\nfor name in sys.argv[1:]:\n"
-              "    for loaded in [m for m in sys.modules if m.startswith('videoperlin')]:\n        del sys.modules[loaded]\n"
-              "    try:\n        importlib.import_module(name)\n    except Exception as exc:\n"
-              "        failed.append(f'{name}: {type(exc).__name__}: {exc}')\nprint('\\n'.join(failed))\n")
+    names = sorted(
+        n
+        for n in modules()
+        if not n.endswith(("utils.fields", "vpn.counter", "models.checkpoint", "models.hara", "cli.runs", "__main__"))
+        and n != "videoperlin.metrics"
+    )
+    script = (
+        "import importlib, sys\nfailed = []\nfor name in sys.argv[1:]:\n"
+        "    for loaded in [m for m in sys.modules if m.startswith('videoperlin')]:\n        del sys.modules[loaded]\n"
+        "    try:\n        importlib.import_module(name)\n    except Exception as exc:\n"
+        "        failed.append(f'{name}: {type(exc).__name__}: {exc}')\nprint('\\n'.join(failed))\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
 
 
 def test_renamed_modules_name_their_successor():
-    for old, new in (("videoperlin.utils.fields", "videoperlin.config_fields"), ("videoperlin.metrics", "videoperlin.scores"),
-                     ("videoperlin.vpn.counter", "videoperlin.vpn.draws"), ("videoperlin.cli.runs", "videoperlin.cli.training"),
-                     ("videoperlin.models.hara", "videoperlin.models.from_3d_resnets_pytorch"),
-                     ("videoperlin.models.checkpoint", "videoperlin.models.weight_files")):
+    for old, new in (
+        ("videoperlin.utils.fields", "videoperlin.config_fields"),
+        ("videoperlin.metrics", "videoperlin.scores"),
+        ("videoperlin.vpn.counter", "videoperlin.vpn.draws"),
+        ("videoperlin.cli.runs", "videoperlin.cli.training"),
+        ("videoperlin.models.hara", "videoperlin.models.from_3d_resnets_pytorch"),
+        ("videoperlin.models.checkpoint", "videoperlin.models.weight_files"),
+    ):
         proc = subprocess.run([sys.executable, "-c", f"import {old}"], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 1 and "ImportError" in proc.stderr and new in proc.stderr, (old, proc.stderr[-300:])

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from video_fixtures import CLASSES, write_class_folders, write_ucf_splits
+
 from videoperlin.errors import ConfigError
 from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.train.config import load_config
 from videoperlin.train.engine import Trainer
 
-# fp32: bf16 autocast on CPUs is intermittently non-finite at these tiny shapes (see README), and tests must be exact.
+# fp32: bf16 autocast on CPUs is intermittently non-finite at these tiny shapes (docs/guide/training.md), and tests must be exact.
 TINY = ["--model", "r3d10", "--widen-factor", "0.25", "--frames", "8", "--size", "48", "--amp", "off", "-q"]
 
 
@@ -43,8 +43,22 @@ def ucf(tmp_path_factory, videos) -> Path:
 @pytest.fixture(scope="module")
 def vpn_checkpoint(tmp_path_factory, cli) -> Path:
     out = tmp_path_factory.mktemp("runs") / "pretrain"
-    proc = cli("pretrain", "--preset", "tiny", "--num-videos", "64", "--set", "vpn.val_videos=16", "--epochs", "2",
-               "--batch-size", "16", "--out", str(out), *TINY)
+    proc = cli(
+        "pretrain",
+        "--preset",
+        "tiny",
+        "--num-videos",
+        "64",
+        "--set",
+        "vpn.val_videos=16",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+        *TINY,
+    )
     assert proc.returncode == 0, proc.stderr
     return out / "checkpoints" / "last.pt"
 
@@ -72,10 +86,30 @@ def test_pretrain_writes_run_directory(vpn_checkpoint):
 
 def test_train_from_vpn_then_evaluate(tmp_path, cli, videos, ucf, vpn_checkpoint):
     run = tmp_path / "train"
-    proc = cli("train", "--data", str(videos), "--init", str(vpn_checkpoint), "--epochs", "8", "--batch-size", "8",
-               "--lr", "0.01", "--set", "optim.schedule=cosine", "--set", "optim.warmup_epochs=1",
-               "--set", "data.val_fraction=0.25",
-               "--cache-dir", str(tmp_path / "cache"), "--out", str(run), *TINY)
+    proc = cli(
+        "train",
+        "--data",
+        str(videos),
+        "--init",
+        str(vpn_checkpoint),
+        "--epochs",
+        "8",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.01",
+        "--set",
+        "optim.schedule=cosine",
+        "--set",
+        "optim.warmup_epochs=1",
+        "--set",
+        "data.val_fraction=0.25",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(run),
+        *TINY,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = metrics(run)
     assert rows[-1]["best_val_acc"] >= 0.8, rows  # 3 classes: chance is 1/3
@@ -86,10 +120,22 @@ def test_train_from_vpn_then_evaluate(tmp_path, cli, videos, ucf, vpn_checkpoint
     own = json.loads((run / "eval-val" / "metrics.json").read_text())
     best = next(r for r in rows if r["val_acc"] == rows[-1]["best_val_acc"])
     assert own["videos"] == best["val_videos"] == 12  # val_fraction 0.25 of 16 per class, as the run split it
-    assert own["video_top1"] == pytest.approx(best["val_acc"]) and own["clip_top1"] == pytest.approx(best["val_clip_acc"])
+    assert own["video_top1"] == pytest.approx(best["val_acc"]) and own["clip_top1"] == pytest.approx(
+        best["val_clip_acc"]
+    )
     out = tmp_path / "eval"
-    proc = cli("evaluate", "--checkpoint", str(run / "checkpoints" / "best.pt"), "--data", str(ucf), "--out", str(out),
-               "--cache-dir", str(tmp_path / "cache"), "-q")
+    proc = cli(
+        "evaluate",
+        "--checkpoint",
+        str(run / "checkpoints" / "best.pt"),
+        "--data",
+        str(ucf),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "-q",
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "metrics.json").read_text())
     assert result["videos"] == 12 and result["clips"] >= 12  # testlist01: 4 videos per class
@@ -103,17 +149,45 @@ def test_train_from_vpn_then_evaluate(tmp_path, cli, videos, ucf, vpn_checkpoint
 
 def test_train_on_ucf_split_files(tmp_path, cli, ucf):
     run = tmp_path / "ucf-run"
-    proc = cli("train", "--data", str(ucf), "--split", "1", "--epochs", "1", "--batch-size", "8", "--out", str(run),
-               "--cache-dir", str(tmp_path / "cache"), *TINY)
+    proc = cli(
+        "train",
+        "--data",
+        str(ucf),
+        "--split",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--out",
+        str(run),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        *TINY,
+    )
     assert proc.returncode == 0, proc.stderr
     assert metrics(run)[0]["val_videos"] == 12
 
 
 def _config(tmp_path, out: str, **extra):
-    overrides = {"train.out": str(tmp_path / out), "model.name": "r3d10", "model.widen_factor": 0.25,
-                 "data.frames": 8, "data.size": 48, "train.epochs": 2, "train.batch_size": 8, "vpn.preset": "tiny",
-                 "vpn.num_videos": 48, "vpn.val_videos": 8, "train.deterministic": True, "train.progress": False,
-                 "train.threads": 1, "train.amp": "off", "model.dropout": 0.2, **extra}
+    overrides = {
+        "train.out": str(tmp_path / out),
+        "model.name": "r3d10",
+        "model.widen_factor": 0.25,
+        "data.frames": 8,
+        "data.size": 48,
+        "train.epochs": 2,
+        "train.batch_size": 8,
+        "vpn.preset": "tiny",
+        "vpn.num_videos": 48,
+        "vpn.val_videos": 8,
+        "train.deterministic": True,
+        "train.progress": False,
+        "train.threads": 1,
+        "train.amp": "off",
+        "model.dropout": 0.2,
+        **extra,
+    }
     return load_config(None, overrides, task="pretrain")
 
 
@@ -125,8 +199,16 @@ def _final_weights(run: Path) -> dict[str, torch.Tensor]:
 def test_resume_equals_uninterrupted_run(tmp_path, videos, data, workers):
     """Bit-identical final weights; with workers the loaders are persistent, and the epoch travels with
     each index to the workers."""
-    extra = {} if data is None else {"data.path": str(videos), "data.workers": workers,
-                                     "data.cache_dir": str(tmp_path / "c"), "data.val_fraction": 0.25}
+    extra = (
+        {}
+        if data is None
+        else {
+            "data.path": str(videos),
+            "data.workers": workers,
+            "data.cache_dir": str(tmp_path / "c"),
+            "data.val_fraction": 0.25,
+        }
+    )
     task = "pretrain" if data is None else "train"
     whole = _config(tmp_path, "whole", **extra)
     whole.task = task
@@ -142,7 +224,8 @@ def test_resume_equals_uninterrupted_run(tmp_path, videos, data, workers):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert metrics(tmp_path / "whole") == [
         {**r, "time_s": w["time_s"], "clips_per_s": w["clips_per_s"], "data_wait": w["data_wait"]}
-        for r, w in zip(metrics(tmp_path / "resumed"), metrics(tmp_path / "whole"))]
+        for r, w in zip(metrics(tmp_path / "resumed"), metrics(tmp_path / "whole"))
+    ]
 
 
 def test_existing_run_needs_resume(tmp_path):
@@ -165,9 +248,33 @@ def _free_port() -> int:
 def test_ddp_two_processes_on_cpu(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "videoperlin", "pretrain", "--preset", "tiny", "--num-videos", "32",
-           "--set", "vpn.val_videos=8", "--epochs", "1", "--batch-size", "4", "--out", str(out), *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "videoperlin",
+        "pretrain",
+        "--preset",
+        "tiny",
+        "--num-videos",
+        "32",
+        "--set",
+        "vpn.val_videos=8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--out",
+        str(out),
+        *TINY,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = metrics(out)[0]
@@ -176,6 +283,7 @@ def test_ddp_two_processes_on_cpu(tmp_path):
 
 
 # ---- bad input -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def dirty(tmp_path, videos) -> Path:
@@ -192,8 +300,22 @@ def dirty(tmp_path, videos) -> Path:
 
 def test_bad_videos_are_skipped_and_counted(tmp_path, cli, dirty):
     run = tmp_path / "skip"
-    proc = cli("train", "--data", str(dirty), "--epochs", "1", "--batch-size", "4", "--workers", "0",
-               "--set", "data.val_fraction=0.25", "--out", str(run), *TINY)
+    proc = cli(
+        "train",
+        "--data",
+        str(dirty),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--set",
+        "data.val_fraction=0.25",
+        "--out",
+        str(run),
+        *TINY,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "skipping bad video" in proc.stderr
     row = metrics(run)[0]
@@ -201,8 +323,24 @@ def test_bad_videos_are_skipped_and_counted(tmp_path, cli, dirty):
 
 
 def test_bad_videos_fail_the_run_on_request(tmp_path, cli, dirty):
-    proc = cli("train", "--data", str(dirty), "--epochs", "1", "--batch-size", "4", "--workers", "0",
-               "--on-bad-video", "fail", "--set", "data.val_fraction=0.25", "--out", str(tmp_path / "fail"), *TINY)
+    proc = cli(
+        "train",
+        "--data",
+        str(dirty),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--on-bad-video",
+        "fail",
+        "--set",
+        "data.val_fraction=0.25",
+        "--out",
+        str(tmp_path / "fail"),
+        *TINY,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert any(name in proc.stderr for name in ("corrupt.mp4", "empty.avi", "notes.mp4"))
     assert "--on-bad-video skip" in proc.stderr
@@ -229,8 +367,19 @@ def test_missing_split_file_and_label_typo(tmp_path, cli, ucf):
 
 
 def test_head_mismatch_without_swap_is_an_error(tmp_path, cli, videos, vpn_checkpoint):
-    proc = cli("train", "--data", str(videos), "--init", str(vpn_checkpoint), "--keep-head", "--epochs", "1",
-               "--out", str(tmp_path / "x"), *TINY)
+    proc = cli(
+        "train",
+        "--data",
+        str(videos),
+        "--init",
+        str(vpn_checkpoint),
+        "--keep-head",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "x"),
+        *TINY,
+    )
     assert proc.returncode == 2 and "class counts differ" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -240,15 +389,17 @@ def test_config_file_overrides_and_errors(tmp_path):
     config = load_config(path, {"train.epochs": 9}, ["optim.lr=0.01", "data.size=64"], task="pretrain")
     assert (config.model.name, config.optim.lr, config.train.epochs, config.data.size) == ("r2p1d18", 0.01, 9, 64)
     assert config.optim.milestones == [3, 6]
-    for bad, message in [("optim.lr=fast", "optim.lr value 'fast' is not a number .base learning rate"),
-                         ("optim.speed=1", "unknown config field 'optim.speed'; valid fields in optim: optim.name"),
-                         ("train.amp=fp8", "train.amp 'fp8' must be one of auto, off, bf16, fp16 .mixed precision"),
-                         ("data.frames=0", "data.frames 0 must be >= 1 .frames per clip"),
-                         ("optim.lr=inf", "optim.lr inf must be a finite number"),
-                         ("data.data=x.csv", "config key data.data was renamed to data.path"),
-                         ("vpn.val_videos=0", "vpn.val_videos 0 must be >= 1"),
-                         ("data.scale_min=1.5", r"data.scale_min 1.5 must be in \(0, 1\]"),
-                         ("data.fold=5", r"data.fold 5 must be below folds \(5\)")]:
+    for bad, message in [
+        ("optim.lr=fast", "optim.lr value 'fast' is not a number .base learning rate"),
+        ("optim.speed=1", "unknown config field 'optim.speed'; valid fields in optim: optim.name"),
+        ("train.amp=fp8", "train.amp 'fp8' must be one of auto, off, bf16, fp16 .mixed precision"),
+        ("data.frames=0", "data.frames 0 must be >= 1 .frames per clip"),
+        ("optim.lr=inf", "optim.lr inf must be a finite number"),
+        ("data.data=x.csv", "config key data.data was renamed to data.path"),
+        ("vpn.val_videos=0", "vpn.val_videos 0 must be >= 1"),
+        ("data.scale_min=1.5", r"data.scale_min 1.5 must be in \(0, 1\]"),
+        ("data.fold=5", r"data.fold 5 must be below folds \(5\)"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             load_config(None, None, [bad], task="pretrain")
     path.write_text("data: {data: videos/}\n")
@@ -305,22 +456,56 @@ def _as_old_checkpoint(source: Path, target: Path) -> None:
     checkpoint = torch.load(source, weights_only=True)
     data = checkpoint["config"]["data"]
     data["data"], data["val_data"] = data.pop("path"), data.pop("val_path")
-    del data["mean"], data["std"], checkpoint["config"]["model"]["in_channels"], checkpoint["model_config"]["in_channels"]
+    del (
+        data["mean"],
+        data["std"],
+        checkpoint["config"]["model"]["in_channels"],
+        checkpoint["model_config"]["in_channels"],
+    )
     checkpoint["config"]["vpn"].update(preset="low", fx=[1, 4], fy=[1, 4], ft=[1, 4])
     torch.save(checkpoint, target)
 
 
 def test_old_run_directories_still_load(tmp_path, cli, videos):
     run = tmp_path / "run"
-    proc = cli("train", "--data", str(videos), "--epochs", "1", "--batch-size", "8", "--set", "data.val_fraction=0.25",
-               "--cache-dir", str(tmp_path / "cache"), "--out", str(run), *TINY)
+    proc = cli(
+        "train",
+        "--data",
+        str(videos),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--set",
+        "data.val_fraction=0.25",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(run),
+        *TINY,
+    )
     assert proc.returncode == 0, proc.stderr
     for name in ("best.pt", "last.pt"):
         _as_old_checkpoint(run / "checkpoints" / name, run / "checkpoints" / name)
     proc = cli("evaluate", "--checkpoint", str(run / "checkpoints" / "best.pt"), "-q")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((run / "eval-val" / "metrics.json").read_text())["videos"] == metrics(run)[0]["val_videos"]
-    proc = cli("train", "--data", str(videos), "--epochs", "2", "--batch-size", "8", "--set", "data.val_fraction=0.25",
-               "--cache-dir", str(tmp_path / "cache"), "--out", str(run), "--resume", *TINY)
+    proc = cli(
+        "train",
+        "--data",
+        str(videos),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--set",
+        "data.val_fraction=0.25",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(run),
+        "--resume",
+        *TINY,
+    )
     assert proc.returncode == 0, proc.stderr  # the stored model config compares equal once normalised
     assert [r["epoch"] for r in metrics(run)] == [1, 2]

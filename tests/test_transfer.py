@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from resnet2d import Basic2d, ResNet2d
 from video_fixtures import CLASSES, pattern_video
+
 from videoperlin.cli import main
 from videoperlin.cli.training import builtin_config
 from videoperlin.data.encode import encode_video
@@ -36,8 +36,13 @@ def write_manifest(root: Path) -> Path:
 
 def tiny_protocol(tmp_path: Path) -> Path:
     protocol = yaml.safe_load(builtin_config("transfer_default").read_text())
-    protocol.update(archs=["r3d10", "r2p1d10"], run_folds=[0], seeds=[0], pretrain_seeds=[0, 1],
-                    arms=["scratch", "vpn-low", "vpn-high", "shuffled"])
+    protocol.update(
+        archs=["r3d10", "r2p1d10"],
+        run_folds=[0],
+        seeds=[0],
+        pretrain_seeds=[0, 1],
+        arms=["scratch", "vpn-low", "vpn-high", "shuffled"],
+    )
     protocol["common"]["data"] = {"frames": 8, "size": 32, "short_side": 40}
     protocol["pretrain"]["vpn"] = {"num_videos": 64, "val_videos": 16}
     protocol["pretrain"]["train"].update(epochs=1, batch_size=16)
@@ -51,23 +56,53 @@ def test_transfer_study_end_to_end(tmp_path):
     manifest = write_manifest(tmp_path)
     torch.save(ResNet2d(Basic2d, (1, 1, 1, 1), num_classes=1000).state_dict(), tmp_path / "resnet2d.pth")
     out, published = tmp_path / "out", tmp_path / "published"
-    args = ["transfer", "--config", str(tiny_protocol(tmp_path)), "--out", str(out), "--data", str(manifest),
-            "--inflate-from", str(tmp_path / "resnet2d.pth"), "--publish", str(published)]
+    args = [
+        "transfer",
+        "--config",
+        str(tiny_protocol(tmp_path)),
+        "--out",
+        str(out),
+        "--data",
+        str(manifest),
+        "--inflate-from",
+        str(tmp_path / "resnet2d.pth"),
+        "--publish",
+        str(published),
+    ]
     assert main(args) == 0
 
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["arm", "arch", "dataset", "fold", "seed", "pretrain_seed", "video_top1", "clip_top1", "error"]
+    assert list(rows[0]) == [
+        "arm",
+        "arch",
+        "dataset",
+        "fold",
+        "seed",
+        "pretrain_seed",
+        "video_top1",
+        "clip_top1",
+        "error",
+    ]
     assert not any(r["error"] for r in rows)
     runs = {(r["arch"], r["arm"], r["pretrain_seed"]) for r in rows}
-    pre_trained = {(arch, arm, s) for arch in ("r3d10", "r2p1d10") for arm in ("vpn-low", "vpn-high", "shuffled")
-                   for s in ("0", "1")}
+    pre_trained = {
+        (arch, arm, s)
+        for arch in ("r3d10", "r2p1d10")
+        for arm in ("vpn-low", "vpn-high", "shuffled")
+        for s in ("0", "1")
+    }
     assert runs == pre_trained | {("r3d10", "scratch", ""), ("r2p1d10", "scratch", ""), ("r3d10", "inflated", "")}
     assert all(0.0 <= float(r["video_top1"]) <= 1.0 and r["dataset"] == "toy" for r in rows)
     report = (out / "report.md").read_text()
     assert "| r3d10 | vpn-low |" in report and "(n=2)" in report and "--inflate-from" in report
     assert "### toy" in report and "[95% CI]" in report
-    for name in ("curves_toy_r3d10.png", "curves_toy_r2p1d10.png", "conv1_r3d10_shuffled.png", "conv1_r2p1d10_scratch.png"):
+    for name in (
+        "curves_toy_r3d10.png",
+        "curves_toy_r2p1d10.png",
+        "conv1_r3d10_shuffled.png",
+        "conv1_r2p1d10_scratch.png",
+    ):
         assert (out / "figures" / name).exists() and (published / "figures" / name).exists()
     assert (published / "report.md").exists() and (published / "results.csv").exists()
     assert len(list((out / "pretrain").iterdir())) == 13  # 3 VPN arms x 2 archs x 2 pre-training seeds + 1 inflated
@@ -81,8 +116,10 @@ def test_fixed_train_and_test_sets(tmp_path):
     """A dataset entry may train on one collection and test on another (data + val_data): one run per seed."""
     manifest = write_manifest(tmp_path)
     protocol = tiny_protocol(tmp_path)
-    datasets = (f"datasets=[{{name: cross, data: {manifest}, val_data: {tmp_path / 'videos'}}}, "
-                f"{{name: chained, data: {manifest}, folds: 3, after: cross, finetune: {{train: {{epochs: 1}}}}}}]")
+    datasets = (
+        f"datasets=[{{name: cross, data: {manifest}, val_data: {tmp_path / 'videos'}}}, "
+        f"{{name: chained, data: {manifest}, folds: 3, after: cross, finetune: {{train: {{epochs: 1}}}}}}]"
+    )
     (tmp_path / "videos").rename(tmp_path / "flat")
     for kind in CLASSES:  # the test set: the same videos as class folders
         (tmp_path / "videos" / kind).mkdir(parents=True)
@@ -90,11 +127,34 @@ def test_fixed_train_and_test_sets(tmp_path):
             (tmp_path / "videos" / kind / video.name).symlink_to(video)
     manifest.write_text(manifest.read_text().replace("videos/", "flat/"))
     out = tmp_path / "out"
-    assert main(["transfer", "--config", str(protocol), "--out", str(out), "--set", datasets, "--set", "archs=r3d10",
-                 "--set", "arms=[scratch, vpn-low]", "--set", "pretrain_seeds=0", "--set", "run_folds=0,1"]) == 0
+    assert (
+        main(
+            [
+                "transfer",
+                "--config",
+                str(protocol),
+                "--out",
+                str(out),
+                "--set",
+                datasets,
+                "--set",
+                "archs=r3d10",
+                "--set",
+                "arms=[scratch, vpn-low]",
+                "--set",
+                "pretrain_seeds=0",
+                "--set",
+                "run_folds=0,1",
+            ]
+        )
+        == 0
+    )
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert sorted((r["arm"], r["fold"]) for r in rows if r["dataset"] == "cross") == [("scratch", "0"), ("vpn-low", "0")]
+    assert sorted((r["arm"], r["fold"]) for r in rows if r["dataset"] == "cross") == [
+        ("scratch", "0"),
+        ("vpn-low", "0"),
+    ]
     config = yaml.safe_load(next(out.glob("finetune/cross/**/config.yaml")).read_text())
     assert config["data"]["val_path"] == str(tmp_path / "videos")
     chained = yaml.safe_load((out / "finetune/chained/r3d10/vpn-low/fold1-seed0-pseed0/config.yaml").read_text())
@@ -107,29 +167,53 @@ def test_fixed_train_and_test_sets(tmp_path):
 
 def test_protocol_is_typed_and_names_the_new_keys(tmp_path):
     default = builtin_config("transfer_default")
-    protocol = load_protocol(default, ["finetune.train.epochs=60", "archs=r3d18", "pretrain_seeds=0,1",
-                                       "vpn_arms.wide.vpn.preset=wide", "arms=[scratch, wide]"])
+    protocol = load_protocol(
+        default,
+        [
+            "finetune.train.epochs=60",
+            "archs=r3d18",
+            "pretrain_seeds=0,1",
+            "vpn_arms.wide.vpn.preset=wide",
+            "arms=[scratch, wide]",
+        ],
+    )
     assert protocol.finetune["train"]["epochs"] == 60 and protocol.archs == ["r3d18"]
     assert protocol.pretrain_seeds == [0, 1] and protocol.vpn_arms["wide"] == {"vpn": {"preset": "wide"}}
     assert protocol.pretrain_config("wide", "r3d18", 1, "x").vpn.preset == "wide"
-    for bad, message in [("finetune.epochs=60", "did you mean finetune.train.epochs"),
-                         ("clip.size=64", "did you mean common.data.size"),
-                         ("finetune.train.epochs=many", "train.epochs value 'many' is not an integer"),
-                         ("pretrain.optim.lr=-1", "protocol vpn_arms.vpn-low: optim.lr -1.0 must be > 0"),
-                         ("arms=[vpn-low]", "must include scratch"),
-                         ("archs=r3d19", "archs \\['r3d19'\\] has 'r3d19'; each item must be one of"),
-                         ("arms=[scratch, vpn-medium]", "not arms")]:
+    for bad, message in [
+        ("finetune.epochs=60", "did you mean finetune.train.epochs"),
+        ("clip.size=64", "did you mean common.data.size"),
+        ("finetune.train.epochs=many", "train.epochs value 'many' is not an integer"),
+        ("pretrain.optim.lr=-1", "protocol vpn_arms.vpn-low: optim.lr -1.0 must be > 0"),
+        ("arms=[vpn-low]", "must include scratch"),
+        ("archs=r3d19", "archs \\['r3d19'\\] has 'r3d19'; each item must be one of"),
+        ("arms=[scratch, vpn-medium]", "not arms"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             load_protocol(default, [bad])
 
 
 def test_paired_differences_intervals_and_verdicts():
-    rows = [{"arm": arm, "arch": "r3d18", "dataset": "toy", "fold": fold, "seed": seed, "video_top1": value,
-             "clip_top1": value / 2, "pretrain_seed": "" if arm == "scratch" else 0}
-            for arm, values in (("scratch", (0.1, 0.2, 0.3, 0.2)), ("vpn-low", (0.5, 0.6, 0.3, 0.6)),
-                                ("shuffled", (0.2, 0.1, 0.4, 0.2)), ("worse", (0.0, 0.1, 0.1, 0.05)))
-            for (fold, seed), value in zip(((0, 0), (0, 1), (1, 0), (1, 1)), values)]
-    mine, base, diffs = paired(rows, "vpn-low", "r3d18", "toy")
+    rows = [
+        {
+            "arm": arm,
+            "arch": "r3d18",
+            "dataset": "toy",
+            "fold": fold,
+            "seed": seed,
+            "video_top1": value,
+            "clip_top1": value / 2,
+            "pretrain_seed": "" if arm == "scratch" else 0,
+        }
+        for arm, values in (
+            ("scratch", (0.1, 0.2, 0.3, 0.2)),
+            ("vpn-low", (0.5, 0.6, 0.3, 0.6)),
+            ("shuffled", (0.2, 0.1, 0.4, 0.2)),
+            ("worse", (0.0, 0.1, 0.1, 0.05)),
+        )
+        for (fold, seed), value in zip(((0, 0), (0, 1), (1, 0), (1, 1)), values)
+    ]
+    mine, _base, diffs = paired(rows, "vpn-low", "r3d18", "toy")
     assert [round(d, 6) for d in diffs] == [0.4, 0.4, 0.0, 0.4] and wins_ties_losses(diffs) == "3/1/0"
     mean, low, high = paired_interval(diffs)  # mean 0.3, sd 0.2, n 4: 0.3 -+ 3.182 * 0.2 / 2
     assert (round(mean, 6), round(low, 4), round(high, 4)) == (0.3, -0.0182, 0.6182)
@@ -138,9 +222,13 @@ def test_paired_differences_intervals_and_verdicts():
     assert verdict(paired_interval(paired(rows, "worse", "r3d18", "toy")[2])) == "**loss**"
     assert paired_interval([0.3]) is None and verdict(None) == "–"
     assert [round(d, 6) for d in paired(rows, "vpn-low", "r3d18", "toy", "clip_top1")[2]] == [0.2, 0.2, 0.0, 0.2]
-    assert t_quantile_975(1) == 12.706 and abs(t_quantile_975(40) - 2.021) < 0.002 and abs(t_quantile_975(120) - 1.980) < 0.002
+    assert (
+        t_quantile_975(1) == 12.706
+        and abs(t_quantile_975(40) - 2.021) < 0.002
+        and abs(t_quantile_975(120) - 1.980) < 0.002
+    )
     rows += [{**r, "pretrain_seed": 1, "video_top1": r["video_top1"] - 0.1} for r in rows if r["arm"] == "vpn-low"]
-    mine, base, diffs = paired(rows, "vpn-low", "r3d18", "toy")  # each scratch run pairs with both pre-training seeds
+    mine, _base, diffs = paired(rows, "vpn-low", "r3d18", "toy")  # each scratch run pairs with both pre-training seeds
     assert len(mine) == len(diffs) == 8 and [round(d, 6) for d in diffs[4:]] == [0.3, 0.3, -0.1, 0.3]
 
 
@@ -165,8 +253,21 @@ def test_failed_runs_are_retried_in_fp32_recorded_and_the_study_goes_on(tmp_path
     monkeypatch.setattr(runs.Trainer, "fit", fit)
     manifest = write_manifest(tmp_path)
     out = tmp_path / "out"
-    args = ["transfer", "--config", str(tiny_protocol(tmp_path)), "--out", str(out), "--data", str(manifest),
-            "--set", "archs=r3d10", "--set", "arms=[scratch, vpn-low, vpn-high, shuffled]", "--set", "pretrain_seeds=0"]
+    args = [
+        "transfer",
+        "--config",
+        str(tiny_protocol(tmp_path)),
+        "--out",
+        str(out),
+        "--data",
+        str(manifest),
+        "--set",
+        "archs=r3d10",
+        "--set",
+        "arms=[scratch, vpn-low, vpn-high, shuffled]",
+        "--set",
+        "pretrain_seeds=0",
+    ]
     assert main(args) == 1
     with open(out / "results.csv", newline="") as handle:
         rows = {r["arm"]: r for r in csv.DictReader(handle)}
@@ -174,9 +275,11 @@ def test_failed_runs_are_retried_in_fp32_recorded_and_the_study_goes_on(tmp_path
     assert rows["vpn-low"]["error"] == "" and float(rows["vpn-low"]["video_top1"]) >= 0  # the fp32 retry worked
     assert rows["vpn-high"]["error"].startswith("not run: its pre-training failed (pre-training r3d10 vpn-high seed 0")
     assert rows["vpn-high"]["video_top1"] == ""
-    assert rows["shuffled"]["error"] == ("fine-tuning toy r3d10 shuffled fold 0 seed 0 pre-training seed 0: "
-                                         "train.amp off: RuntimeError: simulated crash; retried in fp32: "
-                                         "train.amp off: RuntimeError: simulated crash")
+    assert rows["shuffled"]["error"] == (
+        "fine-tuning toy r3d10 shuffled fold 0 seed 0 pre-training seed 0: "
+        "train.amp off: RuntimeError: simulated crash; retried in fp32: "
+        "train.amp off: RuntimeError: simulated crash"
+    )
     marks = sorted(p.parent.name.rsplit("-", 1)[0] for p in (out / "pretrain").glob("*/failed.json"))
     assert marks == ["r3d10-vpn-high-s0", "r3d10-vpn-high-s0", "r3d10-vpn-low-s0"]
     report = (out / "report.md").read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -29,7 +30,7 @@ class Flicker(Family):
     name = "toy"
     Options = FlickerOptions
     Labels = FlickerLabels
-    presets = {"few": {"cycles": [1, 3]}, "many": {"cycles": [1, 2, 3, 4]}}
+    presets: ClassVar[dict[str, dict[str, list]]] = {"few": {"cycles": [1, 3]}, "many": {"cycles": [1, 2, 3, 4]}}
     default_preset = "few"
     description = "uniform flicker, class = cycles per clip (a test family)"
 
@@ -37,8 +38,9 @@ class Flicker(Family):
         return DrawLayout(order=("phase",), slots={"phase": 0})
 
     def render(self, draws, labels):
-        cycles = torch.tensor([self.space.params(k)["cycles"] for k in labels.tolist()], dtype=torch.float64,
-                              device=labels.device)
+        cycles = torch.tensor(
+            [self.space.params(k)["cycles"] for k in labels.tolist()], dtype=torch.float64, device=labels.device
+        )
         phase = draws.uniform("phase", 1)
         t = torch.arange(self.frames, dtype=torch.float64, device=labels.device) / self.frames
         level = 0.5 + 0.5 * self.options.flicker_depth * torch.sin(2 * math.pi * (cycles[:, None] * t + phase))

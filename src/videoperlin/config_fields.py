@@ -28,7 +28,7 @@ import math
 import types
 import typing
 from collections.abc import Callable, Mapping
-from functools import lru_cache
+from functools import cache
 from typing import Any, Literal
 
 from videoperlin.errors import ConfigError
@@ -59,13 +59,16 @@ def option(default: Any, doc: str, check: Check | None = None) -> Any:
 
 # ---- checks ----------------------------------------------------------------------------------------
 
+
 def _skip_none(rule: Callable[[Any], bool], text: str) -> Check:
     """A check from a predicate; None passes, and a list passes when every item does."""
+
     def check(value: Any) -> str | None:
         if isinstance(value, list):
             bad = [v for v in value if v is not None and not rule(v)]
             return f"has {bad[0]!r}; each item {text}" if bad else None
         return None if value is None or rule(value) else text
+
     return check
 
 
@@ -81,8 +84,10 @@ def greater_than(bound: float) -> Check:
 
 def in_range(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Check:
     """Value in the interval from ``low`` to ``high`` (closed unless said open)."""
+
     def inside(v: float) -> bool:
         return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
     return _skip_none(inside, f"must be in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
 
 
@@ -93,6 +98,7 @@ def one_of(values: typing.Iterable[str]) -> Check:
 
 
 # ---- coercion --------------------------------------------------------------------------------------
+
 
 def _union_options(annotation: Any) -> tuple[Any, ...] | None:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
@@ -154,7 +160,8 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
 
 # ---- dataclasses made of such fields -------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+
+@cache
 def field_types(cls: type) -> dict[str, Any]:
     """Resolved annotations of a dataclass's fields."""
     return typing.get_type_hints(cls)
@@ -210,7 +217,7 @@ def build(cls: type, mapping: Any, prefix: str = "") -> Any:
 
 def to_dict(obj: Any) -> Any:
     """A dataclass (nested) as plain dicts and lists, for YAML/JSON."""
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else obj
 
 
 # ---- text (command line, --set) ---------------------------------------------------------------
@@ -278,13 +285,14 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
         if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
             rows += describe(annotation, f"{prefix}{spec.name}.")
             continue
-        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[operator]
         rows.append((f"{prefix}{spec.name}", type_name(annotation), repr(default), spec.metadata.get("doc", "")))
     return rows
 
 
-def add_field_arguments(parser: Any, cls: type, skip: typing.Container[str] = (),
-                        defaults: Mapping[str, Any] | None = None) -> None:
+def add_field_arguments(
+    parser: Any, cls: type, skip: typing.Container[str] = (), defaults: Mapping[str, Any] | None = None
+) -> None:
     """One flag per field of ``cls``: ``--name-with-dashes VALUE``; a bool that defaults to True is
     ``--no-name``, one that defaults to False a bare ``--name``. Help text = the field's doc and default."""
     defaults = dict(defaults or {})
@@ -295,20 +303,33 @@ def add_field_arguments(parser: Any, cls: type, skip: typing.Container[str] = ()
         default = defaults.get(spec.name, spec.default if spec.default is not dataclasses.MISSING else None)
         doc = spec.metadata.get("doc", "")
         if annotation is bool:
-            parser.add_argument(f"--no-{flag}" if default else f"--{flag}", dest=spec.name, default=default,
-                                action="store_false" if default else "store_true", help=doc)
+            parser.add_argument(
+                f"--no-{flag}" if default else f"--{flag}",
+                dest=spec.name,
+                default=default,
+                action="store_false" if default else "store_true",
+                help=doc,
+            )
             continue
-        parser.add_argument(f"--{flag}", dest=spec.name, default=default, metavar=type_name(annotation),
-                            type=text_parser(annotation, f"--{flag}"), help=f"{doc} (default: {default})")
+        parser.add_argument(
+            f"--{flag}",
+            dest=spec.name,
+            default=default,
+            metavar=type_name(annotation),
+            type=text_parser(annotation, f"--{flag}"),
+            help=f"{doc} (default: {default})",
+        )
 
 
 def text_parser(annotation: Any, key: str) -> Callable[[str], Any]:
     """An argparse ``type=`` for ``annotation`` whose errors are one-line :class:`FieldError` s."""
+
     def parse(text: str) -> Any:
         try:
             return parse_text(text, annotation, key)
         except FieldError as exc:
             raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{key} ")) from None
+
     parse.__name__ = type_name(annotation)
     return parse
 

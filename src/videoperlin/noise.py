@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ def fade(s: Tensor) -> Tensor:
     return s * s * s * (s * (s * 6.0 - 15.0) + 10.0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def noise_std() -> float:
     """Standard deviation of single-octave Perlin noise with uniform random unit gradients.
 
@@ -118,10 +118,15 @@ def interpolation_matrices(position: Tensor, cells: Tensor, nodes: int, tileable
     if tileable:
         lower = lower % cells
         upper = upper % cells
-    entries = ((lower, 1.0 - weight), (upper, weight), (lower + nodes, (1.0 - weight) * offset),
-               (upper + nodes, weight * (offset - 1.0)))
-    pair = torch.zeros((*position.shape, 2 * nodes), device=position.device,
-                       dtype=torch.float64 if tileable else torch.float32)
+    entries = (
+        (lower, 1.0 - weight),
+        (upper, weight),
+        (lower + nodes, (1.0 - weight) * offset),
+        (upper + nodes, weight * (offset - 1.0)),
+    )
+    pair = torch.zeros(
+        (*position.shape, 2 * nodes), device=position.device, dtype=torch.float64 if tileable else torch.float32
+    )
     for index, value in entries:
         if tileable:
             pair.scatter_add_(-1, index[..., None], value[..., None])
@@ -155,14 +160,18 @@ def drift_nodes(cells: int, drift: float, tileable: bool) -> int:
     return lattice_nodes(cells, tileable) + (0 if tileable else math.ceil(abs(drift)))
 
 
-def moving_axis_factors(samples: int, frames: int, cells: Tensor, phase: Tensor, drift: Tensor, nodes: int,
-                        tileable: bool = False) -> Tensor:
+def moving_axis_factors(
+    samples: int, frames: int, cells: Tensor, phase: Tensor, drift: Tensor, nodes: int, tileable: bool = False
+) -> Tensor:
     """Per-frame ``[W | D]`` of a drifting axis, (B, frames, samples, 2 * nodes).
 
     Frame t samples position ``i * f / n + phase + offset - drift * t / frames`` (see the module docstring).
     """
     cells64, drift64 = cells.to(torch.float64), drift.to(torch.float64)
-    grid = torch.arange(samples, device=cells.device, dtype=torch.float64)[None, None, :] * (cells64 / samples)[:, None, None]
+    grid = (
+        torch.arange(samples, device=cells.device, dtype=torch.float64)[None, None, :]
+        * (cells64 / samples)[:, None, None]
+    )
     time = torch.arange(frames, device=cells.device, dtype=torch.float64)[None, :, None] / frames
     start = (phase.to(torch.float64) + drift_offset(drift64, tileable))[:, None, None]
     position = grid + start - drift64[:, None, None] * time
@@ -197,9 +206,7 @@ class _Factors:
     w_t: Tensor  # (B, T, Lt)
 
 
-def _octave_factors(
-    octave: Octave, size: tuple[int, int, int], scale: Tensor | None, bias: Tensor | None
-) -> _Factors:
+def _octave_factors(octave: Octave, size: tuple[int, int, int], scale: Tensor | None, bias: Tensor | None) -> _Factors:
     """Contract x and build the y and t factor matrices of one octave, for the whole batch.
 
     A per-sample ``scale`` multiplies the gradients. A per-sample ``bias`` is added to the
@@ -277,8 +284,14 @@ def render_octaves(
     return out
 
 
-def _render_static(octaves: list[Octave], size: tuple[int, int, int], scale: Tensor | None, bias: Tensor | None,
-                   out: Tensor, clamp: tuple[float, float] | None) -> None:
+def _render_static(
+    octaves: list[Octave],
+    size: tuple[int, int, int],
+    scale: Tensor | None,
+    bias: Tensor | None,
+    out: Tensor,
+    clamp: tuple[float, float] | None,
+) -> None:
     """Static clips: x, then y, then t (module docstring), in cache-sized chunks of the batch."""
     frames, height, width = size
     batch = out.shape[0]
@@ -293,8 +306,9 @@ def _render_static(octaves: list[Octave], size: tuple[int, int, int], scale: Ten
             flat[start:stop].clamp_(*clamp)
 
 
-def _drifting_factors(o: Octave, size: tuple[int, int, int], scale: Tensor | None,
-                      bias: Tensor | None) -> tuple[Tensor, Tensor]:
+def _drifting_factors(
+    o: Octave, size: tuple[int, int, int], scale: Tensor | None, bias: Tensor | None
+) -> tuple[Tensor, Tensor]:
     """Left ``[W_Y | D_Y]`` (b*T, H, 2Ly) and right (b*T, 2Ly, W) factors whose product is one
     drifting octave's noise; right = ``[[A, C], [B, 0]] @ [W_X | D_X]^T`` (module docstring)."""
     frames, height, width = size
@@ -316,21 +330,27 @@ def _drifting_factors(o: Octave, size: tuple[int, int, int], scale: Tensor | Non
     return left.reshape(b * frames, height, 2 * ly), right.reshape(b * frames, 2 * ly, width)
 
 
-def _render_drifting(octaves: list[Octave], size: tuple[int, int, int], scale: Tensor | None, bias: Tensor | None,
-                     out: Tensor, clamp: tuple[float, float] | None) -> None:
+def _render_drifting(
+    octaves: list[Octave],
+    size: tuple[int, int, int],
+    scale: Tensor | None,
+    bias: Tensor | None,
+    out: Tensor,
+    clamp: tuple[float, float] | None,
+) -> None:
     """Drifting clips: per frame, time first, then x, then y (module docstring). The factors are
     built once for the batch; their product is taken in cache-sized chunks of (sample, frame) rows."""
-    frames, height, width = size
+    _frames, height, width = size
     flat = out.view(-1, height, width)
     factors = [_drifting_factors(o, size, scale, bias if n == 0 else None) for n, o in enumerate(octaves)]
     rows = len(flat) if out.device.type != "cpu" else max(1, CPU_CHUNK_BYTES // (height * width * 4))
     for start in range(0, len(flat), rows):
-        part = flat[start:start + rows]
+        part = flat[start : start + rows]
         for number, (left, right) in enumerate(factors):
             if number == 0:
-                torch.bmm(left[start:start + rows], right[start:start + rows], out=part)
+                torch.bmm(left[start : start + rows], right[start : start + rows], out=part)
             else:
-                part.baddbmm_(left[start:start + rows], right[start:start + rows])
+                part.baddbmm_(left[start : start + rows], right[start : start + rows])
         if clamp is not None:
             part.clamp_(*clamp)
 
@@ -364,13 +384,19 @@ def perlin_noise(
     return render_octaves([octave], size)
 
 
-def _check_lattice(gradients: Tensor, size: tuple[int, int, int], cells: Tensor, tileable: bool,
-                   drift: Tensor | None = None) -> None:
+def _check_lattice(
+    gradients: Tensor, size: tuple[int, int, int], cells: Tensor, tileable: bool, drift: Tensor | None = None
+) -> None:
     if gradients.dim() != 5 or gradients.shape[1] != 3:
         raise ConfigError(f"gradients must have shape (B, 3, Lt, Ly, Lx), got {tuple(gradients.shape)}")
-    drifts = torch.zeros((len(cells), 3), dtype=torch.float64) if drift is None else \
-        torch.cat([torch.zeros((len(cells), 1), dtype=torch.float64), drift.cpu()], dim=1)
-    for axis, samples, column, moves, nodes in zip(AXES, size, cells.T.tolist(), drifts.T.tolist(), gradients.shape[2:]):
+    drifts = (
+        torch.zeros((len(cells), 3), dtype=torch.float64)
+        if drift is None
+        else torch.cat([torch.zeros((len(cells), 1), dtype=torch.float64), drift.cpu()], dim=1)
+    )
+    for axis, samples, column, moves, nodes in zip(
+        AXES, size, cells.T.tolist(), drifts.T.tolist(), gradients.shape[2:]
+    ):
         for value, d in zip(column, moves):
             validate_cells(int(value), samples, axis)
             if drift_nodes(int(value), d, tileable) > nodes:
@@ -388,7 +414,7 @@ def random_unit_gradients(shape: tuple[int, ...], generator: torch.Generator | N
 
 def octave_cells(cells: int, octave: int, lacunarity: float) -> int:
     """Cell count of octave ``octave`` (0-based) for a base of ``cells``: round(cells * lacunarity^octave)."""
-    return int(round(cells * lacunarity**octave))
+    return round(cells * lacunarity**octave)
 
 
 def fractal_std(octaves: int, persistence: float) -> float:

@@ -59,17 +59,30 @@ class VideoScores:
         """The raw counters named by :data:`COUNT_NAMES` (sum them over ranks, then :func:`rates`)."""
         _, scores, labels = self.per_video()
         video_hits = topk_correct(scores, labels) if len(labels) else {1: 0, 5: 0}
-        return [self.clip_hits[1], self.clip_hits[5], self.clips, video_hits[1], video_hits[5], len(labels),
-                self.loss_sum]
+        return [
+            self.clip_hits[1],
+            self.clip_hits[5],
+            self.clips,
+            video_hits[1],
+            video_hits[5],
+            len(labels),
+            self.loss_sum,
+        ]
 
 
 def rates(counts: list[float]) -> dict[str, float]:
     """Accuracies and mean loss from (possibly rank-summed) :meth:`VideoScores.counts`."""
     c = dict(zip(COUNT_NAMES, counts))
     clips, videos = max(c["clips"], 1), max(c["videos"], 1)
-    return {"clip_top1": c["clip_top1"] / clips, "clip_top5": c["clip_top5"] / clips,
-            "video_top1": c["video_top1"] / videos, "video_top5": c["video_top5"] / videos,
-            "loss": c["loss_sum"] / clips, "clips": int(c["clips"]), "videos": int(c["videos"])}
+    return {
+        "clip_top1": c["clip_top1"] / clips,
+        "clip_top5": c["clip_top5"] / clips,
+        "video_top1": c["video_top1"] / videos,
+        "video_top5": c["video_top5"] / videos,
+        "loss": c["loss_sum"] / clips,
+        "clips": int(c["clips"]),
+        "videos": int(c["videos"]),
+    }
 
 
 def confusion_matrix(labels: Tensor, predictions: Tensor, num_classes: int) -> Tensor:

@@ -38,7 +38,7 @@ def plot_groups(groups: Mapping[str, Sequence[str | Path]], metric: str, out: st
         length = min(len(e) for e, _ in curves)
         epochs = curves[0][0][:length]
         values = np.stack([v[:length] for _, v in curves])
-        line, = ax.plot(epochs, values.mean(0), label=f"{name} (n={len(runs)})")
+        (line,) = ax.plot(epochs, values.mean(0), label=f"{name} (n={len(runs)})")
         if len(runs) > 1:
             ax.fill_between(epochs, values.min(0), values.max(0), alpha=0.15, color=line.get_color())
     ax.set_xlabel("epoch")

@@ -58,7 +58,7 @@ def mosaic(tiles: np.ndarray, cols: int, pad: int = 1) -> np.ndarray:
     canvas = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), dtype=np.float32)
     for k, tile in enumerate(tiles):
         r, c = divmod(k, cols)
-        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = tile
+        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = tile
     return canvas
 
 
@@ -98,9 +98,11 @@ def save_kernel_figures(models: dict[str, nn.Module], out_dir: str | Path) -> li
     """panel.png, spacetime.png and motion_slices.png with one column per named model."""
     plt = pyplot()
     weights = {name: conv1_weight(model) for name, model in models.items()}
-    views = {"panel": (panel_image, "conv1, middle temporal slice (each filter scaled to its own range)"),
-             "spacetime": (spacetime_image, "conv1, every temporal slice (row = filter, time →)"),
-             "motion_slices": (motion_slices_image, "conv1 x–t | y–t slices through the centre (time ↓)")}
+    views = {
+        "panel": (panel_image, "conv1, middle temporal slice (each filter scaled to its own range)"),
+        "spacetime": (spacetime_image, "conv1, every temporal slice (row = filter, time →)"),
+        "motion_slices": (motion_slices_image, "conv1 x–t | y–t slices through the centre (time ↓)"),
+    }
     paths = []
     for view, (render, title) in views.items():
         images = {name: render(w) for name, w in weights.items()}

@@ -50,8 +50,10 @@ def global_displacement(frames: Tensor, gap: int = 2) -> tuple[float, float]:
     """(rows, cols) by which the content of (T, H, W) ``frames`` moves in ``gap`` frames (rows grow downwards)."""
     g = _gradient_image(frames.double())
     h, w = frames.shape[1:]
-    window = torch.hann_window(h, periodic=False, dtype=torch.float64)[:, None] * \
-        torch.hann_window(w, periodic=False, dtype=torch.float64)[None, :]
+    window = (
+        torch.hann_window(h, periodic=False, dtype=torch.float64)[:, None]
+        * torch.hann_window(w, periodic=False, dtype=torch.float64)[None, :]
+    )
     spectra = torch.fft.fft2((g - g.mean(dim=(1, 2), keepdim=True)) * window)
     cross = (spectra[gap:] * spectra[:-gap].conj()).sum(0)
     return _subpixel_peak(torch.fft.ifft2(cross / cross.abs().clamp_min(1e-12).sqrt()).real)

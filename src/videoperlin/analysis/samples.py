@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from videoperlin.data.decode import decode_video
 from videoperlin.data.sampling import sliding_windows
 from videoperlin.data.sources import load_catalog
@@ -14,8 +13,17 @@ from videoperlin.vpn import LabelSpace, VPNDataset
 from videoperlin.vpn.preview import write_strip_gif
 
 
-def real_and_vpn_gif(data: str, dataset: str | None, video: int, space: LabelSpace, classes: list[int] | None,
-                     frames: int, size: int, out: str | Path, fps: int = 8) -> Path:
+def real_and_vpn_gif(
+    data: str,
+    dataset: str | None,
+    video: int,
+    space: LabelSpace,
+    classes: list[int] | None,
+    frames: int,
+    size: int,
+    out: str | Path,
+    fps: int = 8,
+) -> Path:
     """GIF: video ``video`` of ``data`` (first window, centre crop), then one VPN clip per class."""
     records = load_catalog(data, dataset).records
     if not 0 <= video < len(records):

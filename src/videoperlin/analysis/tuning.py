@@ -85,12 +85,20 @@ class TuningResult:
         with np.errstate(invalid="ignore", divide="ignore"):
             dsi = np.nan_to_num((peak - opposite) / (peak + opposite))
             osi = np.nan_to_num((axis[channels, d] - orth) / (axis[channels, d] + orth))
-        return {"pref_direction": self.directions[d], "pref_orientation": self.directions[d] % 180,
-                "pref_sf": self.sfs[s], "pref_tf": self.tfs[t], "dsi": dsi, "osi": osi, "peak": peak}
+        return {
+            "pref_direction": self.directions[d],
+            "pref_orientation": self.directions[d] % 180,
+            "pref_sf": self.sfs[s],
+            "pref_tf": self.tfs[t],
+            "dsi": dsi,
+            "osi": osi,
+            "peak": peak,
+        }
 
 
-def grating(direction_deg: float, sf: float, tf: float, frames: int, size: int, phase: float = 0.0,
-            contrast: float = 1.0) -> Tensor:
+def grating(
+    direction_deg: float, sf: float, tf: float, frames: int, size: int, phase: float = 0.0, contrast: float = 1.0
+) -> Tensor:
     """One drifting grating clip (3, T, size, size) in [0, 1]."""
     angle = math.radians(direction_deg)
     t = torch.arange(frames, dtype=torch.float64)[:, None, None]
@@ -127,13 +135,21 @@ def layer_responses(model: nn.Module, clips: Tensor, layer: str, margin: int = 2
     out = captured[0].float()
     t, h, w = out.shape[2:]
     mt, mh, mw = (min(margin, (n - 1) // 2) for n in (t, h, w))
-    out = out[:, :, mt:t - mt or None, mh:h - mh or None, mw:w - mw or None]
+    out = out[:, :, mt : t - mt or None, mh : h - mh or None, mw : w - mw or None]
     return out.pow(2).mean(dim=(2, 3, 4)).sqrt()
 
 
 @torch.no_grad()
-def measure_tuning(model: nn.Module, layer: str | None = None, directions=DEFAULT_DIRECTIONS, sfs=DEFAULT_SF,
-                   tfs=DEFAULT_TF, frames: int = 16, size: int = 64, batch: int = 24) -> TuningResult:
+def measure_tuning(
+    model: nn.Module,
+    layer: str | None = None,
+    directions=DEFAULT_DIRECTIONS,
+    sfs=DEFAULT_SF,
+    tfs=DEFAULT_TF,
+    frames: int = 16,
+    size: int = 64,
+    batch: int = 24,
+) -> TuningResult:
     """Responses of every channel of ``layer`` to all gratings (averaged over 2 spatial phases)."""
     if len(directions) % 4:
         raise ConfigError(f"{len(directions)} directions: use a multiple of 4 so opposite and orthogonal ones exist")
@@ -142,13 +158,14 @@ def measure_tuning(model: nn.Module, layer: str | None = None, directions=DEFAUL
     grid = [(d, s, t) for d in directions for s in sfs for t in tfs]
     responses = []
     for start in range(0, len(grid), batch):
-        part = grid[start:start + batch]
+        part = grid[start : start + batch]
         clips = [grating(d, s, t, frames, size, phase) for d, s, t in part for phase in (0.0, math.pi / 2)]
         r = layer_responses(model, torch.stack(clips), layer)
         responses.append(r.view(len(part), 2, -1).mean(1))
     table = torch.cat(responses).T.reshape(-1, len(directions), len(sfs), len(tfs)).numpy()
-    return TuningResult(table, np.asarray(directions, dtype=float), np.asarray(sfs, dtype=float),
-                        np.asarray(tfs, dtype=float))
+    return TuningResult(
+        table, np.asarray(directions, dtype=float), np.asarray(sfs, dtype=float), np.asarray(tfs, dtype=float)
+    )
 
 
 def input_kernels(model: nn.Module, layer: str | None = None) -> Tensor:
@@ -156,8 +173,10 @@ def input_kernels(model: nn.Module, layer: str | None = None) -> Tensor:
     by the input normalisation's std and summed (gratings are the same in all three channels)."""
     conv = getattr(model, "conv1", None)
     if (layer or "conv1") != "conv1" or not isinstance(conv, nn.Conv3d) or conv.weight.shape[2] < 2:
-        raise ConfigError(f"the direction-selectivity test needs the input-facing 3D conv (conv1 of an r3d model), "
-                          f"not {layer or default_layer(model)!r}; pass --permutations 0 for other layers")
+        raise ConfigError(
+            f"the direction-selectivity test needs the input-facing 3D conv (conv1 of an r3d model), "
+            f"not {layer or default_layer(model)!r}; pass --permutations 0 for other layers"
+        )
     weight = conv.weight.detach().double().cpu()
     std = torch.tensor(KINETICS_STD[: weight.shape[1]], dtype=torch.float64)
     return (weight / std[None, :, None, None, None]).sum(1)
@@ -174,8 +193,9 @@ def motion_asymmetry(kernels: Tensor, grid: int = 16) -> np.ndarray:
 def direction_null(kernels: Tensor, permutations: int = 200, seed: int = 0) -> np.ndarray:
     """(C, permutations) motion asymmetry of every kernel with its temporal slices randomly permuted."""
     generator = torch.Generator().manual_seed(seed)
-    draws = [motion_asymmetry(kernels[:, torch.randperm(kernels.shape[1], generator=generator)])
-             for _ in range(permutations)]
+    draws = [
+        motion_asymmetry(kernels[:, torch.randperm(kernels.shape[1], generator=generator)]) for _ in range(permutations)
+    ]
     return np.stack(draws, axis=1)
 
 
@@ -186,8 +206,9 @@ def direction_p_values(kernels: Tensor, permutations: int = 200, seed: int = 0) 
     return (1 + (null >= observed[:, None] - 1e-12).sum(1)) / (1 + permutations)
 
 
-def write_tuning_csv(result: TuningResult, path, p_values: np.ndarray | None = None,
-                     asymmetry: np.ndarray | None = None) -> None:
+def write_tuning_csv(
+    result: TuningResult, path, p_values: np.ndarray | None = None, asymmetry: np.ndarray | None = None
+) -> None:
     """One row per channel: preferences, DSI, motion asymmetry and its permutation p-value, OSI, peak response."""
     from videoperlin.utils.atomic import atomic_write_text
 
@@ -195,12 +216,16 @@ def write_tuning_csv(result: TuningResult, path, p_values: np.ndarray | None = N
     missing = np.full(len(result.responses), np.nan)
     p = p_values if p_values is not None else missing
     asymmetry = asymmetry if asymmetry is not None else missing
-    lines = ["channel,pref_direction_deg,pref_orientation_deg,pref_sf_cyc_per_px,pref_tf_cyc_per_frame,dsi,"
-             "motion_asymmetry,direction_p,osi,peak"]
+    lines = [
+        "channel,pref_direction_deg,pref_orientation_deg,pref_sf_cyc_per_px,pref_tf_cyc_per_frame,dsi,"
+        "motion_asymmetry,direction_p,osi,peak"
+    ]
     for c in range(len(result.responses)):
-        lines.append(f"{c},{idx['pref_direction'][c]:.0f},{idx['pref_orientation'][c]:.0f},{idx['pref_sf'][c]:.4g},"
-                     f"{idx['pref_tf'][c]:.4g},{idx['dsi'][c]:.4f},{asymmetry[c]:.4f},{p[c]:.4f},{idx['osi'][c]:.4f},"
-                     f"{idx['peak'][c]:.5g}")
+        lines.append(
+            f"{c},{idx['pref_direction'][c]:.0f},{idx['pref_orientation'][c]:.0f},{idx['pref_sf'][c]:.4g},"
+            f"{idx['pref_tf'][c]:.4g},{idx['dsi'][c]:.4f},{asymmetry[c]:.4f},{p[c]:.4f},{idx['osi'][c]:.4f},"
+            f"{idx['peak'][c]:.5g}"
+        )
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -212,13 +237,24 @@ def summary(result: TuningResult, p_values: np.ndarray | None = None, alpha: flo
     idx = result.indices()
     alive = idx["peak"] > 1e-6 * max(float(idx["peak"].max()), 1e-12)
     dsi, osi = idx["dsi"][alive], idx["osi"][alive]
-    out = {"channels": int(alive.sum()), "mean_dsi": float(dsi.mean()), "median_dsi": float(np.median(dsi)),
-           "mean_osi": float(osi.mean()), "median_osi": float(np.median(osi)),
-           "frac_dsi_gt_0.3": float((dsi > 0.3).mean()), "frac_osi_gt_0.3": float((osi > 0.3).mean())}
+    out = {
+        "channels": int(alive.sum()),
+        "mean_dsi": float(dsi.mean()),
+        "median_dsi": float(np.median(dsi)),
+        "mean_osi": float(osi.mean()),
+        "median_osi": float(np.median(osi)),
+        "frac_dsi_gt_0.3": float((dsi > 0.3).mean()),
+        "frac_osi_gt_0.3": float((osi > 0.3).mean()),
+    }
     if p_values is not None:
         significant = p_values[alive] < alpha
-        out.update({"frac_direction_significant": float(significant.mean()),
-                    "frac_direction_selective": float((significant & (dsi > 0.3)).mean()), "alpha": alpha})
+        out.update(
+            {
+                "frac_direction_significant": float(significant.mean()),
+                "frac_direction_selective": float((significant & (dsi > 0.3)).mean()),
+                "alpha": alpha,
+            }
+        )
     return out
 
 
@@ -244,10 +280,11 @@ def plot_tuning(results: dict[str, TuningResult], out_dir, top: int = 6, p_value
     paths = [save_figure(fig, out_dir / "dsi_osi_hist.png")]
     for name, result in results.items():
         idx = result.indices()
-        d, s, t = result.preferred()
+        _d, s, t = result.preferred()
         order = np.argsort(-idx["dsi"])[:top]
-        fig, axes = plt.subplots(1, len(order), subplot_kw={"projection": "polar"}, figsize=(2.2 * len(order), 2.6),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(order), subplot_kw={"projection": "polar"}, figsize=(2.2 * len(order), 2.6), squeeze=False
+        )
         angles = np.radians(np.append(result.directions, result.directions[0]))
         for ax, c in zip(axes[0], order):
             curve = result.responses[c, :, s[c], t[c]]

@@ -33,33 +33,53 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "families": Command("list the formula families of synthetic clips", vpn.families_arguments, vpn.run_families),
-    "generate": Command("render a synthetic clip set (VPN or another family) to disk", vpn.generate_arguments,
-                        vpn.run_generate),
+    "generate": Command(
+        "render a synthetic clip set (VPN or another family) to disk", vpn.generate_arguments, vpn.run_generate
+    ),
     "preview": Command("draw a grid of a family's classes (and a GIF)", vpn.preview_arguments, vpn.run_preview),
-    "pretrain": Command("pre-training on synthetic clips rendered on the fly (VPN by default)", training.pretrain_arguments,
-                        training.run_training),
-    "train": Command("train on real video, from scratch or --init CHECKPOINT", training.train_arguments, training.run_training),
-    "evaluate": Command("evaluate a checkpoint on its run's data (or other data)", training.evaluate_arguments,
-                        training.run_evaluate),
+    "pretrain": Command(
+        "pre-training on synthetic clips rendered on the fly (VPN by default)",
+        training.pretrain_arguments,
+        training.run_training,
+    ),
+    "train": Command(
+        "train on real video, from scratch or --init CHECKPOINT", training.train_arguments, training.run_training
+    ),
+    "evaluate": Command(
+        "evaluate a checkpoint on its run's data (or other data)", training.evaluate_arguments, training.run_evaluate
+    ),
     "check-data": Command("scan a dataset for problems", training.check_data_arguments, training.run_check_data),
-    "config": Command("print every run-config field with its value, type and doc", training.config_arguments,
-                      training.run_config),
-    "transfer": Command("transfer study: does VPN initialization help on real video?", study.transfer_arguments,
-                        study.run_transfer),
+    "config": Command(
+        "print every run-config field with its value, type and doc", training.config_arguments, training.run_config
+    ),
+    "transfer": Command(
+        "transfer study: does VPN initialization help on real video?", study.transfer_arguments, study.run_transfer
+    ),
     "models": Command("list models with parameters and FLOPs", models.models_arguments, models.run_models),
-    "convert": Command("convert weights between videoperlin, torchvision, mmaction2 and 3D-ResNets-PyTorch",
-                       models.convert_arguments, models.run_convert),
+    "convert": Command(
+        "convert weights between videoperlin, torchvision, mmaction2 and 3D-ResNets-PyTorch",
+        models.convert_arguments,
+        models.run_convert,
+    ),
     "inflate": Command("inflate 2D ResNet weights to a 3D model", models.inflate_arguments, models.run_inflate),
-    "visualize": Command("pictures of kernels and samples", sub={
-        "kernels": Command("conv1 kernels of checkpoints side by side", analysis.kernels_arguments,
-                           analysis.run_kernels),
-        "samples": Command("a real clip beside VPN clips (GIF)", analysis.samples_arguments, analysis.run_samples),
-    }),
-    "tuning": Command("direction/orientation tuning of a layer with drifting gratings", analysis.tuning_arguments,
-                      analysis.run_tuning),
-    "plot": Command("plots of runs", sub={
-        "curves": Command("a metric vs epoch for several runs", analysis.curves_arguments, analysis.run_curves),
-    }),
+    "visualize": Command(
+        "pictures of kernels and samples",
+        sub={
+            "kernels": Command(
+                "conv1 kernels of checkpoints side by side", analysis.kernels_arguments, analysis.run_kernels
+            ),
+            "samples": Command("a real clip beside VPN clips (GIF)", analysis.samples_arguments, analysis.run_samples),
+        },
+    ),
+    "tuning": Command(
+        "direction/orientation tuning of a layer with drifting gratings", analysis.tuning_arguments, analysis.run_tuning
+    ),
+    "plot": Command(
+        "plots of runs",
+        sub={
+            "curves": Command("a metric vs epoch for several runs", analysis.curves_arguments, analysis.run_curves),
+        },
+    ),
 }
 
 
@@ -100,8 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command line as given, for records such as a study's report
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    quiet = getattr(args, "quiet", False)  # -q: no progress bar, and only errors on stderr
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.ERROR if quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except VideoperlinError as exc:
@@ -111,8 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"videoperlin: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("videoperlin: interrupted; rerun the same command to continue (training runs: add --resume)",
-              file=sys.stderr)
+        print(
+            "videoperlin: interrupted; rerun the same command to continue (training runs: add --resume)",
+            file=sys.stderr,
+        )
         return 130
 
 

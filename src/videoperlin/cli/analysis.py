@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from videoperlin.config_fields import add_field_arguments
 from videoperlin.errors import ConfigError
 from videoperlin.geometry import ClipGeometry
-from videoperlin.config_fields import add_field_arguments
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def load_named_models(specs: list[str], names: str | None):
@@ -22,10 +26,10 @@ def load_named_models(specs: list[str], names: str | None):
     labels = names.split(",") if names else [Path(s).parent.parent.name if s.endswith(".pt") else s for s in specs]
     if len(labels) != len(specs):
         raise ConfigError(f"--names gives {len(labels)} names for {len(specs)} checkpoints")
-    models = {}
+    models: dict[str, nn.Module] = {}
     for label, spec in zip(labels, specs):
         if spec.startswith("random:"):
-            name, *options = spec[len("random:"):].split(",")
+            name, *options = spec[len("random:") :].split(",")
             kwargs = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in options)}
             torch.manual_seed(0)
             models[label] = create_model(name, **kwargs).eval()
@@ -49,8 +53,9 @@ def run_samples(args: argparse.Namespace) -> int:
     from videoperlin.vpn import LabelSpace
 
     classes = [int(c) for c in args.classes.split(",")] if args.classes else None
-    path = real_and_vpn_gif(args.data, args.dataset, args.video, LabelSpace.preset(args.preset), classes,
-                            args.frames, args.size, args.out)
+    path = real_and_vpn_gif(
+        args.data, args.dataset, args.video, LabelSpace.preset(args.preset), classes, args.frames, args.size, args.out
+    )
     print(f"wrote {path}")
     return 0
 
@@ -58,8 +63,15 @@ def run_samples(args: argparse.Namespace) -> int:
 def run_tuning(args: argparse.Namespace) -> int:
     """Orientation/direction/SF/TF tuning with drifting gratings: DSI/OSI per channel, the fraction of
     channels significantly direction selective (temporal-permutation null), CSVs, summaries and figures."""
-    from videoperlin.analysis.tuning import (direction_p_values, input_kernels, measure_tuning, motion_asymmetry,
-                                             plot_tuning, summary, write_tuning_csv)
+    from videoperlin.analysis.tuning import (
+        direction_p_values,
+        input_kernels,
+        measure_tuning,
+        motion_asymmetry,
+        plot_tuning,
+        summary,
+        write_tuning_csv,
+    )
     from videoperlin.utils.atomic import atomic_write_text
 
     out = Path(args.out)
@@ -76,13 +88,19 @@ def run_tuning(args: argparse.Namespace) -> int:
         write_tuning_csv(result, out / f"tuning_{name}.csv", p_values.get(name), asymmetry)
     plot_tuning(results, out, p_values=p_values)
     atomic_write_text(out / "summary.json", json.dumps(summaries, indent=2) + "\n")
-    print(f"{'checkpoint':24} {'channels':>8} {'mean DSI':>9} {'mean OSI':>9} {'DSI>0.3':>8} {'OSI>0.3':>8} "
-          f"{'p<' + str(args.alpha):>7} {'selective':>9}")
+    print(
+        f"{'checkpoint':24} {'channels':>8} {'mean DSI':>9} {'mean OSI':>9} {'DSI>0.3':>8} {'OSI>0.3':>8} "
+        f"{'p<' + str(args.alpha):>7} {'selective':>9}"
+    )
     for name, s in summaries.items():
-        tested = [f"{s[k]:{w}.2f}" if k in s else f"{'-':>{w}}" for k, w in
-                  (("frac_direction_significant", 7), ("frac_direction_selective", 9))]
-        print(f"{name:24} {s['channels']:8d} {s['mean_dsi']:9.3f} {s['mean_osi']:9.3f} "
-              f"{s['frac_dsi_gt_0.3']:8.2f} {s['frac_osi_gt_0.3']:8.2f} {' '.join(tested)}")
+        tested = [
+            f"{s[k]:{w}.2f}" if k in s else f"{'-':>{w}}"
+            for k, w in (("frac_direction_significant", 7), ("frac_direction_selective", 9))
+        ]
+        print(
+            f"{name:24} {s['channels']:8d} {s['mean_dsi']:9.3f} {s['mean_osi']:9.3f} "
+            f"{s['frac_dsi_gt_0.3']:8.2f} {s['frac_osi_gt_0.3']:8.2f} {' '.join(tested)}"
+        )
     return 0
 
 
@@ -121,8 +139,12 @@ def tuning_arguments(parser: argparse.ArgumentParser) -> None:
     _checkpoints_arguments(parser)
     parser.add_argument("--layer", default=None, help="module to probe (default conv1; e.g. layer1.0.conv2)")
     add_field_arguments(parser, ClipGeometry, defaults={"size": 64})  # gratings: 64 px resolve conv1's tuning
-    parser.add_argument("--permutations", type=int, default=200,
-                        help="temporal permutations per channel for the direction-selectivity test of conv1 (0: skip)")
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=200,
+        help="temporal permutations per channel for the direction-selectivity test of conv1 (0: skip)",
+    )
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of that test")
     parser.add_argument("--out", required=True)
 

@@ -16,7 +16,7 @@ def parse_clip_size(text: str) -> tuple[int, int, int]:
         dims = ()
     if len(dims) != 3 or min(dims) < 1:
         raise ConfigError(f"--input {text!r} must look like TxHxW, e.g. 16x112x112")
-    return dims  # type: ignore[return-value]
+    return dims
 
 
 def models_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,11 +49,21 @@ def convert_arguments(parser: argparse.ArgumentParser) -> None:
     from videoperlin.models.frameworks import FRAMEWORKS
 
     parser.add_argument("source", help="weights: a .pth/.pt/.safetensors file or a model directory")
-    parser.add_argument("--from", dest="source_format", choices=(*FRAMEWORKS, "videoperlin"), default=None,
-                        help="layout of SOURCE (default: hara with --to videoperlin, else videoperlin)")
-    parser.add_argument("--to", dest="target_format", choices=("videoperlin", *FRAMEWORKS), default="videoperlin",
-                        help="videoperlin: our model directory (model.safetensors + config.json); a framework: a "
-                             ".pth state dict its own model loads strictly, and a .json of how to build that model")
+    parser.add_argument(
+        "--from",
+        dest="source_format",
+        choices=(*FRAMEWORKS, "videoperlin"),
+        default=None,
+        help="layout of SOURCE (default: hara with --to videoperlin, else videoperlin)",
+    )
+    parser.add_argument(
+        "--to",
+        dest="target_format",
+        choices=("videoperlin", *FRAMEWORKS),
+        default="videoperlin",
+        help="videoperlin: our model directory (model.safetensors + config.json); a framework: a "
+        ".pth state dict its own model loads strictly, and a .json of how to build that model",
+    )
     parser.add_argument("--out", required=True, help="output directory (--to videoperlin) or .pth file")
     parser.add_argument("--conv1-t-stride", type=int, default=None, help="not recorded in the weights (their default)")
     parser.add_argument("--no-max-pool", action="store_true", default=None, help="not recorded in the weights")
@@ -61,14 +71,16 @@ def convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_source_model(path: str, source_format: str, fixed: dict):
     """Our model from ``path`` in ``source_format`` (ours, hara, torchvision or mmaction2)."""
-    from videoperlin.models.pretrained import load_model
-    from videoperlin.models.weight_files import read_checkpoint_file
     from videoperlin.models.frameworks import import_state_dict
     from videoperlin.models.from_3d_resnets_pytorch import import_hara_checkpoint
+    from videoperlin.models.pretrained import load_model
+    from videoperlin.models.weight_files import read_checkpoint_file
 
     if source_format == "videoperlin":
         if fixed:
-            raise ConfigError("--conv1-t-stride/--no-max-pool apply to imports; a videoperlin model records its options")
+            raise ConfigError(
+                "--conv1-t-stride/--no-max-pool apply to imports; a videoperlin model records its options"
+            )
         return load_model(path)
     if source_format == "hara":
         return import_hara_checkpoint(path, **fixed)
@@ -81,13 +93,14 @@ def run_convert(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from videoperlin.models.weight_files import save_model
     from videoperlin.models.frameworks import export_state_dict, framework_settings
+    from videoperlin.models.weight_files import save_model
     from videoperlin.train.checkpointing import save_checkpoint
 
     source_format = args.source_format or ("hara" if args.target_format == "videoperlin" else "videoperlin")
-    fixed = {k: v for k, v in (("conv1_t_stride", args.conv1_t_stride), ("no_max_pool", args.no_max_pool))
-             if v is not None}
+    fixed = {
+        k: v for k, v in (("conv1_t_stride", args.conv1_t_stride), ("no_max_pool", args.no_max_pool)) if v is not None
+    }
     model = read_source_model(args.source, source_format, fixed)
     name = f"{model.config['name']}, {model.num_classes} classes"
     if args.target_format == "videoperlin":
@@ -99,8 +112,10 @@ def run_convert(args: argparse.Namespace) -> int:
     settings = framework_settings(model, args.target_format)
     save_checkpoint(out, export_state_dict(model, args.target_format))
     atomic_write_text(out.with_suffix(".json"), json.dumps(settings, indent=2) + "\n")
-    print(f"{args.source} ({source_format}) -> {out} ({args.target_format} layout, {name}); build the model as in "
-          f"{out.with_suffix('.json')}")
+    print(
+        f"{args.source} ({source_format}) -> {out} ({args.target_format} layout, {name}); build the model as in "
+        f"{out.with_suffix('.json')}"
+    )
     return 0
 
 
@@ -116,8 +131,8 @@ def inflate_arguments(parser: argparse.ArgumentParser) -> None:
 def run_inflate(args: argparse.Namespace) -> int:
     """Inflate a 2D ResNet state dict into a 3D model and save it in this project's model format."""
     from videoperlin.models import create_model
-    from videoperlin.models.weight_files import save_model
     from videoperlin.models.inflate import inflate_2d
+    from videoperlin.models.weight_files import save_model
 
     model = create_model(args.model, num_classes=args.num_classes, temporal_padding=args.temporal_padding)
     report = inflate_2d(model, args.source, drop_classifier=args.num_classes != args.source_classes)

@@ -8,25 +8,41 @@ import shlex
 import time
 from pathlib import Path
 
-from videoperlin.cli.training import config_path
+from videoperlin.cli.training import builtin_config, config_path
 
 DEFAULT_PROTOCOL = "transfer_default"
 
 
 def transfer_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=DEFAULT_PROTOCOL, help="protocol YAML: a path or a built-in name "
-                                                                  f"(default {DEFAULT_PROTOCOL})")
+    parser.add_argument(
+        "--config",
+        default=DEFAULT_PROTOCOL,
+        help=f"protocol YAML: a path or a built-in name (default {DEFAULT_PROTOCOL})",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/transfer"), help="study folder (reused: it resumes)")
-    parser.add_argument("--data", default=None, help="replace the datasets: a CSV manifest (one dataset per "
-                                                     "'dataset' value) or class folders, split in group folds")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="replace the datasets: a CSV manifest (one dataset per "
+        "'dataset' value) or class folders, split in group folds",
+    )
     parser.add_argument("--dataset", default=None, help="with --data: one 'dataset' value of the manifest")
     parser.add_argument("--folds", type=int, default=3, help="with --data: group folds")
     parser.add_argument("--inflate-from", default=None, help="2D ResNet state dict: adds the 'inflated' arm")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="protocol override, e.g. finetune.train.epochs=60 or archs=r3d18 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="protocol override, e.g. finetune.train.epochs=60 or archs=r3d18 (repeatable)",
+    )
     parser.add_argument("--publish", type=Path, default=None, help="copy report, results and figures here")
-    parser.add_argument("--pretrain-cache", type=Path, default=None,
-                        help="folder of cached pre-trained checkpoints (default OUT/pretrain); share it between variants")
+    parser.add_argument(
+        "--pretrain-cache",
+        type=Path,
+        default=None,
+        help="folder of cached pre-trained checkpoints (default OUT/pretrain); share it between variants",
+    )
 
 
 def datasets_from_data(data: str, dataset: str | None, folds: int) -> list[dict[str, object]]:
@@ -60,11 +76,17 @@ def run_transfer(args: argparse.Namespace) -> int:
     from videoperlin.study.runs import failures, run_study
 
     _quiet_logging()
-    protocol = load_protocol(config_path(args.config), args.set, protocol_changes(args))
+    protocol = load_protocol(
+        config_path(args.config) or builtin_config(DEFAULT_PROTOCOL), args.set, protocol_changes(args)
+    )
     began = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows, inits = run_study(protocol, args.out, args.pretrain_cache or args.out / "pretrain",
-                            on_row=lambda rows: write_results(args.out, rows))
+    rows, inits = run_study(
+        protocol,
+        args.out,
+        args.pretrain_cache or args.out / "pretrain",
+        on_row=lambda rows: write_results(args.out, rows),
+    )
     figures = write_figures(protocol, rows, inits, args.out)
     command = "videoperlin " + " ".join(shlex.quote(a) for a in args.argv)
     failed = failures(rows, inits)

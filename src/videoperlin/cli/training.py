@@ -12,31 +12,65 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from videoperlin.config_fields import describe, text_parser, type_name
 from videoperlin.errors import ConfigError
 from videoperlin.train.config import RunConfig, field_annotation, field_doc_of, load_config
-from videoperlin.config_fields import describe, text_parser, type_name
 
 #: Shortcut flag -> config key (every other field: --set section.field=value).
 SHORTCUTS = {
-    "out": "train.out", "model": "model.name", "widen_factor": "model.widen_factor", "epochs": "train.epochs",
-    "batch_size": "train.batch_size", "lr": "optim.lr", "amp": "train.amp", "seed": "train.seed",
-    "max_steps": "train.max_steps", "checkpoint_every": "train.checkpoint_every", "init": "train.init",
-    "ft_begin_module": "train.ft_begin_module", "preset": "vpn.preset", "num_videos": "vpn.num_videos",
-    "data": "data.path", "val_data": "data.val_path", "dataset": "data.dataset", "split": "data.split",
-    "splits_dir": "data.splits_dir", "fold": "data.fold", "folds": "data.folds", "val_fraction": "data.val_fraction",
-    "frames": "data.frames", "size": "data.size", "stride": "data.stride", "window_stride": "data.window_stride",
-    "short_side": "data.short_side", "workers": "data.workers", "cache_dir": "data.cache_dir",
+    "out": "train.out",
+    "model": "model.name",
+    "widen_factor": "model.widen_factor",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "optim.lr",
+    "amp": "train.amp",
+    "seed": "train.seed",
+    "max_steps": "train.max_steps",
+    "checkpoint_every": "train.checkpoint_every",
+    "init": "train.init",
+    "ft_begin_module": "train.ft_begin_module",
+    "preset": "vpn.preset",
+    "num_videos": "vpn.num_videos",
+    "data": "data.path",
+    "val_data": "data.val_path",
+    "dataset": "data.dataset",
+    "split": "data.split",
+    "splits_dir": "data.splits_dir",
+    "fold": "data.fold",
+    "folds": "data.folds",
+    "val_fraction": "data.val_fraction",
+    "frames": "data.frames",
+    "size": "data.size",
+    "stride": "data.stride",
+    "window_stride": "data.window_stride",
+    "short_side": "data.short_side",
+    "workers": "data.workers",
+    "cache_dir": "data.cache_dir",
     "on_bad_video": "data.on_bad_video",
 }
-_RUN = ("out", "model", "widen_factor", "epochs", "batch_size", "lr", "amp", "seed", "max_steps", "checkpoint_every",
-        "frames", "size", "workers")
+_RUN = (
+    "out",
+    "model",
+    "widen_factor",
+    "epochs",
+    "batch_size",
+    "lr",
+    "amp",
+    "seed",
+    "max_steps",
+    "checkpoint_every",
+    "frames",
+    "size",
+    "workers",
+)
 _DATA = ("data", "dataset", "split", "splits_dir", "fold", "folds", "cache_dir", "on_bad_video")
 #: The shortcut flags of each command.
 COMMAND_SHORTCUTS = {
     "pretrain": _RUN + ("preset", "num_videos") + _DATA,
     "train": _RUN + ("init", "ft_begin_module", "val_data") + _DATA,
-    "evaluate": _DATA + ("val_data", "val_fraction", "seed", "frames", "size", "stride", "window_stride",
-                         "short_side", "workers"),
+    "evaluate": _DATA
+    + ("val_data", "val_fraction", "seed", "frames", "size", "stride", "window_stride", "short_side", "workers"),
     "check-data": ("dataset", "split", "splits_dir", "frames", "short_side", "cache_dir"),
 }
 DEFAULT_PRETRAIN_CONFIG = "pretrain_cpu"
@@ -60,13 +94,20 @@ def config_path(name: str | None) -> Path | None:
 
 def add_shortcuts(parser: argparse.ArgumentParser, command: str) -> None:
     """The command's shortcut flags, typed and documented by the fields they set."""
-    group = parser.add_argument_group("shortcuts for config fields (any field: --set section.field=value; "
-                                      "all of them: videoperlin config)")
+    group = parser.add_argument_group(
+        "shortcuts for config fields (any field: --set section.field=value; all of them: videoperlin config)"
+    )
     for name in COMMAND_SHORTCUTS[command]:
         key = SHORTCUTS[name]
         annotation = field_annotation(key)
-        group.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, metavar=type_name(annotation),
-                           type=text_parser(annotation, key), help=f"{field_doc_of(key)} [{key}]")
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            default=None,
+            metavar=type_name(annotation),
+            type=text_parser(annotation, key),
+            help=f"{field_doc_of(key)} [{key}]",
+        )
 
 
 def shortcut_values(args: argparse.Namespace, command: str) -> dict[str, object]:
@@ -75,15 +116,20 @@ def shortcut_values(args: argparse.Namespace, command: str) -> dict[str, object]
 
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                        help="override any config field, e.g. --set optim.schedule=cosine (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override any config field, e.g. --set optim.schedule=cosine (repeatable)",
+    )
 
 
 def _run_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--config", default=None, help="YAML recipe: a path, or a built-in name (configs/)")
     add_set_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no log lines but errors")
     add_shortcuts(parser, command)
     if command == "train":
         parser.add_argument("--keep-head", action="store_true", help="load the --init classifier too (no head swap)")
@@ -117,13 +163,17 @@ def run_training(args: argparse.Namespace) -> int:
     config = config_from_args(args, args.command)
     record = Trainer(config, resume=args.resume).fit()
     if record:
-        print(f"{config.train.out}: epoch {record['epoch']}, val_acc {record.get('val_acc', float('nan')):.4f}, "
-              f"best {record['best_val_acc']:.4f}; checkpoints in {config.train.out}/checkpoints")
+        print(
+            f"{config.train.out}: epoch {record['epoch']}, val_acc {record.get('val_acc', float('nan')):.4f}, "
+            f"best {record['best_val_acc']:.4f}; checkpoints in {config.train.out}/checkpoints"
+        )
     return 0
 
 
 def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="training checkpoint (its run config is reused) or saved model")
+    parser.add_argument(
+        "--checkpoint", required=True, help="training checkpoint (its run config is reused) or saved model"
+    )
     parser.add_argument("--out", default=None, help="report directory (default: RUN/eval-<subset>)")
     parser.add_argument("--subset", default="val", help="val, train or all videos of the run's split")
     parser.add_argument("--max-windows", type=int, default=None, help="windows per video (default: all)")
@@ -137,14 +187,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     checkpoint, on the validation split its run used (rebuilt from the checkpoint) unless flags say otherwise."""
     from videoperlin.train.evaluate import run_evaluation
 
-    metrics = run_evaluation(args.checkpoint, args.out, args.subset, args.max_windows,
-                             shortcut_values(args, "evaluate"), args.set, progress=not args.quiet)
+    metrics = run_evaluation(
+        args.checkpoint,
+        args.out,
+        args.subset,
+        args.max_windows,
+        shortcut_values(args, "evaluate"),
+        args.set,
+        progress=not args.quiet,
+    )
     print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
     return 0
 
 
 def check_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="class folders, CSV manifest, UCF-101/HMDB-51 root, Kinetics CSV or ActivityNet JSON")
+    parser.add_argument(
+        "data", help="class folders, CSV manifest, UCF-101/HMDB-51 root, Kinetics CSV or ActivityNet JSON"
+    )
     parser.add_argument("--strict", action="store_true", help="videos shorter than one clip fail the check too")
     parser.add_argument("-q", "--quiet", action="store_true")
     add_shortcuts(parser, "check-data")
@@ -158,7 +217,7 @@ def run_check_data(args: argparse.Namespace) -> int:
     from videoperlin.data.sources import load_catalog
 
     d = load_config(None, {"data.path": args.data, **shortcut_values(args, "check-data")}, task="train").data
-    catalog = load_catalog(d.path, d.dataset, d.split, d.splits_dir)
+    catalog = load_catalog(args.data, d.dataset, d.split, d.splits_dir)
     report = check_catalog(catalog, FrameCache(d.frame_cache_dir(), d.short_side), d.frames, not args.quiet)
     print(format_report(report, args.strict))
     return 0 if report.ok(args.strict) else 1
@@ -173,7 +232,7 @@ def run_config(args: argparse.Namespace) -> int:
     """Print the run config -- defaults, or a recipe's values with --config/--set -- as commented YAML:
     every field with its value, type and doc (a starting point for a recipe of your own)."""
     config = load_config(config_path(args.config), None, args.set)
-    values = {key: value for key, value in _flat_values(config.to_dict())}
+    values = dict(_flat_values(config.to_dict()))
     section = None
     for key, kind, _, doc in describe(RunConfig):
         head, _, name = key.rpartition(".")

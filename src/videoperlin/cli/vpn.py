@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from videoperlin.geometry import ClipGeometry
 from videoperlin.config_fields import add_field_arguments, values_of
+from videoperlin.geometry import ClipGeometry
 
 SHARED = ("family", "num_videos", "preset", "labels", "label_mode", "rng")
 
@@ -21,8 +21,12 @@ def add_source_arguments(parser: argparse.ArgumentParser, num_videos: int) -> No
     from videoperlin.vpn.source import FAMILIES, ClipSource
 
     names = [f.name for f in dataclasses.fields(ClipSource)]
-    add_field_arguments(parser.add_argument_group("clip source"), ClipSource,
-                        skip=[n for n in names if n not in SHARED], defaults={"num_videos": num_videos})
+    add_field_arguments(
+        parser.add_argument_group("clip source"),
+        ClipSource,
+        skip=[n for n in names if n not in SHARED],
+        defaults={"num_videos": num_videos},
+    )
     group = parser.add_argument_group("clips")
     add_field_arguments(group, ClipGeometry)
     group.add_argument("--seed", type=int, default=0, help="base seed; sample i is a function of (seed, i)")
@@ -30,8 +34,11 @@ def add_source_arguments(parser: argparse.ArgumentParser, num_videos: int) -> No
     for family in FAMILIES.values():
         own = [f.name for g in (family.Labels, family.Options) for f in dataclasses.fields(g) if f.name not in shown]
         shown.update(own)
-        add_field_arguments(parser.add_argument_group(f"family {family.name}: {family.description}"), ClipSource,
-                            skip=[n for n in names if n not in own])
+        add_field_arguments(
+            parser.add_argument_group(f"family {family.name}: {family.description}"),
+            ClipSource,
+            skip=[n for n in names if n not in own],
+        )
 
 
 def dataset_from_args(args: argparse.Namespace):  # -> VPNDataset
@@ -54,12 +61,17 @@ def run_families(args: argparse.Namespace) -> int:
 
     for name in [args.family] if args.family else sorted(FAMILIES):
         family = get_family(name)
-        presets = ", ".join(f"{p} ({len(family.label_space(family.Labels(preset=p)))} classes)"
-                            + (" [default]" if p == family.default_preset else "") for p in family.presets)
+        presets = ", ".join(
+            f"{p} ({len(family.label_space(family.Labels(preset=p)))} classes)"
+            + (" [default]" if p == family.default_preset else "")
+            for p in family.presets
+        )
         shared = set(SourceOptions.names())
         options = [n for n in family.Options.names() if n not in shared]
-        print(f"{name}: {family.description}\n  presets: {presets}\n  label axes: {', '.join(family.axis_names())}"
-              f"\n  options: {', '.join(options) or '-'}")
+        print(
+            f"{name}: {family.description}\n  presets: {presets}\n  label axes: {', '.join(family.axis_names())}"
+            f"\n  options: {', '.join(options) or '-'}"
+        )
     return 0
 
 
@@ -72,7 +84,7 @@ def generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", default="0/1", help="I/N: write only indices i with i %% N == I (0-based)")
     parser.add_argument("--batch-size", type=int, default=32, help="clips rendered per call")
     parser.add_argument("--workers", type=int, default=2, help="encoder threads")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no log lines but errors")
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -81,12 +93,22 @@ def run_generate(args: argparse.Namespace) -> int:
 
     shard = parse_shard(args.shard)
     ds = dataset_from_args(args)
-    summary = export_dataset(ds, args.out, fmt=args.format, shard=shard, batch_size=args.batch_size,
-                             npy_dtype=args.npy_dtype, crf=args.crf, workers=args.workers,
-                             progress=not args.quiet)
+    summary = export_dataset(
+        ds,
+        args.out,
+        fmt=args.format,
+        shard=shard,
+        batch_size=args.batch_size,
+        npy_dtype=args.npy_dtype,
+        crf=args.crf,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
     status = "manifest.csv written" if summary.manifest_written else "manifest.csv pending other shards"
-    print(f"{args.out}: wrote {summary.written}, kept {summary.skipped} of {summary.shard_size} videos "
-          f"in shard {args.shard}; {len(ds.space)} classes; {status}")
+    print(
+        f"{args.out}: wrote {summary.written}, kept {summary.skipped} of {summary.shard_size} videos "
+        f"in shard {args.shard}; {len(ds.space)} classes; {status}"
+    )
     return 0
 
 

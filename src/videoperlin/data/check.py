@@ -52,15 +52,22 @@ def _class_lines(catalog: VideoCatalog) -> list[str]:
     counts = {s: Counter(r.label for r in catalog.records if r.subset == s) for s in subsets}
     totals = Counter(r.label for r in catalog.records)
     width = max(len(n) for n in catalog.class_names)
-    header = [f"  {'class':{width}}  " + "  ".join(f"{'test' if s == 'val' else s:>5}" for s in subsets)] if subsets else []
-    return header + [f"  {name:{width}}  " + ("  ".join(f"{counts[s][k]:5d}" for s in subsets) if subsets
-                                               else f"{totals[k]}") for k, name in enumerate(catalog.class_names)]
+    header = (
+        [f"  {'class':{width}}  " + "  ".join(f"{'test' if s == 'val' else s:>5}" for s in subsets)] if subsets else []
+    )
+    return header + [
+        f"  {name:{width}}  " + ("  ".join(f"{counts[s][k]:5d}" for s in subsets) if subsets else f"{totals[k]}")
+        for k, name in enumerate(catalog.class_names)
+    ]
 
 
 def format_report(report: DataReport, strict: bool = False) -> str:
     """The report as printed by ``check-data`` (last line: OK, or what failed)."""
     catalog = report.catalog
-    lines = [f"{catalog.kind}: {len(catalog.records)} videos in {len(catalog.class_names)} classes", *_class_lines(catalog)]
+    lines = [
+        f"{catalog.kind}: {len(catalog.records)} videos in {len(catalog.class_names)} classes",
+        *_class_lines(catalog),
+    ]
     if catalog.summary():
         lines.append(catalog.summary() + "; only what is on disk is used")
         lines += [f"  listed but missing: {p}" for p in catalog.missing[:5]]
@@ -68,12 +75,16 @@ def format_report(report: DataReport, strict: bool = False) -> str:
             lines.append(f"  ... and {len(catalog.missing) - 5} more listed but missing")
     lines += [f"unreadable: {p}" for p in report.unreadable]
     if report.too_short:
-        lines.append(f"warning: {len(report.too_short)} videos are shorter than one clip of {report.frames} frames; "
-                     f"training and evaluation loop them (frame indices wrap around){'' if strict else ' (--strict: fail)'}")
+        lines.append(
+            f"warning: {len(report.too_short)} videos are shorter than one clip of {report.frames} frames; "
+            f"training and evaluation loop them (frame indices wrap around){'' if strict else ' (--strict: fail)'}"
+        )
         lines += [f"  too short: {p}" for p in report.too_short]
     if report.ok(strict):
         lines.append("OK")
     else:
-        lines.append(f"problems: {len(report.unreadable)} unreadable" +
-                     (f", {len(report.too_short)} too short (--strict)" if strict and report.too_short else ""))
+        lines.append(
+            f"problems: {len(report.unreadable)} unreadable"
+            + (f", {len(report.too_short)} too short (--strict)" if strict and report.too_short else "")
+        )
     return "\n".join(lines)

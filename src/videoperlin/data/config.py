@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from videoperlin.geometry import ClipGeometry
 from videoperlin.config_fields import Checked, FieldError, at_least, greater_than, in_range, option
+from videoperlin.geometry import ClipGeometry
 
 #: What to do with a video that cannot be decoded: skip it (counted in the metrics) or stop.
 BadVideoPolicy = Literal["skip", "fail"]
@@ -29,16 +29,18 @@ class DataConfig(ClipGeometry, Checked):
     """Clip geometry (:class:`~videoperlin.geometry.ClipGeometry`: frames and size, for synthetic clips
     too), real-video data and its split."""
 
-    path: str | None = option(None, "training data: class folders, CSV manifest, UCF-101/HMDB-51 root, "
-                                    "Kinetics CSV or ActivityNet JSON")
+    path: str | None = option(
+        None, "training data: class folders, CSV manifest, UCF-101/HMDB-51 root, Kinetics CSV or ActivityNet JSON"
+    )
     val_path: str | None = option(None, "separate validation data in any of those layouts (instead of a split of path)")
     dataset: str | None = option(None, "rows of a CSV manifest whose 'dataset' column has this value")
     split: int = option(1, "UCF-101/HMDB-51 official split number", in_range(1, 3))
     splits_dir: str | None = option(None, "folder of the UCF-101/HMDB-51 split files (default: beside the videos)")
     fold: int = option(0, "validation fold of a group or stratified split (0-based)", at_least(0))
     folds: int = option(5, "number of group folds (videos with a group: actor, sequence)", at_least(1))
-    val_fraction: float = option(0.2, "validation share per class when videos have no group",
-                                 in_range(0, 1, low_open=True, high_open=True))
+    val_fraction: float = option(
+        0.2, "validation share per class when videos have no group", in_range(0, 1, low_open=True, high_open=True)
+    )
     stride: int = option(1, "temporal stride between a clip's frames", at_least(1))
     short_side: int = option(128, "decoded frames' short side in pixels (then cropped to size)", at_least(1))
     cache_dir: str | None = option(None, "decoded-frame cache (default ~/.cache/videoperlin/frames)")

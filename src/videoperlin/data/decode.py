@@ -101,7 +101,9 @@ class FrameCache:
 
     def _key(self, path: Path) -> Path:
         stat = path.stat()
-        digest = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.short_side}".encode()).hexdigest()
+        digest = hashlib.sha1(
+            f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.short_side}".encode()
+        ).hexdigest()
         return self.directory / digest[:2] / f"{digest}.npy"  # type: ignore[operator]
 
     def load(self, path: str | Path) -> np.ndarray:

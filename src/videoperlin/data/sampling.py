@@ -21,8 +21,9 @@ def random_clip(num_frames: int, frames: int, stride: int, rng: np.random.Genera
     return clip_indices(start, num_frames, frames, stride)
 
 
-def sliding_windows(num_frames: int, frames: int, stride: int, window_stride: int | None = None,
-                    max_windows: int | None = None) -> list[np.ndarray]:
+def sliding_windows(
+    num_frames: int, frames: int, stride: int, window_stride: int | None = None, max_windows: int | None = None
+) -> list[np.ndarray]:
     """Consecutive windows (evaluation): starts every ``window_stride`` frames (default: one clip span).
 
     A video shorter than one clip gives one loop-padded window. ``max_windows`` keeps that many,

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from videoperlin.data.decode import VIDEO_EXTENSIONS
-from videoperlin.errors import ConfigError, DataError
+from videoperlin.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +73,34 @@ class VideoCatalog:
         if not (self.missing or self.unlisted or self.listed_classes > len(self.class_names)):
             return ""
         listed = len(self.records) + len(self.missing)
-        return (f"{self.kind}: {len(self.class_names)} of {self.listed_classes or len(self.class_names)} classes present, "
-                f"{len(self.records)} of {listed} listed clips on disk ({len(self.missing)} listed but missing"
-                + (f", {self.unlisted} on disk but not listed" if self.unlisted else "") + ")")
+        return (
+            f"{self.kind}: {len(self.class_names)} of {self.listed_classes or len(self.class_names)} classes present, "
+            f"{len(self.records)} of {listed} listed clips on disk ({len(self.missing)} listed but missing"
+            + (f", {self.unlisted} on disk but not listed" if self.unlisted else "")
+            + ")"
+        )
 
 
-def keep_present(records: list[VideoRecord], class_names: list[str], kind: str, where: Path,
-                 unlisted: int = 0) -> VideoCatalog:
+def keep_present(
+    records: list[VideoRecord], class_names: list[str], kind: str, where: Path, unlisted: int = 0
+) -> VideoCatalog:
     """The catalog of the listed ``records`` that are on disk, over the classes that have any (official order)."""
     present = [r for r in records if r.path.is_file()]
     if not present:
-        raise DataError(f"{where}: none of the {len(records)} videos listed by the {kind} annotations is on disk; "
-                          f"check --data (the videos' root) and --splits-dir / --split")
+        raise DataError(
+            f"{where}: none of the {len(records)} videos listed by the {kind} annotations is on disk; "
+            f"check --data (the videos' root) and --splits-dir / --split"
+        )
     kept = sorted({r.label for r in present})
     index = {old: new for new, old in enumerate(kept)}
-    catalog = VideoCatalog([dataclasses.replace(r, label=index[r.label]) for r in present],
-                           [class_names[k] for k in kept], kind, [str(r.path) for r in records if not r.path.is_file()],
-                           len(class_names), unlisted)
+    catalog = VideoCatalog(
+        [dataclasses.replace(r, label=index[r.label]) for r in present],
+        [class_names[k] for k in kept],
+        kind,
+        [str(r.path) for r in records if not r.path.is_file()],
+        len(class_names),
+        unlisted,
+    )
     if catalog.summary():
         log.info("%s", catalog.summary())
     return catalog
@@ -106,16 +117,20 @@ def _find_file(root: Path, names: list[str], splits_dir: Path | None) -> Path | 
 
 
 def _videos_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-                  and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
+    )
 
 
 def load_class_folders(root: Path) -> VideoCatalog:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     records = [VideoRecord(video, k) for k, name in enumerate(classes) for video in _videos_in(root / name)]
     if not records:
-        raise DataError(f"--data {root}: no videos found in <class>/<video> folders "
-                          f"(extensions {', '.join(VIDEO_EXTENSIONS)})")
+        raise DataError(
+            f"--data {root}: no videos found in <class>/<video> folders (extensions {', '.join(VIDEO_EXTENSIONS)})"
+        )
     return VideoCatalog(records, classes, "folders")
 
 
@@ -128,7 +143,7 @@ def _manifest_rows(path: Path) -> list[dict[str, str]]:
         rows = [(reader.line_num, values) for values in reader if any(v.strip() for v in values)]
     if not {"path", "label"} <= set(header):
         raise DataError(f"{path}: a manifest needs a header with at least 'path,label' columns")
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
     for line, values in rows:
         if len(values) != len(header):
             raise DataError(f"{path}:{line}: {len(values)} fields where the header has {len(header)}")
@@ -138,8 +153,10 @@ def _manifest_rows(path: Path) -> list[dict[str, str]]:
                 raise DataError(f"{path}:{line}: empty {column}")
         key = (row.get("dataset", ""), row["path"])
         if key in seen:
-            raise DataError(f"{path}:{line}: {row['path']} is listed again (first on line {seen[key]}); a duplicate "
-                              f"could put the same video on both sides of a split")
+            raise DataError(
+                f"{path}:{line}: {row['path']} is listed again (first on line {seen[key]}); a duplicate "
+                f"could put the same video on both sides of a split"
+            )
         seen[key] = line
     return [dict(zip(header, values)) for _, values in rows]
 
@@ -179,8 +196,10 @@ def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
     lists = {s: _find_file(root, [f"{s}list0{split}.txt"], splits_dir) for s in ("train", "test")}
     for name, found in lists.items():
         if found is None:
-            raise DataError(f"UCF-101 split file {name}list0{split}.txt not found in {splits_dir or root} "
-                              f"(or ucfTrainTestlist/); check --split or --splits-dir")
+            raise DataError(
+                f"UCF-101 split file {name}list0{split}.txt not found in {splits_dir or root} "
+                f"(or ucfTrainTestlist/); check --split or --splits-dir"
+            )
     classes = _class_index(class_ind)  # type: ignore[arg-type]
     index = {name: k for k, name in enumerate(classes)}
     records = []
@@ -189,10 +208,12 @@ def load_ucf101(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
             relative = line.split()[0]
             label_name = relative.split("/")[0]
             if label_name not in index:
-                raise DataError(f"{list_path}:{number}: class {label_name!r} is not in {class_ind}; "
-                                  f"fix the typo or add the class")
-            records.append(VideoRecord(root / relative, index[label_name],
-                                       subset="train" if subset == "train" else "val"))
+                raise DataError(
+                    f"{list_path}:{number}: class {label_name!r} is not in {class_ind}; fix the typo or add the class"
+                )
+            records.append(
+                VideoRecord(root / relative, index[label_name], subset="train" if subset == "train" else "val")
+            )
     return keep_present(records, classes, "ucf101", root, _unlisted(root, records))
 
 
@@ -207,8 +228,10 @@ def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
     folders = [f for f in (splits_dir, root, root / "testTrainMulti_7030_splits") if f and f.is_dir()]
     files = sorted({p for f in folders for p in f.glob(f"*_test_split{split}.txt")})
     if not files:
-        raise DataError(f"HMDB-51 split files *_test_split{split}.txt not found in {splits_dir or root}; "
-                          f"check --split or --splits-dir")
+        raise DataError(
+            f"HMDB-51 split files *_test_split{split}.txt not found in {splits_dir or root}; "
+            f"check --split or --splits-dir"
+        )
     # Class name from each file's own name: sorting names and files separately misaligns prefixes
     # ("climb" < "climb_stairs", but "climb_stairs_test..." < "climb_test...").
     by_class = sorted((f.name[: -len(f"_test_split{split}.txt")], f) for f in files)
@@ -249,8 +272,9 @@ def load_activitynet_json(path: Path) -> VideoCatalog:
     if "database" not in spec:
         raise DataError(f"{path}: an ActivityNet JSON needs a 'database' mapping")
     database = spec["database"]
-    classes = list(spec.get("labels") or sorted({a["label"] for v in database.values()
-                                                  for a in v.get("annotations", [])}))
+    classes = list(
+        spec.get("labels") or sorted({a["label"] for v in database.values() for a in v.get("annotations", [])})
+    )
     index = {name: k for k, name in enumerate(classes)}
     subsets = {"training": "train", "validation": "val", "testing": "test"}
     by_stem = {p.stem: p for p in path.parent.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS}
@@ -261,13 +285,20 @@ def load_activitynet_json(path: Path) -> VideoCatalog:
             if annotation["label"] not in index:
                 raise DataError(f"{path}: video {vid} has label {annotation['label']!r} not in 'labels'")
             start, end = annotation["segment"]
-            records.append(VideoRecord(video, index[annotation["label"]], subset=subsets.get(entry.get("subset")),
-                                       segment=(float(start), float(end))))
+            records.append(
+                VideoRecord(
+                    video,
+                    index[annotation["label"]],
+                    subset=subsets.get(entry.get("subset")),
+                    segment=(float(start), float(end)),
+                )
+            )
     return keep_present(records, classes, "activitynet", path)
 
 
-def load_catalog(data: str | Path, dataset: str | None = None, split: int = 1,
-                 splits_dir: str | Path | None = None) -> VideoCatalog:
+def load_catalog(
+    data: str | Path, dataset: str | None = None, split: int = 1, splits_dir: str | Path | None = None
+) -> VideoCatalog:
     """Detect the layout of ``data`` and load its records (see the module docstring)."""
     root = Path(data)
     splits = Path(splits_dir) if splits_dir else None

@@ -37,13 +37,16 @@ class DataSplit:
 def split_records(data: DataConfig, seed: int) -> DataSplit:
     """The split a run with this ``data`` section and ``train.seed`` trains and validates on."""
     if not data.path:
-        raise ConfigError("data.path is not set: give --data (class folders, CSV manifest, UCF-101/HMDB-51 root, "
-                          "Kinetics CSV or ActivityNet JSON)")
+        raise ConfigError(
+            "data.path is not set: give --data (class folders, CSV manifest, UCF-101/HMDB-51 root, "
+            "Kinetics CSV or ActivityNet JSON)"
+        )
     catalog = load_catalog(data.path, data.dataset, data.split, data.splits_dir)
     if data.val_path:
-        val = load_catalog(data.val_path, data.dataset, data.split, data.splits_dir)
-        return DataSplit(catalog.records, relabel(val, catalog.class_names, data.val_path), catalog.class_names,
-                         catalog.kind)
+        val_catalog = load_catalog(data.val_path, data.dataset, data.split, data.splits_dir)
+        return DataSplit(
+            catalog.records, relabel(val_catalog, catalog.class_names, data.val_path), catalog.class_names, catalog.kind
+        )
     train, val = split_train_val(catalog, data.fold, data.folds, data.val_fraction, seed)
     return DataSplit(train, val, catalog.class_names, catalog.kind)
 
@@ -53,8 +56,10 @@ def relabel(catalog: VideoCatalog, class_names: list[str], where: str) -> list[V
     index = {name: k for k, name in enumerate(class_names)}
     unknown = sorted({catalog.class_names[r.label] for r in catalog.records} - set(index))
     if unknown:
-        raise DataError(f"{where} has classes the training data lacks: {', '.join(unknown[:5])}; "
-                          f"validation classes must be a subset of the training classes")
+        raise DataError(
+            f"{where} has classes the training data lacks: {', '.join(unknown[:5])}; "
+            f"validation classes must be a subset of the training classes"
+        )
     return [dataclasses.replace(r, label=index[catalog.class_names[r.label]]) for r in catalog.records]
 
 
@@ -66,8 +71,9 @@ def group_folds(records: list[VideoRecord], folds: int) -> dict[str, int]:
     return {g: i % folds for i, g in enumerate(groups)}
 
 
-def split_train_val(source: VideoCatalog, fold: int = 0, folds: int = 5, val_fraction: float = 0.2,
-                    seed: int = 0) -> tuple[list[VideoRecord], list[VideoRecord]]:
+def split_train_val(
+    source: VideoCatalog, fold: int = 0, folds: int = 5, val_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[VideoRecord], list[VideoRecord]]:
     """(train, val) records: predefined subsets if present, else group folds, else stratified."""
     if any(r.subset for r in source.records):
         train, val = source.subset("train"), source.subset("val")
@@ -78,8 +84,10 @@ def split_train_val(source: VideoCatalog, fold: int = 0, folds: int = 5, val_fra
         raise ConfigError(f"fold {fold} must be in 0..{folds - 1}")
     if all(r.group is not None for r in source.records):
         assignment = group_folds(source.records, folds)
-        return ([r for r in source.records if assignment[r.group] != fold],
-                [r for r in source.records if assignment[r.group] == fold])
+        return (
+            [r for r in source.records if assignment[str(r.group)] != fold],
+            [r for r in source.records if assignment[str(r.group)] == fold],
+        )
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val_fraction {val_fraction} must be in (0, 1)")
     rng = np.random.default_rng(seed)

@@ -18,7 +18,6 @@ from torch import Tensor
 from videoperlin.data.config import KINETICS_MEAN, KINETICS_STD
 
 
-
 def to_clip_tensor(frames: np.ndarray, size: tuple[int, int]) -> Tensor:
     """uint8 (T, h, w, 3) -> float (3, T, H, W) in [0, 1], resized to ``size`` (antialiased)."""
     clip = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
@@ -27,8 +26,9 @@ def to_clip_tensor(frames: np.ndarray, size: tuple[int, int]) -> Tensor:
     return clip.permute(1, 0, 2, 3).contiguous()
 
 
-def random_resized_crop_box(height: int, width: int, rng: np.random.Generator, scale=(0.25, 1.0),
-                            ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+def random_resized_crop_box(
+    height: int, width: int, rng: np.random.Generator, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3)
+) -> tuple[int, int, int, int]:
     """(top, left, h, w) of a random crop with the given area scale and aspect ratio range."""
     area = height * width
     for _ in range(10):
@@ -42,11 +42,12 @@ def random_resized_crop_box(height: int, width: int, rng: np.random.Generator, s
     return (height - side) // 2, (width - side) // 2, side, side
 
 
-def train_transform(frames: np.ndarray, size: int, rng: np.random.Generator, scale=(0.25, 1.0),
-                    flip: bool = True) -> Tensor:
+def train_transform(
+    frames: np.ndarray, size: int, rng: np.random.Generator, scale=(0.25, 1.0), flip: bool = True
+) -> Tensor:
     """Random resized crop + flip of uint8 (T, H, W, 3) frames -> (3, T, size, size)."""
     top, left, h, w = random_resized_crop_box(frames.shape[1], frames.shape[2], rng, scale)
-    crop = frames[:, top:top + h, left:left + w]
+    crop = frames[:, top : top + h, left : left + w]
     if flip and rng.random() < 0.5:
         crop = crop[:, :, ::-1]
     return to_clip_tensor(crop, (size, size))
@@ -57,7 +58,7 @@ def eval_transform(frames: np.ndarray, size: int) -> Tensor:
     height, width = frames.shape[1:3]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
-    return to_clip_tensor(frames[:, top:top + side, left:left + side], (size, size))
+    return to_clip_tensor(frames[:, top : top + side, left : left + side], (size, size))
 
 
 def normalize(clips: Tensor, mean=KINETICS_MEAN, std=KINETICS_STD) -> Tensor:

@@ -28,8 +28,15 @@ log = logging.getLogger(__name__)
 
 
 class _VideoBase(Dataset):
-    def __init__(self, records: list[VideoRecord], cache: FrameCache, frames: int, size: int, stride: int = 1,
-                 on_bad_video: BadVideoPolicy = "skip") -> None:
+    def __init__(
+        self,
+        records: list[VideoRecord],
+        cache: FrameCache,
+        frames: int,
+        size: int,
+        stride: int = 1,
+        on_bad_video: BadVideoPolicy = "skip",
+    ) -> None:
         if on_bad_video not in get_args(BadVideoPolicy):
             raise ConfigError(f"on_bad_video {on_bad_video!r} must be one of {', '.join(get_args(BadVideoPolicy))}")
         if not records:
@@ -53,8 +60,8 @@ class _VideoBase(Dataset):
         if record.segment is not None:
             fps = video_fps(record.path)
             if fps:
-                start, end = (int(round(t * fps)) for t in record.segment)
-                trimmed = frames[max(0, start):max(start + 1, end)]
+                start, end = (round(t * fps) for t in record.segment)
+                trimmed = frames[max(0, start) : max(start + 1, end)]
                 frames = trimmed if len(trimmed) else frames
         return frames
 
@@ -116,8 +123,9 @@ def collate_clips(batch: list) -> Batch:
     good = [item for item in batch if item is not None]
     if not good:
         return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), bad_videos=len(batch))
-    return Batch(torch.stack([c for c, _ in good]), torch.tensor([label for _, label in good]),
-                 bad_videos=len(batch) - len(good))
+    return Batch(
+        torch.stack([c for c, _ in good]), torch.tensor([label for _, label in good]), bad_videos=len(batch) - len(good)
+    )
 
 
 def collate_windows(batch: list) -> Batch:

@@ -59,11 +59,14 @@ def make_conv3d(
 ) -> nn.Conv3d:
     """A bias-free Conv3d with 'same'-style padding ``k // 2`` on every axis."""
     if temporal_padding not in get_args(TemporalPadding):
-        raise ConfigError(f"temporal_padding {temporal_padding!r} must be one of {', '.join(get_args(TemporalPadding))}")
-    padding = tuple(k // 2 for k in kernel)
+        raise ConfigError(
+            f"temporal_padding {temporal_padding!r} must be one of {', '.join(get_args(TemporalPadding))}"
+        )
+    padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
     if temporal_padding == "replicate" and padding[0]:
-        return TemporalPadConv3d(in_planes, out_planes, kernel, stride, padding=(0, *padding[1:]), bias=False,
-                                 temporal_pad=padding[0])
+        return TemporalPadConv3d(
+            in_planes, out_planes, kernel, stride, padding=(0, *padding[1:]), bias=False, temporal_pad=padding[0]
+        )
     return nn.Conv3d(in_planes, out_planes, kernel, stride, padding=padding, bias=False)
 
 
@@ -80,13 +83,22 @@ class Conv3DBuilder:
         """(t, h, w) stride of a block's projection shortcut when its convolutions stride by ``stride``."""
         return stride, stride, stride
 
-    def add(self, owner: nn.Module, name: str, in_planes: int, out_planes: int,
-            kernel: tuple[int, int], stride: tuple[int, int], mid: int | None = None) -> None:
+    def add(
+        self,
+        owner: nn.Module,
+        name: str,
+        in_planes: int,
+        out_planes: int,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        mid: int | None = None,
+    ) -> None:
         """Register ``conv{name}`` and ``bn{name}`` on ``owner``. ``kernel``/``stride`` are (temporal, spatial);
         ``mid`` (a (2+1)D middle width) does not apply."""
         (kt, ks), (st, ss) = kernel, stride
-        owner.add_module(f"conv{name}", make_conv3d(in_planes, out_planes, (kt, ks, ks), (st, ss, ss),
-                                                    self.temporal_padding))
+        owner.add_module(
+            f"conv{name}", make_conv3d(in_planes, out_planes, (kt, ks, ks), (st, ss, ss), self.temporal_padding)
+        )
         owner.add_module(f"bn{name}", nn.BatchNorm3d(out_planes))
 
     @staticmethod
@@ -109,8 +121,16 @@ class Conv3DNoTemporalBuilder(Conv3DBuilder):
     def strides(stride: int) -> tuple[int, int, int]:
         return 1, stride, stride
 
-    def add(self, owner: nn.Module, name: str, in_planes: int, out_planes: int,
-            kernel: tuple[int, int], stride: tuple[int, int], mid: int | None = None) -> None:
+    def add(
+        self,
+        owner: nn.Module,
+        name: str,
+        in_planes: int,
+        out_planes: int,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        mid: int | None = None,
+    ) -> None:
         super().add(owner, name, in_planes, out_planes, (1, kernel[1]), (1, stride[1]))
 
 
@@ -123,8 +143,16 @@ class Conv2Plus1DBuilder:
     def __init__(self, temporal_padding: TemporalPadding = "zeros") -> None:
         self.temporal_padding = temporal_padding
 
-    def add(self, owner: nn.Module, name: str, in_planes: int, out_planes: int,
-            kernel: tuple[int, int], stride: tuple[int, int], mid: int | None = None) -> None:
+    def add(
+        self,
+        owner: nn.Module,
+        name: str,
+        in_planes: int,
+        out_planes: int,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        mid: int | None = None,
+    ) -> None:
         """Register ``conv{name}_s``, ``bn{name}_s``, ``conv{name}_t`` and ``bn{name}_t`` on ``owner``; the
         middle width is ``mid``, or parameter-matched (:func:`mid_planes_2plus1d`) when None."""
         (kt, ks), (st, ss) = kernel, stride
@@ -141,7 +169,11 @@ class Conv2Plus1DBuilder:
         return getattr(owner, f"bn{name}_t")(getattr(owner, f"conv{name}_t")(x))
 
 
-BUILDERS = {"3d": Conv3DBuilder, "2plus1d": Conv2Plus1DBuilder, "3d-no-temporal": Conv3DNoTemporalBuilder}
+BUILDERS: dict[str, type[Conv3DBuilder | Conv2Plus1DBuilder]] = {
+    "3d": Conv3DBuilder,
+    "2plus1d": Conv2Plus1DBuilder,
+    "3d-no-temporal": Conv3DNoTemporalBuilder,
+}
 
 #: The builder of the stem and of each of the four stages, per network type. ``mixed`` is MC3: 3D
 #: convolutions in the stem and the first stage, 2D (1 x k x k) above.

@@ -18,9 +18,9 @@ from typing import Any
 from torch import Tensor
 
 from videoperlin.errors import CheckpointError
-from videoperlin.models.weight_files import read_checkpoint_file
 from videoperlin.models.registry import DEPTHS, create_model
 from videoperlin.models.resnet3d import STAGE_WIDTHS, Bottleneck, VideoResNet
+from videoperlin.models.weight_files import read_checkpoint_file
 
 ARCH_FAMILIES = {"resnet": "r3d", "resnet2p1d": "r2p1d"}
 
@@ -29,8 +29,10 @@ def _family_and_depth(state: Mapping[str, Tensor], arch: str | None) -> tuple[st
     if arch:
         match = re.fullmatch(r"([a-z0-9]+)-(\d+)", str(arch))
         if not match or match.group(1) not in ARCH_FAMILIES or int(match.group(2)) not in DEPTHS:
-            raise CheckpointError(f"checkpoint arch {arch!r} is not supported; supported: "
-                              f"{', '.join(f'{f}-{d}' for f in ARCH_FAMILIES for d in DEPTHS)}")
+            raise CheckpointError(
+                f"checkpoint arch {arch!r} is not supported; supported: "
+                f"{', '.join(f'{f}-{d}' for f in ARCH_FAMILIES for d in DEPTHS)}"
+            )
         return ARCH_FAMILIES[match.group(1)], int(match.group(2))
     family = "r2p1d" if "conv1_s.weight" in state else "r3d"
     counts = tuple(len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5))
@@ -46,7 +48,7 @@ def infer_options(state: Mapping[str, Tensor], arch: str | None = None) -> dict[
     family, depth = _family_and_depth(state, arch)
     stem_in = state["conv1_s.weight"] if family == "r2p1d" else state.get("conv1.weight")
     stem_out = state["conv1_t.weight"] if family == "r2p1d" else stem_in
-    if stem_in is None or "fc.weight" not in state:
+    if stem_in is None or stem_out is None or "fc.weight" not in state:
         raise CheckpointError("checkpoint lacks conv1 or fc weights; it is not a 3D-ResNets-PyTorch ResNet")
     return {
         "name": f"{family}{depth}",
@@ -61,11 +63,18 @@ def infer_options(state: Mapping[str, Tensor], arch: str | None = None) -> dict[
 def import_hara_checkpoint(source: str | Path, conv1_t_stride: int = 1, no_max_pool: bool = False) -> VideoResNet:
     """Build the model a 3D-ResNets-PyTorch checkpoint describes and load all its weights strictly."""
     state, meta = read_checkpoint_file(source)
-    return model_from_hara_state(state, source, meta.get("arch"), conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool)
+    return model_from_hara_state(
+        state, source, meta.get("arch"), conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool
+    )
 
 
-def model_from_hara_state(state: Mapping[str, Tensor], source: str | Path = "checkpoint", arch: str | None = None,
-                          conv1_t_stride: int = 1, no_max_pool: bool = False) -> VideoResNet:
+def model_from_hara_state(
+    state: Mapping[str, Tensor],
+    source: str | Path = "checkpoint",
+    arch: str | None = None,
+    conv1_t_stride: int = 1,
+    no_max_pool: bool = False,
+) -> VideoResNet:
     """:func:`import_hara_checkpoint` for a state dict already read (``arch`` as the checkpoint records it)."""
     options = infer_options(state, arch)
     name = options.pop("name")

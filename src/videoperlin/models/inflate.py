@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from videoperlin.errors import ConfigError
 from videoperlin.models.pretrained import LoadReport, load_pretrained
+from videoperlin.models.resnet3d import VideoResNet
 from videoperlin.models.weight_files import read_state_dict
 
 
@@ -38,8 +39,10 @@ def inflate_state_dict(model3d: nn.Module, state2d: Mapping[str, Tensor]) -> dic
     """3D state dict for ``model3d`` built from a 2D ResNet state dict (4D kernels inflated, rest copied)."""
     target = model3d.state_dict()
     if any(key.endswith("_s.weight") for key in target):
-        raise ConfigError("inflation needs full 3D convolutions (an r3d model); (2+1)D layers have other "
-                          "names and widths than a 2D ResNet")
+        raise ConfigError(
+            "inflation needs full 3D convolutions (an r3d model); (2+1)D layers have other "
+            "names and widths than a 2D ResNet"
+        )
     out: dict[str, Tensor] = {}
     for key, value in state2d.items():
         if key in target and value.dim() == 4 and target[key].dim() == 5:
@@ -49,8 +52,9 @@ def inflate_state_dict(model3d: nn.Module, state2d: Mapping[str, Tensor]) -> dic
     return out
 
 
-def inflate_2d(model3d: nn.Module, source: str | Path | Mapping[str, Tensor],
-               drop_classifier: bool = True) -> LoadReport:
+def inflate_2d(
+    model3d: VideoResNet, source: str | Path | Mapping[str, Tensor], drop_classifier: bool = True
+) -> LoadReport:
     """Load 2D ResNet weights (a state dict or a file) into ``model3d`` by inflation; return the report."""
     state2d = read_state_dict(source)
     with torch.no_grad():

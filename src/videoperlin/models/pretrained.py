@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from videoperlin.errors import CheckpointError
 from videoperlin.models.frameworks import detect_framework, own_layout, with_backbone_prefix
 from videoperlin.models.registry import model_from_config
+from videoperlin.models.resnet3d import VideoResNet
 from videoperlin.models.weight_files import read_checkpoint_file, read_state_dict
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _classify(model_state: Mapping[str, Tensor], state: Mapping[str, Tensor], drop_classifier: bool,
-              source: str) -> tuple[dict[str, Tensor], LoadReport]:
+def _classify(
+    model_state: Mapping[str, Tensor], state: Mapping[str, Tensor], drop_classifier: bool, source: str
+) -> tuple[dict[str, Tensor], LoadReport]:
     report = LoadReport()
     usable: dict[str, Tensor] = {}
     mismatched = []
@@ -60,14 +62,19 @@ def _classify(model_state: Mapping[str, Tensor], state: Mapping[str, Tensor], dr
             usable[key] = value
     classifier = [m for m in mismatched if m.startswith(CLASSIFIER_PREFIX)]
     if classifier and len(classifier) == len(mismatched):
-        raise CheckpointError(f"{source}: classifier shape differs ({classifier[0]}); the class counts differ, so "
-                          f"swap the head: drop_classifier=True (in the CLI, leave out --keep-head)")
+        raise CheckpointError(
+            f"{source}: classifier shape differs ({classifier[0]}); the class counts differ, so "
+            f"swap the head: drop_classifier=True (in the CLI, leave out --keep-head)"
+        )
     if mismatched:
-        raise CheckpointError(f"{source}: {len(mismatched)} tensor shapes differ from the model, e.g. {mismatched[0]}; "
-                          f"the checkpoint is for another architecture or options (depth, width, conv1 size)")
+        raise CheckpointError(
+            f"{source}: {len(mismatched)} tensor shapes differ from the model, e.g. {mismatched[0]}; "
+            f"the checkpoint is for another architecture or options (depth, width, conv1 size)"
+        )
     report.loaded = sorted(usable)
-    report.missing = sorted(k for k in model_state if k not in usable
-                            and not (drop_classifier and k.startswith(CLASSIFIER_PREFIX)))
+    report.missing = sorted(
+        k for k in model_state if k not in usable and not (drop_classifier and k.startswith(CLASSIFIER_PREFIX))
+    )
     return usable, report
 
 
@@ -78,17 +85,20 @@ def _refuse_partial(report: LoadReport, source: str) -> None:
     extra = [k for k, reason in report.skipped.items() if reason == "not in this model" and not _counter(k)]
     missing = [k for k in report.missing if not _counter(k)]
     if extra or missing:
-        raise CheckpointError(f"{source} does not match the model ({len(extra)} of its tensors are not in the model, e.g. "
-                          f"{extra[0] if extra else '-'}; {len(missing)} model tensors are not in it, e.g. "
-                          f"{missing[0] if missing else '-'}): it is a checkpoint of another architecture or options")
+        raise CheckpointError(
+            f"{source} does not match the model ({len(extra)} of its tensors are not in the model, e.g. "
+            f"{extra[0] if extra else '-'}; {len(missing)} model tensors are not in it, e.g. "
+            f"{missing[0] if missing else '-'}): it is a checkpoint of another architecture or options"
+        )
 
 
 def _counter(key: str) -> bool:
     return key.endswith("num_batches_tracked")
 
 
-def load_pretrained(model: nn.Module, source: str | Path | Mapping[str, Tensor],
-                    drop_classifier: bool = True) -> LoadReport:
+def load_pretrained(
+    model: VideoResNet, source: str | Path | Mapping[str, Tensor], drop_classifier: bool = True
+) -> LoadReport:
     """Load weights into ``model``; return (and log) exactly which keys were loaded, skipped and missing.
 
     A shape mismatch outside the classifier is an error, never a silent partial load; so is a
@@ -103,7 +113,9 @@ def load_pretrained(model: nn.Module, source: str | Path | Mapping[str, Tensor],
     model_state = model.state_dict()
     usable, report = _classify(model_state, state, drop_classifier, name)
     if not usable:
-        raise CheckpointError(f"{name} shares no parameter names with the model; is it a checkpoint of this architecture?")
+        raise CheckpointError(
+            f"{name} shares no parameter names with the model; is it a checkpoint of this architecture?"
+        )
     _refuse_partial(report, name)
     model.load_state_dict(usable, strict=False)
     log.info("%s: %s", name, report.summary())
@@ -121,8 +133,10 @@ def load_model_and_metadata(path: str | Path) -> tuple[nn.Module, dict[str, Any]
     state, meta = read_checkpoint_file(path)
     config = meta.get("model_config")
     if config is None:
-        raise CheckpointError(f"{path} carries no model config; it cannot rebuild its model alone "
-                          f"(for 3D-ResNets-PyTorch checkpoints run `videoperlin convert` first)")
+        raise CheckpointError(
+            f"{path} carries no model config; it cannot rebuild its model alone "
+            f"(for 3D-ResNets-PyTorch checkpoints run `videoperlin convert` first)"
+        )
     model = model_from_config(config)
     _, report = _classify(model.state_dict(), state, drop_classifier=False, source=str(path))
     if report.missing:

@@ -12,9 +12,9 @@ import fnmatch
 from dataclasses import fields
 from typing import Any
 
+from videoperlin.config_fields import to_dict
 from videoperlin.errors import ConfigError
 from videoperlin.models.resnet3d import BasicBlock, Bottleneck, ModelOptions, VideoResNet
-from videoperlin.config_fields import to_dict
 
 DEPTHS: dict[int, tuple[type, tuple[int, int, int, int]]] = {
     10: (BasicBlock, (1, 1, 1, 1)),
@@ -37,7 +37,7 @@ def model_name(family: str, depth: int) -> str:
 def split_name(name: str) -> tuple[str, int]:
     """(family, depth) of a registered model name."""
     for family in FAMILIES:
-        depth = name[len(family):].lstrip("_")
+        depth = name[len(family) :].lstrip("_")
         if name.startswith(family) and depth.isdigit() and model_name(family, int(depth)) == name:
             return family, int(depth)
     raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(_registry())}")

@@ -19,13 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from videoperlin.config_fields import Checked, at_least, greater_than, in_range, option, to_dict
 from videoperlin.errors import ConfigError
 from videoperlin.models.builders import BUILDERS, STAGE_BUILDERS, TemporalPadding, mid_planes_2plus1d
-from videoperlin.config_fields import Checked, at_least, greater_than, in_range, option, to_dict
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 
@@ -35,24 +34,33 @@ class ModelOptions(Checked):
     """The options every registered model takes besides its name and class count
     (:func:`videoperlin.models.create_model`; the run config's ``model`` section adds ``name``)."""
 
-    in_channels: int = option(3, "input channels (VPN is grayscale repeated to 3, so RGB networks transfer)", at_least(1))
+    in_channels: int = option(
+        3, "input channels (VPN is grayscale repeated to 3, so RGB networks transfer)", at_least(1)
+    )
     conv1_t_size: int = option(7, "temporal kernel size of conv1", at_least(1))
     conv1_t_stride: int = option(1, "temporal stride of conv1", at_least(1))
     no_max_pool: bool = option(False, "leave out the 3x3x3 max-pool after conv1")
-    shortcut: Literal["A", "B"] = option("B", "residual shortcut when shapes change: A zero-pads, B projects "
-                                              "(1x1x1 conv + BN)")
-    widen_factor: float = option(1.0, "channel-width multiplier of every stage (0.25, 0.5 for CPU-sized runs)",
-                                 greater_than(0))
+    shortcut: Literal["A", "B"] = option(
+        "B", "residual shortcut when shapes change: A zero-pads, B projects (1x1x1 conv + BN)"
+    )
+    widen_factor: float = option(
+        1.0, "channel-width multiplier of every stage (0.25, 0.5 for CPU-sized runs)", greater_than(0)
+    )
     dropout: float = option(0.0, "dropout probability before fc", in_range(0, 1, high_open=True))
-    temporal_padding: TemporalPadding = option("zeros", "padding of the time axis: zeros, or replicate "
-                                                        "(exact 2D->3D inflation on static clips)")
-    max_pool: Literal["3x3x3", "1x3x3"] = option("3x3x3", "stem max-pool: 3x3x3 stride 2 (3D-ResNets-PyTorch) or "
-                                                           "1x3x3 stride (1, 2, 2), space only (mmaction2)")
+    temporal_padding: TemporalPadding = option(
+        "zeros", "padding of the time axis: zeros, or replicate (exact 2D->3D inflation on static clips)"
+    )
+    max_pool: Literal["3x3x3", "1x3x3"] = option(
+        "3x3x3", "stem max-pool: 3x3x3 stride 2 (3D-ResNets-PyTorch) or 1x3x3 stride (1, 2, 2), space only (mmaction2)"
+    )
     mid_planes: Literal["per_conv", "per_block"] = option(
-        "per_conv", "(2+1)D middle widths: parameter-matched per convolution (3D-ResNets-PyTorch, mmaction2) or one "
-                    "per block from its input width (torchvision)")
-    stem_mid_planes: int | None = option(None, "(2+1)D stem's middle width (null: parameter-matched; torchvision 45)",
-                                         at_least(1))
+        "per_conv",
+        "(2+1)D middle widths: parameter-matched per convolution (3D-ResNets-PyTorch, mmaction2) or one "
+        "per block from its input width (torchvision)",
+    )
+    stem_mid_planes: int | None = option(
+        None, "(2+1)D stem's middle width (null: parameter-matched; torchvision 45)", at_least(1)
+    )
 
 
 def shortcut_a(x: Tensor, planes: int, stride: tuple[int, int, int]) -> Tensor:
@@ -89,8 +97,15 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, builder, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 mid_planes: str = "per_conv"):
+    def __init__(
+        self,
+        builder,
+        in_planes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        mid_planes: str = "per_conv",
+    ):
         super().__init__()
         self.builder = builder
         mid = block_mid_planes(mid_planes, in_planes, planes)
@@ -110,13 +125,22 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, builder, in_planes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 mid_planes: str = "per_conv"):
+    def __init__(
+        self,
+        builder,
+        in_planes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        mid_planes: str = "per_conv",
+    ):
         super().__init__()
         self.builder = builder
         self.conv1 = nn.Conv3d(in_planes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
-        builder.add(self, "2", planes, planes, (3, 3), (stride, stride), block_mid_planes(mid_planes, in_planes, planes))
+        builder.add(
+            self, "2", planes, planes, (3, 3), (stride, stride), block_mid_planes(mid_planes, in_planes, planes)
+        )
         self.conv3 = nn.Conv3d(planes, planes * self.expansion, 1, bias=False)
         self.bn3 = nn.BatchNorm3d(planes * self.expansion)
         self.downsample = downsample
@@ -158,10 +182,14 @@ class VideoResNet(nn.Module):
         widths = [max(1, int(w * o.widen_factor)) for w in STAGE_WIDTHS]
         self.in_planes = widths[0]
         self.no_max_pool = o.no_max_pool
-        self.builder.add(self, "1", o.in_channels, widths[0], (o.conv1_t_size, 7), (o.conv1_t_stride, 2),
-                         o.stem_mid_planes)
-        self.maxpool = (nn.MaxPool3d(kernel_size=3, stride=2, padding=1) if o.max_pool == "3x3x3" else
-                        nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)))
+        self.builder.add(
+            self, "1", o.in_channels, widths[0], (o.conv1_t_size, 7), (o.conv1_t_stride, 2), o.stem_mid_planes
+        )
+        self.maxpool = (
+            nn.MaxPool3d(kernel_size=3, stride=2, padding=1)
+            if o.max_pool == "3x3x3"
+            else nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        )
         self.layer1 = self._make_layer(block, stages[0], widths[0], layers[0], stride=1)
         self.layer2 = self._make_layer(block, stages[1], widths[1], layers[1], stride=2)
         self.layer3 = self._make_layer(block, stages[2], widths[2], layers[2], stride=2)
@@ -172,7 +200,8 @@ class VideoResNet(nn.Module):
         self._init_weights()
 
     def _make_layer(self, block, builder, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        downsample, shortcut, mid = None, self.options.shortcut, self.options.mid_planes
+        shortcut, mid = self.options.shortcut, self.options.mid_planes
+        downsample: nn.Module | None = None
         out_planes = planes * block.expansion
         if stride != 1 or self.in_planes != out_planes:
             if shortcut == "A":
@@ -180,7 +209,8 @@ class VideoResNet(nn.Module):
             else:
                 downsample = nn.Sequential(
                     nn.Conv3d(self.in_planes, out_planes, 1, stride=builder.strides(stride), bias=False),
-                    nn.BatchNorm3d(out_planes))
+                    nn.BatchNorm3d(out_planes),
+                )
         layers = [block(builder, self.in_planes, planes, stride, downsample, mid)]
         self.in_planes = out_planes
         layers += [block(builder, self.in_planes, planes, mid_planes=mid) for _ in range(1, blocks)]
@@ -227,4 +257,3 @@ class VideoResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
-

@@ -42,7 +42,7 @@ CONFIG_METADATA_KEY = "videoperlin_model_config"
 def strip_prefix(state: Mapping[str, Tensor], prefix: str = "module.") -> dict[str, Tensor]:
     """Remove a DataParallel/DDP ``module.`` prefix when every key has it."""
     if state and all(key.startswith(prefix) for key in state):
-        return {key[len(prefix):]: value for key, value in state.items()}
+        return {key[len(prefix) :]: value for key, value in state.items()}
     return dict(state)
 
 
@@ -53,17 +53,20 @@ def _first_line(exc: BaseException) -> str:
 
 def _torch_load(path: Path) -> Any:
     try:
-        with warnings.catch_warnings():  # garbage starting with byte 0x80 reads as a pickle "protocol": warned, then refused
+        with (
+            warnings.catch_warnings()
+        ):  # garbage starting with byte 0x80 reads as a pickle "protocol": warned, then refused
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         refused = [line.strip() for line in str(exc).splitlines() if "unsupported global" in line.lower()]
         raise CheckpointError(
             f"{path} holds pickled Python objects that weights_only=True refuses ({refused[0]}); "
-            f"re-save it as a plain state_dict or safetensors" if refused else
-            f"{path} is not a readable torch checkpoint (corrupt, truncated or not a checkpoint)"
+            f"re-save it as a plain state_dict or safetensors"
+            if refused
+            else f"{path} is not a readable torch checkpoint (corrupt, truncated or not a checkpoint)"
         ) from None
-    except Exception as exc:  # noqa: BLE001 -- an empty, truncated or text file fails in many ways inside torch.load
+    except Exception as exc:
         raise CheckpointError(f"{path} is not a readable torch checkpoint ({_first_line(exc)})") from None
 
 

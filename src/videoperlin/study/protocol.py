@@ -21,10 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from videoperlin.config_fields import (
+    Checked,
+    FieldError,
+    at_least,
+    build,
+    describe,
+    field_types,
+    one_of,
+    option,
+    parse_text,
+)
 from videoperlin.errors import ConfigError
 from videoperlin.models.registry import list_models
 from videoperlin.train.config import RunConfig, field_annotation, load_config, read_yaml
-from videoperlin.config_fields import Checked, FieldError, at_least, build, describe, field_types, one_of, option, parse_text
 
 SCRATCH, INFLATED = "scratch", "inflated"
 
@@ -40,8 +50,11 @@ class StudyDataset(Checked):
     val_data: str | None = option(None, "fixed test set: train on data, test on this (any layout)")
     split: int | None = option(None, "fixed split from UCF-101/HMDB-51 split files: this split number", at_least(1))
     splits_dir: str | None = option(None, "folder of the split files (default: beside the videos)")
-    after: str | None = option(None, "chain: start each arm from its final checkpoint on this earlier dataset "
-                                     "(same architecture, seed and pre-training seed), e.g. VPN -> jhmdb -> this")
+    after: str | None = option(
+        None,
+        "chain: start each arm from its final checkpoint on this earlier dataset "
+        "(same architecture, seed and pre-training seed), e.g. VPN -> jhmdb -> this",
+    )
     finetune: dict[str, Any] = option({}, "partial run config for this dataset's fine-tuning, over the protocol's")
 
     def check_relations(self) -> None:
@@ -56,35 +69,52 @@ class StudyDataset(Checked):
 
     def data_section(self, fold: int) -> dict[str, Any]:
         """The run config's ``data`` section for ``fold`` (fold 0 of a fixed split)."""
-        section = {"path": self.data, "dataset": self.dataset, "val_path": self.val_data,
-                   "splits_dir": self.splits_dir, "split": self.split or 1}
+        section = {
+            "path": self.data,
+            "dataset": self.dataset,
+            "val_path": self.val_data,
+            "splits_dir": self.splits_dir,
+            "split": self.split or 1,
+        }
         return section if self.fixed_split else {**section, "folds": self.folds, "fold": fold}
 
 
-DEFAULT_VPN_ARMS = {"vpn-low": {"vpn": {"preset": "low"}}, "vpn-high": {"vpn": {"preset": "high"}},
-                    "shuffled": {"vpn": {"preset": "low", "label_mode": "shuffled"}},
-                    "vpn-motion": {"vpn": {"preset": "motion"}},
-                    "shuffled-motion": {"vpn": {"preset": "motion", "label_mode": "shuffled"}}}
+DEFAULT_VPN_ARMS = {
+    "vpn-low": {"vpn": {"preset": "low"}},
+    "vpn-high": {"vpn": {"preset": "high"}},
+    "shuffled": {"vpn": {"preset": "low", "label_mode": "shuffled"}},
+    "vpn-motion": {"vpn": {"preset": "motion"}},
+    "shuffled-motion": {"vpn": {"preset": "motion", "label_mode": "shuffled"}},
+}
 
 
 @dataclass
 class Protocol(Checked):
     """What the study runs (see the module docstring)."""
 
-    arms: list[str] = option([SCRATCH, "vpn-low"], f"arms compared; {SCRATCH} is required (every other arm is "
-                                                   f"paired with it), {INFLATED} needs inflate_from")
+    arms: list[str] = option(
+        [SCRATCH, "vpn-low"],
+        f"arms compared; {SCRATCH} is required (every other arm is paired with it), {INFLATED} needs inflate_from",
+    )
     archs: list[str] = option(["r3d18"], "architectures, each with every arm", one_of(list_models()))
     datasets: list[StudyDataset] = option([], "datasets fine-tuned on")
     run_folds: list[int] = option([0, 1, 2], "group folds run per dataset (0-based)", at_least(0))
     seeds: list[int] = option([0, 1], "fine-tuning seeds (data order, augmentation, head initialisation)", at_least(0))
-    pretrain_seeds: list[int] = option([0], "pre-training seeds: each pre-trained arm is trained once per seed "
-                                            "(VPN clips, initialisation, order) and fine-tuned from each", at_least(0))
+    pretrain_seeds: list[int] = option(
+        [0],
+        "pre-training seeds: each pre-trained arm is trained once per seed "
+        "(VPN clips, initialisation, order) and fine-tuned from each",
+        at_least(0),
+    )
     common: dict[str, Any] = option({}, "partial run config applied to both stages")
     pretrain: dict[str, Any] = option({}, "partial run config of VPN pre-training, shared by the pre-trained arms")
     vpn_arms: dict[str, dict[str, Any]] = option(DEFAULT_VPN_ARMS, "pre-trained arms: what each changes in pretrain")
     finetune: dict[str, Any] = option({}, "partial run config of fine-tuning, shared by every arm")
-    inflate_from: str | None = option(None, "2D ResNet state dict for the inflated arm (ImageNet weights, I3D-style); "
-                                            "given, the inflated arm joins the arms")
+    inflate_from: str | None = option(
+        None,
+        "2D ResNet state dict for the inflated arm (ImageNet weights, I3D-style); "
+        "given, the inflated arm joins the arms",
+    )
 
     def check_relations(self) -> None:
         if self.inflate_from and INFLATED not in self.arms:
@@ -92,8 +122,9 @@ class Protocol(Checked):
         known = {SCRATCH, INFLATED, *self.vpn_arms}
         unknown = [a for a in self.arms if a not in known]
         if unknown:
-            raise FieldError("arms", f"{unknown} are not arms; arms are {', '.join(sorted(known))} "
-                                     f"(add one under vpn_arms)")
+            raise FieldError(
+                "arms", f"{unknown} are not arms; arms are {', '.join(sorted(known))} (add one under vpn_arms)"
+            )
         if SCRATCH not in self.arms:
             raise FieldError("arms", f"{self.arms} must include {SCRATCH}: every other arm is compared with it")
         if INFLATED in self.arms and not self.inflate_from:
@@ -104,27 +135,43 @@ class Protocol(Checked):
         for position, entry in enumerate(self.datasets):
             earlier = {d.name: d for d in self.datasets[:position]}
             if entry.after is not None and (entry.after not in earlier or not earlier[entry.after].fixed_split):
-                raise FieldError("datasets", f"{entry.name}: after {entry.after!r} must name an earlier dataset with a "
-                                             f"fixed split (split or val_data): its runs are the chain's first stage")
+                raise FieldError(
+                    "datasets",
+                    f"{entry.name}: after {entry.after!r} must name an earlier dataset with a "
+                    f"fixed split (split or val_data): its runs are the chain's first stage",
+                )
         self.stage_configs_are_valid()
 
     def stage_configs_are_valid(self) -> None:
         """Load every stage config once, so a bad field fails now, naming its section."""
         for arm in [a for a in self.arms if a in self.vpn_arms]:
-            checked(f"vpn_arms.{arm}", lambda: self.pretrain_config(arm, self.archs[0], self.pretrain_seeds[0], "-"))
+            checked(
+                f"vpn_arms.{arm}", lambda arm=arm: self.pretrain_config(arm, self.archs[0], self.pretrain_seeds[0], "-")
+            )
         for entry in self.datasets:
-            checked("finetune", lambda: self.finetune_config(entry, self.archs[0], 0, 0, None, "-"))
+            checked("finetune", lambda entry=entry: self.finetune_config(entry, self.archs[0], 0, 0, None, "-"))
 
     def pretrain_config(self, arm: str, arch: str, seed: int, out: str | Path) -> RunConfig:
         """The pre-training run of ``arm`` for ``arch`` and pre-training ``seed``, writing to ``out``."""
         run = {"model": {"name": arch}, "train": {"seed": seed, "out": str(out), "progress": False}}
         return load_config(base=merge(self.common, self.pretrain, self.vpn_arms[arm], run), task="pretrain")
 
-    def finetune_config(self, entry: StudyDataset, arch: str, fold: int, seed: int, init: Path | None,
-                        out: str | Path, cache_dir: str | None = None) -> RunConfig:
+    def finetune_config(
+        self,
+        entry: StudyDataset,
+        arch: str,
+        fold: int,
+        seed: int,
+        init: Path | None,
+        out: str | Path,
+        cache_dir: str | None = None,
+    ) -> RunConfig:
         """The fine-tuning run on ``entry`` (fold, seed) from ``init`` (None: scratch), writing to ``out``."""
-        run = {"model": {"name": arch}, "data": {**entry.data_section(fold), "cache_dir": cache_dir},
-               "train": {"seed": seed, "out": str(out), "progress": False, "init": str(init) if init else None}}
+        run = {
+            "model": {"name": arch},
+            "data": {**entry.data_section(fold), "cache_dir": cache_dir},
+            "train": {"seed": seed, "out": str(out), "progress": False, "init": str(init) if init else None},
+        }
         return load_config(base=merge(self.common, self.finetune, entry.finetune, run), task="train")
 
     def folds_of(self, entry: StudyDataset) -> list[int]:
@@ -195,8 +242,7 @@ def set_protocol_key(mapping: dict[str, Any], key: str, raw: str) -> None:
     target[rest.split(".")[-1]] = value
 
 
-def load_protocol(path: str | Path, sets: list[str] | None = None,
-                  changes: dict[str, Any] | None = None) -> Protocol:
+def load_protocol(path: str | Path, sets: list[str] | None = None, changes: dict[str, Any] | None = None) -> Protocol:
     """The protocol in ``path`` with ``changes`` (whole fields) and ``--set`` strings applied, checked."""
     mapping = read_yaml(path, "protocol")
     mapping.update(changes or {})

@@ -19,6 +19,7 @@ import yaml
 
 from videoperlin.analysis.curves import plot_groups
 from videoperlin.analysis.kernels import save_kernel_panel
+from videoperlin.config_fields import to_dict
 from videoperlin.models import create_model
 from videoperlin.models.pretrained import load_model
 from videoperlin.study.protocol import SCRATCH, Protocol
@@ -27,7 +28,6 @@ from videoperlin.study.statistics import paired, paired_interval, verdict, wins_
 from videoperlin.train.numerics import device_description
 from videoperlin.train.run_dir import RunDir
 from videoperlin.utils.atomic import atomic_write_text
-from videoperlin.config_fields import to_dict
 
 #: Where the report's details begin (the terminal shows what comes before).
 PRETRAIN_HEADING = "Pre-training"
@@ -61,8 +61,11 @@ def arms_present(rows: list[dict[str, Any]], protocol: Protocol, arch: str) -> l
 def dataset_table(rows: list[dict[str, Any]], protocol: Protocol, dataset: str) -> str:
     """Markdown for one dataset: per arch and arm, video- and clip-level top-1, the paired video-level
     difference to scratch with its 95% interval, W/T/L and the verdict, and the clip-level difference."""
-    lines = ["| arch | arm | video top-1 % | Δ video vs scratch, pp [95% CI] | W/T/L | verdict | clip top-1 % "
-             "| Δ clip, pp [95% CI] |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| arch | arm | video top-1 % | Δ video vs scratch, pp [95% CI] | W/T/L | verdict | clip top-1 % "
+        "| Δ clip, pp [95% CI] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for arch in protocol.archs:
         for arm in arms_present(rows, protocol, arch):
             mine, _, diffs = paired(rows, arm, arch, dataset)
@@ -71,15 +74,19 @@ def dataset_table(rows: list[dict[str, Any]], protocol: Protocol, dataset: str) 
                 lines.append(f"| {arch} | {arm} | {mean_std(mine)} | – | – | – | {mean_std(clips)} | – |")
                 continue
             interval = paired_interval(diffs)
-            lines.append(f"| {arch} | {arm} | {mean_std(mine)} | {interval_text(interval)} | {wins_ties_losses(diffs)} "
-                         f"| {verdict(interval)} | {mean_std(clips)} | {interval_text(paired_interval(clip_diffs))} |")
+            lines.append(
+                f"| {arch} | {arm} | {mean_std(mine)} | {interval_text(interval)} | {wins_ties_losses(diffs)} "
+                f"| {verdict(interval)} | {mean_std(clips)} | {interval_text(paired_interval(clip_diffs))} |"
+            )
     return "\n".join(lines)
 
 
 def summary_table(rows: list[dict[str, Any]], protocol: Protocol) -> str:
     """One :func:`dataset_table` per dataset, under its name."""
-    return "\n\n".join(f"### {d.name}" + (f" (after {d.after})" if d.after else "") + "\n\n" +
-                       dataset_table(rows, protocol, d.name) for d in protocol.datasets)
+    return "\n\n".join(
+        f"### {d.name}" + (f" (after {d.after})" if d.after else "") + "\n\n" + dataset_table(rows, protocol, d.name)
+        for d in protocol.datasets
+    )
 
 
 def write_figures(protocol: Protocol, rows: list[dict[str, Any]], inits: list[Init], out: Path) -> list[Path]:
@@ -87,20 +94,35 @@ def write_figures(protocol: Protocol, rows: list[dict[str, Any]], inits: list[In
     figures = []
     for entry in protocol.datasets:
         for arch in protocol.archs:
-            groups = {arm: [r["run"] for r in rows if (r["arm"], r["arch"], r["dataset"]) == (arm, arch, entry.name)
-                            and not r.get("error")] for arm in arms_present(rows, protocol, arch)}
+            groups = {
+                arm: [
+                    r["run"]
+                    for r in rows
+                    if (r["arm"], r["arch"], r["dataset"]) == (arm, arch, entry.name) and not r.get("error")
+                ]
+                for arm in arms_present(rows, protocol, arch)
+            }
             groups = {arm: runs for arm, runs in groups.items() if runs}
             if groups:
-                figures.append(plot_groups(groups, "val_acc", out / "figures" / f"curves_{entry.name}_{arch}.png",
-                                           f"{entry.name}, {arch}: video top-1 on held-out data"))
+                figures.append(
+                    plot_groups(
+                        groups,
+                        "val_acc",
+                        out / "figures" / f"curves_{entry.name}_{arch}.png",
+                        f"{entry.name}, {arch}: video top-1 on held-out data",
+                    )
+                )
     for init in inits:
         if init.pretrain_seed not in (None, protocol.pretrain_seeds[0]) or init.failure:
             continue
         torch.manual_seed(0)
         model_options = {k: v for k, v in protocol.common.get("model", {}).items() if k != "name"}
         model = create_model(init.arch, **model_options) if init.checkpoint is None else load_model(init.checkpoint)
-        figures.append(save_kernel_panel(model, out / "figures" / f"conv1_{init.arch}_{init.arm}.png",
-                                         f"{init.arch} conv1, {init.arm}"))
+        figures.append(
+            save_kernel_panel(
+                model, out / "figures" / f"conv1_{init.arch}_{init.arm}.png", f"{init.arch} conv1, {init.arm}"
+            )
+        )
     return figures
 
 
@@ -114,8 +136,10 @@ def pretrain_row(init: Init) -> str | None:
     records = RunDir.of_checkpoint(init.checkpoint).metrics()
     last, minutes = records[-1], sum(r.get("time_s", 0.0) for r in records) / 60
     accuracy = "–" if last.get("val_acc") is None else f"{100 * last['val_acc']:.1f}"
-    return (f"| {init.arch} | {init.arm} | {init.pretrain_seed} | {accuracy} | "
-            f"{last.get('precision', 'not recorded')} | {minutes:.1f} |")
+    return (
+        f"| {init.arch} | {init.arm} | {init.pretrain_seed} | {accuracy} | "
+        f"{last.get('precision', 'not recorded')} | {minutes:.1f} |"
+    )
 
 
 def failures_section(failed: list[str]) -> str:
@@ -123,12 +147,21 @@ def failures_section(failed: list[str]) -> str:
     if not failed:
         return ""
     lines = "\n".join(f"- {line}" for line in failed)
-    return (f"\n**{len(failed)} run(s) failed** (each was retried once in fp32; their rows in `results.csv` carry "
-            f"the error, and they are left out of the tables above):\n\n{lines}\n")
+    return (
+        f"\n**{len(failed)} run(s) failed** (each was retried once in fp32; their rows in `results.csv` carry "
+        f"the error, and they are left out of the tables above):\n\n{lines}\n"
+    )
 
 
-def write_report(protocol: Protocol, rows: list[dict[str, Any]], inits: list[Init], out: Path, command: str,
-                 seconds: float, failed: list[str] | None = None) -> Path:
+def write_report(
+    protocol: Protocol,
+    rows: list[dict[str, Any]],
+    inits: list[Init],
+    out: Path,
+    command: str,
+    seconds: float,
+    failed: list[str] | None = None,
+) -> Path:
     """``report.md``: the table, failed runs, pre-training accuracies and precisions, figures, the
     machine, wall time, command and protocol."""
     pre = [row for i in inits if (row := pretrain_row(i)) is not None]

@@ -26,16 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from videoperlin.config_fields import to_dict
 from videoperlin.data.sources import load_catalog
 from videoperlin.errors import ConfigError
 from videoperlin.models import create_model
-from videoperlin.models.weight_files import save_model
 from videoperlin.models.inflate import inflate_2d
+from videoperlin.models.weight_files import save_model
 from videoperlin.study.protocol import INFLATED, SCRATCH, Protocol, StudyDataset
 from videoperlin.train.config import RunConfig, flatten
 from videoperlin.train.engine import Trainer
 from videoperlin.train.run_dir import RunDir
-from videoperlin.config_fields import to_dict
 
 log = logging.getLogger(__name__)
 #: Fields of a run config that do not change what a run computes (left out of the cache key): validation
@@ -80,14 +80,14 @@ def train_or_fall_back(config: RunConfig, retry_out: Path, what: str) -> RunDir:
     fp32 retry at ``retry_out``. The run that finished; :class:`RunFailed` when both failed."""
     errors = []
     for attempt in (config, fp32_retry(config, retry_out)):
-        run = RunDir(attempt.train.out)
+        run = RunDir(Path(attempt.train.out))
         if run.finished(attempt.train.epochs):
             return run
         if (error := run.failure()) is None:
             try:
                 Trainer(attempt, resume=True).fit()
                 return run
-            except Exception as exc:  # noqa: BLE001 -- any failure of one run is recorded; the study goes on
+            except Exception as exc:
                 error = error_line(exc)
                 run.mark_failed(error, amp=attempt.train.amp)
                 log.warning("%s failed (train.amp %s): %s", what, attempt.train.amp, error)
@@ -108,16 +108,19 @@ def pretrained(protocol: Protocol, arm: str, arch: str, seed: int, cache: Path) 
     probe = protocol.pretrain_config(arm, arch, seed, "-")
     config = protocol.pretrain_config(arm, arch, seed, cache / f"{arch}-{arm}-s{seed}-{cache_key(probe)}")
     retry_probe = fp32_retry(probe, Path("-"))
-    if not RunDir(config.train.out).checkpoint("last").exists():
+    if not RunDir(Path(config.train.out)).checkpoint("last").exists():
         log.info("pre-training %s %s seed %d -> %s", arch, arm, seed, config.train.out)
-    run = train_or_fall_back(config, cache / f"{arch}-{arm}-s{seed}-{cache_key(retry_probe)}",
-                             f"pre-training {arch} {arm} seed {seed}")
+    run = train_or_fall_back(
+        config, cache / f"{arch}-{arm}-s{seed}-{cache_key(retry_probe)}", f"pre-training {arch} {arm} seed {seed}"
+    )
     return run.checkpoint("last")
 
 
 def inflated(protocol: Protocol, arch: str, cache: Path) -> Path:
     """``arch`` with the protocol's 2D weights inflated into it (saved once in the cache)."""
     target = cache / f"{arch}-inflated"
+    if protocol.inflate_from is None:
+        raise ConfigError("the inflated arm needs inflate_from: a 2D ResNet's weights (torchvision layout)")
     if not (target / "model.safetensors").exists():
         options = {k: v for k, v in protocol.common.get("model", {}).items() if k != "name"}
         model = create_model(arch, num_classes=1000, **{**options, "temporal_padding": "zeros"})
@@ -175,14 +178,23 @@ def finetune(protocol: Protocol, entry: StudyDataset, init: Init, fold: int, see
     """One fine-tuning run (reused if finished; with the fp32 fallback); its result row, which carries
     the error instead of accuracies when the run (or its pre-training) failed."""
     run = run_directory(out, entry, init, fold, seed)
-    row = {"arm": init.arm, "arch": init.arch, "dataset": entry.name, "fold": fold, "seed": seed,
-           "pretrain_seed": "" if init.pretrain_seed is None else init.pretrain_seed, "run": str(run)}
-    what = (f"fine-tuning {entry.name} {init.arch} {init.arm} fold {fold} seed {seed}"
-            + ("" if init.pretrain_seed is None else f" pre-training seed {init.pretrain_seed}"))
+    row = {
+        "arm": init.arm,
+        "arch": init.arch,
+        "dataset": entry.name,
+        "fold": fold,
+        "seed": seed,
+        "pretrain_seed": "" if init.pretrain_seed is None else init.pretrain_seed,
+        "run": str(run),
+    }
+    what = f"fine-tuning {entry.name} {init.arch} {init.arm} fold {fold} seed {seed}" + (
+        "" if init.pretrain_seed is None else f" pre-training seed {init.pretrain_seed}"
+    )
     if init.failure is not None:
         return {**row, "error": f"not run: its pre-training failed ({init.failure})"}
-    config = protocol.finetune_config(entry, init.arch, fold, seed, start_point(protocol, entry, init, seed, out),
-                                      run, str(out / "frame-cache"))
+    config = protocol.finetune_config(
+        entry, init.arch, fold, seed, start_point(protocol, entry, init, seed, out), run, str(out / "frame-cache")
+    )
     began = time.perf_counter()
     try:
         finished = train_or_fall_back(config, retry_directory(run), what)
@@ -207,11 +219,15 @@ def check_datasets(protocol: Protocol) -> None:
         if entry.fixed_split:
             continue
         if any(r.subset for r in catalog.records):
-            raise ConfigError(f"{entry.name}: {entry.data} has predefined train/test subsets (split files or a "
-                              f"split column); set split: N in its entry to use them")
+            raise ConfigError(
+                f"{entry.name}: {entry.data} has predefined train/test subsets (split files or a "
+                f"split column); set split: N in its entry to use them"
+            )
         if any(r.group is None for r in catalog.records):
-            raise ConfigError(f"{entry.name}: every video needs a group (actor/sequence) for group folds; "
-                              f"or give val_data or split for a fixed train/test split")
+            raise ConfigError(
+                f"{entry.name}: every video needs a group (actor/sequence) for group folds; "
+                f"or give val_data or split for a fixed train/test split"
+            )
         bad = [f for f in protocol.run_folds if not 0 <= f < entry.folds]
         if bad:
             raise ConfigError(f"run_folds {bad} are outside 0..{entry.folds - 1} for {entry.name}")

@@ -20,11 +20,40 @@ from typing import Any
 
 from videoperlin.study.protocol import SCRATCH
 
-
 #: Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (above 30: a Cornish-Fisher
 #: expansion of the normal quantile, within 0.001). A table instead of scipy, a 40 MB dependency for one number.
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+T_975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t_quantile_975(df: int) -> float:
@@ -51,12 +80,18 @@ def verdict(interval: tuple[float, float, float] | None) -> str:
     return "**gain**" if interval[1] > 0 else "**loss**" if interval[2] < 0 else "no evidence of a difference"
 
 
-def paired(rows: list[dict[str, Any]], arm: str, arch: str, dataset: str,
-           metric: str = "video_top1") -> tuple[list[float], list[float], list[float]]:
+def paired(
+    rows: list[dict[str, Any]], arm: str, arch: str, dataset: str, metric: str = "video_top1"
+) -> tuple[list[float], list[float], list[float]]:
     """(arm values, scratch values, paired differences arm - scratch on the same fold and seed)."""
+
     def results(name: str) -> dict[tuple, float]:
-        return {(r["fold"], r["seed"], r.get("pretrain_seed", "")): float(r[metric]) for r in rows
-                if (r["arm"], r["arch"], r["dataset"]) == (name, arch, dataset) and r.get(metric) not in (None, "")}
+        return {
+            (r["fold"], r["seed"], r.get("pretrain_seed", "")): float(r[metric])
+            for r in rows
+            if (r["arm"], r["arch"], r["dataset"]) == (name, arch, dataset) and r.get(metric) not in (None, "")
+        }
+
     mine = results(arm)
     base = {(fold, seed): value for (fold, seed, _), value in results(SCRATCH).items()}
     return list(mine.values()), list(base.values()), [v - base[k[:2]] for k, v in mine.items() if k[:2] in base]

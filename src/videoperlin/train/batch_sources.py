@@ -38,8 +38,16 @@ def vpn_datasets(config: RunConfig) -> tuple[VPNDataset, VPNDataset]:
 def window_dataset(config: RunConfig, records, max_windows: int | None) -> WindowDataset:
     """Validation/evaluation windows of ``records`` as the config's ``data`` section cuts them."""
     d = config.data
-    return WindowDataset(records, FrameCache(d.frame_cache_dir(), d.short_side), d.frames, d.size, stride=d.stride,
-                         on_bad_video=d.on_bad_video, window_stride=d.window_stride, max_windows=max_windows)
+    return WindowDataset(
+        records,
+        FrameCache(d.frame_cache_dir(), d.short_side),
+        d.frames,
+        d.size,
+        stride=d.stride,
+        on_bad_video=d.on_bad_video,
+        window_stride=d.window_stride,
+        max_windows=max_windows,
+    )
 
 
 #: On CUDA, VPN batches are rendered this many clips at a time (several steps ahead): one render
@@ -65,7 +73,9 @@ def _split(dataset: VPNDataset, group: list[list[int]], device: torch.device) ->
     clips, labels = dataset.batch([i for indices in group for i in indices], device=device)
     start = 0
     for indices in group:
-        yield Batch(clips[start:start + len(indices)], labels[start:start + len(indices)], videos=torch.tensor(indices))
+        yield Batch(
+            clips[start : start + len(indices)], labels[start : start + len(indices)], videos=torch.tensor(indices)
+        )
         start += len(indices)
 
 
@@ -77,10 +87,12 @@ class VPNBatches:
         self.train, self.val = vpn_datasets(config)
         self.class_names = self.train.space.names()
         self.device = device
-        self.sampler = EpochBatches(len(self.train), config.train.batch_size, config.train.seed,
-                                    rank=dist.rank, world_size=dist.world_size)
-        self.val_sampler = EpochBatches(len(self.val), config.train.batch_size, train=False,
-                                        rank=dist.rank, world_size=dist.world_size)
+        self.sampler = EpochBatches(
+            len(self.train), config.train.batch_size, config.train.seed, rank=dist.rank, world_size=dist.world_size
+        )
+        self.val_sampler = EpochBatches(
+            len(self.val), config.train.batch_size, train=False, rank=dist.rank, world_size=dist.world_size
+        )
 
     def steps(self, epoch: int) -> int:
         return len(self.sampler)
@@ -100,20 +112,35 @@ class VideoBatches:
         split = split_records(d, config.train.seed)
         self.class_names = split.class_names
         cache = FrameCache(d.frame_cache_dir(), d.short_side)
-        self.train = ClipDataset(split.train, cache, d.frames, d.size, stride=d.stride, on_bad_video=d.on_bad_video,
-                                 seed=config.train.seed, scale=(d.scale_min, 1.0))
+        self.train = ClipDataset(
+            split.train,
+            cache,
+            d.frames,
+            d.size,
+            stride=d.stride,
+            on_bad_video=d.on_bad_video,
+            seed=config.train.seed,
+            scale=(d.scale_min, 1.0),
+        )
         self.val = window_dataset(config, split.val, d.max_windows)
         self.workers = d.workers
-        self.sampler = EpochBatches(len(self.train), config.train.batch_size, config.train.seed,
-                                    rank=dist.rank, world_size=dist.world_size)
-        val_sampler = EpochBatches(len(self.val), max(1, config.train.batch_size // 4), train=False,
-                                   rank=dist.rank, world_size=dist.world_size)
+        self.sampler = EpochBatches(
+            len(self.train), config.train.batch_size, config.train.seed, rank=dist.rank, world_size=dist.world_size
+        )
+        val_sampler = EpochBatches(
+            len(self.val), max(1, config.train.batch_size // 4), train=False, rank=dist.rank, world_size=dist.world_size
+        )
         # Persistent loaders: worker processes start once per run, not once per epoch.
         self.train_order = EpochBatchSampler(self.sampler)
         self.train_loader = self._loader(self.train, self.train_order, collate_clips, config.train.seed)
         self.val_loader = self._loader(self.val, list(val_sampler.batches(0)), collate_windows, config.train.seed)
-        log.info("%s: %d training and %d validation videos, %d classes", d.path, len(self.train),
-                 len(self.val), len(self.class_names))
+        log.info(
+            "%s: %d training and %d validation videos, %d classes",
+            d.path,
+            len(self.train),
+            len(self.val),
+            len(self.class_names),
+        )
 
     def steps(self, epoch: int) -> int:
         return len(self.sampler)
@@ -122,9 +149,15 @@ class VideoBatches:
         # A DataLoader of its own generator: creating an iterator otherwise draws from the global
         # torch RNG (for worker seeds), which would shift dropout masks after a resume. Randomness of
         # the clips comes from (seed, epoch, index), never from the workers.
-        return DataLoader(dataset, batch_sampler=batches, num_workers=self.workers, collate_fn=collate,
-                          persistent_workers=self.workers > 0, prefetch_factor=2 if self.workers else None,
-                          generator=torch.Generator().manual_seed(seed))
+        return DataLoader(
+            dataset,
+            batch_sampler=batches,
+            num_workers=self.workers,
+            collate_fn=collate,
+            persistent_workers=self.workers > 0,
+            prefetch_factor=2 if self.workers else None,
+            generator=torch.Generator().manual_seed(seed),
+        )
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         self.train_order.set_epoch(epoch, start)

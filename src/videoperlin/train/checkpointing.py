@@ -32,13 +32,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist")
     state, meta = read_checkpoint_file(path)
     if "model_config" not in meta or "global_step" not in meta:
-        raise CheckpointError(f"{path} is not a videoperlin training checkpoint (no model_config/global_step); "
-                          f"use it with --init instead of --resume/--checkpoint")
+        raise CheckpointError(
+            f"{path} is not a videoperlin training checkpoint (no model_config/global_step); "
+            f"use it with --init instead of --resume/--checkpoint"
+        )
     return {**meta, "model": state}
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

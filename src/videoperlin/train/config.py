@@ -21,13 +21,25 @@ from typing import Any, Literal
 
 import yaml
 
+from videoperlin.config_fields import (
+    Checked,
+    FieldError,
+    at_least,
+    build,
+    field_doc,
+    field_types,
+    greater_than,
+    in_range,
+    one_of,
+    option,
+    parse_text,
+    to_dict,
+)
 from videoperlin.data.config import DataConfig
 from videoperlin.errors import ConfigError
-from videoperlin.utils.atomic import atomic_write_text
 from videoperlin.models.registry import list_models
 from videoperlin.models.resnet3d import ModelOptions
-from videoperlin.config_fields import (Checked, FieldError, at_least, build, field_doc, field_types, greater_than,
-                                      in_range, one_of, option, parse_text, to_dict)
+from videoperlin.utils.atomic import atomic_write_text
 from videoperlin.vpn.source import ClipSource
 
 #: Keys that were renamed: a user's file or --set gets an error naming the new key; a stored record is migrated.
@@ -38,12 +50,13 @@ RENAMED = {"data.data": "data.path", "data.val_data": "data.val_path"}
 class ModelConfig(ModelOptions):
     """The network: a registered name plus :class:`ModelOptions` (``videoperlin models`` lists the names)."""
 
-    name: str = option("r3d18", "registered model: r3d, r2p1d or mc3 with depth 10..200 (videoperlin models)",
-                       one_of(list_models()))
+    name: str = option(
+        "r3d18", "registered model: r3d, r2p1d or mc3 with depth 10..200 (videoperlin models)", one_of(list_models())
+    )
 
 
 @dataclass
-class VPNConfig(ClipSource):  # type: ignore[misc,valid-type]
+class VPNConfig(ClipSource):
     """Synthetic pre-training clips rendered on the fly: a :class:`~videoperlin.vpn.source.ClipSource`
     (family, label choice, options, count) plus the validation count; geometry from ``data``, seed
     from ``train.seed``. (``data.path`` may instead name an exported folder.)"""
@@ -60,8 +73,9 @@ class OptimConfig(Checked):
     momentum: float = option(0.9, "SGD momentum", in_range(0, 1, high_open=True))
     weight_decay: float = option(1e-3, "weight decay (L2 for SGD, decoupled for AdamW)", at_least(0))
     nesterov: bool = option(False, "Nesterov momentum (SGD)")
-    schedule: Literal["multistep", "cosine"] = option("multistep", "multistep: lr x gamma at each milestone; "
-                                                                   "cosine: decay to 0 at the last epoch")
+    schedule: Literal["multistep", "cosine"] = option(
+        "multistep", "multistep: lr x gamma at each milestone; cosine: decay to 0 at the last epoch"
+    )
     milestones: list[int] = option([50, 100, 150], "epochs at which multistep multiplies the lr by gamma", at_least(0))
     gamma: float = option(0.1, "multistep lr factor", in_range(0, 1, low_open=True))
     warmup_epochs: float = option(0.0, "linear warmup from lr/100, in epochs (fractions allowed)", at_least(0))
@@ -75,15 +89,18 @@ class TrainConfig(Checked):
     epochs: int = option(200, "training epochs", at_least(1))
     batch_size: int = option(128, "clips per step and process", at_least(1))
     accum_steps: int = option(1, "micro-batches accumulated per optimiser step", at_least(1))
-    amp: Literal["auto", "off", "bf16", "fp16"] = option("auto", "mixed precision: auto = bf16 where the device "
-                                                                 "supports it, fp16 on older GPUs, else off (fp32)")
+    amp: Literal["auto", "off", "bf16", "fp16"] = option(
+        "auto", "mixed precision: auto = bf16 where the device supports it, fp16 on older GPUs, else off (fp32)"
+    )
     channels_last: bool = option(True, "channels_last_3d memory format (faster convolutions)")
     seed: int = option(0, "seed of the data order, augmentation, initialisation and VPN clips", at_least(0))
     deterministic: bool = option(False, "torch deterministic algorithms (slower)")
     out: str = option("runs/run", "run directory: config.yaml, metrics.jsonl, checkpoints/, figures/")
     checkpoint_every: int = option(0, "also write last.pt every N steps (0: only at epoch ends)", at_least(0))
     max_steps: int = option(0, "stop after N steps in all (0: run all epochs); --resume continues", at_least(0))
-    init: str | None = option(None, "initial weights: a VPN/training checkpoint, saved model or 3D-ResNets-PyTorch file")
+    init: str | None = option(
+        None, "initial weights: a VPN/training checkpoint, saved model or 3D-ResNets-PyTorch file"
+    )
     reset_head: bool = option(True, "drop the init's classifier and start a fresh one")
     ft_begin_module: str | None = option(None, "freeze every top-level module before this one (e.g. layer4)")
     val_every: int = option(1, "validate every N epochs (and at the last)", at_least(1))
@@ -95,8 +112,9 @@ class TrainConfig(Checked):
 class RunConfig(Checked):
     """Everything a run needs."""
 
-    task: Literal["pretrain", "train"] = option("pretrain", "pretrain: VPN (rendered on the fly unless data.path "
-                                                            "is set); train: real video")
+    task: Literal["pretrain", "train"] = option(
+        "pretrain", "pretrain: VPN (rendered on the fly unless data.path is set); train: real video"
+    )
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"doc": "network"})
     vpn: VPNConfig = field(default_factory=VPNConfig, metadata={"doc": "VPN pre-training data"})
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "real-video data and clip geometry"})
@@ -106,14 +124,18 @@ class RunConfig(Checked):
     def check_relations(self) -> None:
         real_video = self.task == "train" or self.data.path is not None
         if real_video and self.data.size > self.data.short_side:
-            raise FieldError("data.size", f"{self.data.size} exceeds data.short_side {self.data.short_side}: frames "
-                                          f"decoded that small cannot be cropped to it; set data.short_side >= data.size")
+            raise FieldError(
+                "data.size",
+                f"{self.data.size} exceeds data.short_side {self.data.short_side}: frames "
+                f"decoded that small cannot be cropped to it; set data.short_side >= data.size",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
 
 # ---- keys --------------------------------------------------------------------------------------
+
 
 def field_annotation(key: str, root: type = RunConfig) -> Any:
     """The type of config key ``section.field`` (errors list the valid keys)."""
@@ -129,7 +151,7 @@ def field_annotation(key: str, root: type = RunConfig) -> Any:
         annotation = types_[part]
         is_section = isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
         if depth < len(parts) - 1 and not is_section:
-            raise ConfigError(f"unknown config field {key!r}: {'.'.join(parts[:depth + 1])} is not a section")
+            raise ConfigError(f"unknown config field {key!r}: {'.'.join(parts[: depth + 1])} is not a section")
         cls = annotation
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         raise ConfigError(f"{key} is a section; set one of its fields, e.g. {key}.{next(iter(field_types(cls)))}")
@@ -174,6 +196,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 # ---- loading -----------------------------------------------------------------------------------
 
+
 def read_yaml(path: str | Path, what: str = "--config") -> dict[str, Any]:
     """A YAML mapping from ``path``; errors name the file."""
     path = Path(path)
@@ -188,9 +211,13 @@ def read_yaml(path: str | Path, what: str = "--config") -> dict[str, Any]:
     return mapping
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                sets: list[str] | None = None, task: str | None = None,
-                base: dict[str, Any] | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    sets: list[str] | None = None,
+    task: str | None = None,
+    base: dict[str, Any] | None = None,
+) -> RunConfig:
     """``base`` (a nested mapping, e.g. a partial config), then the YAML file, then the task, then
     ``overrides`` (dotted keys, typed values; None means "not given"), then ``--set`` strings."""
     mapping: dict[str, Any] = {}

@@ -26,8 +26,9 @@ class DistInfo:
 
 def setup_distributed() -> tuple[DistInfo, torch.device]:
     """Read torchrun's environment, start the process group if needed, pick this rank's device."""
-    info = DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                    int(os.environ.get("LOCAL_RANK", 0)))
+    info = DistInfo(
+        int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+    )
     if torch.cuda.is_available():
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)

@@ -19,6 +19,7 @@ import math
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,14 +28,15 @@ from torch import nn
 from tqdm import tqdm
 
 import videoperlin
+from videoperlin.config_fields import to_dict
 from videoperlin.data.transforms import normalize
 from videoperlin.errors import ConfigError, DataError, NumericsError
-from videoperlin.scores import VideoScores, rates
-from videoperlin.models import create_model
-from videoperlin.models.pretrained import load_pretrained
-from videoperlin.models.weight_files import read_state_dict
+from videoperlin.models import VideoResNet, create_model
 from videoperlin.models.frameworks import detect_framework, infer_model_config, with_backbone_prefix
+from videoperlin.models.pretrained import load_pretrained
 from videoperlin.models.registry import normalize_model_config
+from videoperlin.models.weight_files import read_state_dict
+from videoperlin.scores import VideoScores, rates
 from videoperlin.train.batch_sources import build_batches
 from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from videoperlin.train.config import RunConfig, save_config
@@ -43,7 +45,6 @@ from videoperlin.train.numerics import Precision, choose_precision
 from videoperlin.train.run_dir import RunDir
 from videoperlin.train.schedule import lr_factor
 from videoperlin.utils.atomic import writable_directory
-from videoperlin.config_fields import to_dict
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,9 @@ def freeze_before(model: nn.Module, module_name: str | None) -> list[str]:
         return []
     names = [name for name, _ in model.named_children()]
     if module_name not in names:
-        raise ConfigError(f"train.ft_begin_module {module_name!r} is not a top-level module; choose one of {', '.join(names)}")
+        raise ConfigError(
+            f"train.ft_begin_module {module_name!r} is not a top-level module; choose one of {', '.join(names)}"
+        )
     frozen = names[: names.index(module_name)]
     for name in frozen:
         for parameter in getattr(model, name).parameters():
@@ -129,7 +132,7 @@ class Trainer:
         self.config = config
         self.dist, self.device = setup_distributed()
         self._set_determinism()
-        self.run_dir = RunDir(config.train.out)
+        self.run_dir = RunDir(Path(config.train.out))
         self.source = build_batches(config, self.dist, self.device)
         self._warn_about_relations()
         self.class_names = self.source.class_names
@@ -139,35 +142,57 @@ class Trainer:
         self.amp_dtype = self.precision.dtype
         self.grad_guard = GradNormGuard()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.position = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": -1.0, "best_epoch": -1}
+        # where the run is: integers, but for the best validation score ("best", a rate)
+        self.position: dict[str, Any] = {
+            "epoch": 0,
+            "step_in_epoch": 0,
+            "global_step": 0,
+            "best": -1.0,
+            "best_epoch": -1,
+        }
         self.epoch_totals = self._zero_totals()
         self._prepare_run_dir(resume)
-        self.net = self.model
+        self.net: nn.Module = self.model
         if self.dist.enabled:
             self.net = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
 
     def _guard_precision(self) -> Precision:
         """The autocast dtype ``train.amp`` asks for, checked by the numerics guard on this model's
         convolutions at this run's clip size (convolutions that fail it are kept in fp32)."""
         d, t = self.config.data, self.config.train
-        precision = choose_precision(self.model, resolve_amp(t.amp, self.device), self.device,
-                                     (3, d.frames, d.size, d.size), t.batch_size, t.channels_last)
-        log.info("precision: %s (train.amp %s; %d convolution shapes checked)", precision.describe(), t.amp,
-                 precision.probed)
+        precision = choose_precision(
+            self.model,
+            resolve_amp(t.amp, self.device),
+            self.device,
+            (3, d.frames, d.size, d.size),
+            t.batch_size,
+            t.channels_last,
+        )
+        log.info(
+            "precision: %s (train.amp %s; %d convolution shapes checked)", precision.describe(), t.amp, precision.probed
+        )
         return precision
 
     def _warn_about_relations(self) -> None:
         """Settings that are valid but probably not meant (each field alone is checked at load)."""
         t, o, steps = self.config.train, self.config.optim, self.source.steps(0)
         if t.accum_steps > steps:
-            log.warning("train.accum_steps %d exceeds the %d steps of an epoch: the optimiser steps once per epoch, "
-                        "at its last micro-batch", t.accum_steps, steps)
+            log.warning(
+                "train.accum_steps %d exceeds the %d steps of an epoch: the optimiser steps once per epoch, "
+                "at its last micro-batch",
+                t.accum_steps,
+                steps,
+            )
         if o.schedule == "multistep" and any(m >= t.epochs for m in o.milestones):
             log.warning("optim.milestones %s reach train.epochs %d: the later ones never apply", o.milestones, t.epochs)
         if o.warmup_epochs >= t.epochs:
-            log.warning("optim.warmup_epochs %g >= train.epochs %d: the learning rate never reaches optim.lr",
-                        o.warmup_epochs, t.epochs)
+            log.warning(
+                "optim.warmup_epochs %g >= train.epochs %d: the learning rate never reaches optim.lr",
+                o.warmup_epochs,
+                t.epochs,
+            )
 
     def _set_determinism(self) -> None:
         t = self.config.train
@@ -184,6 +209,8 @@ class Trainer:
     def _adopt_init_architecture(self) -> None:
         """A torchvision or mmaction2 ``train.init`` fixes the network: its depth, family, stem and the
         options that framework's model has (the run's config records what was built)."""
+        if self.config.train.init is None:
+            return
         state = read_state_dict(self.config.train.init)
         framework = detect_framework(with_backbone_prefix(state))
         if framework is None:
@@ -194,11 +221,14 @@ class Trainer:
         changed = {k: v for k, v in inferred.items() if old.get(k) != v}
         if changed:
             (log.warning if "name" in changed else log.info)(
-                "train.init %s is a %s checkpoint: the model is built as it is (%s)", self.config.train.init,
-                framework, ", ".join(f"model.{k}={v}" for k, v in changed.items()))
+                "train.init %s is a %s checkpoint: the model is built as it is (%s)",
+                self.config.train.init,
+                framework,
+                ", ".join(f"model.{k}={v}" for k, v in changed.items()),
+            )
         self.config.model = dataclasses.replace(self.config.model, **inferred)
 
-    def _build_model(self) -> nn.Module:
+    def _build_model(self) -> VideoResNet:
         if self.config.train.init:
             self._adopt_init_architecture()
         options = {k: v for k, v in to_dict(self.config.model).items() if k != "name"}
@@ -210,7 +240,7 @@ class Trainer:
             log.info("frozen modules: %s", ", ".join(frozen))
         model = model.to(self.device)
         if self.config.train.channels_last:
-            model = model.to(memory_format=torch.channels_last_3d)
+            model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # not in the stubs
         return model
 
     def _prepare_run_dir(self, resume: bool) -> None:
@@ -221,7 +251,9 @@ class Trainer:
             self._restore(load_checkpoint(last))
             log.info("resumed %s at epoch %d, step %d", last, self.position["epoch"], self.position["step_in_epoch"])
         elif last.exists():
-            raise ConfigError(f"{self.run_dir.path} already holds a run; pass --resume to continue it or choose another --out")
+            raise ConfigError(
+                f"{self.run_dir.path} already holds a run; pass --resume to continue it or choose another --out"
+            )
         elif resume:
             log.info("no checkpoint in %s yet; starting a new run", self.run_dir.path)
         if self.dist.is_main:
@@ -229,8 +261,10 @@ class Trainer:
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         if normalize_model_config(checkpoint["model_config"]) != self.model.config:
-            raise ConfigError(f"the checkpoint in {self.run_dir.path} was trained as {checkpoint['model_config']}, "
-                              f"not {self.model.config}; resume with the same model settings")
+            raise ConfigError(
+                f"the checkpoint in {self.run_dir.path} was trained as {checkpoint['model_config']}, "
+                f"not {self.model.config}; resume with the same model settings"
+            )
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scaler is not None and checkpoint.get("scaler"):
@@ -248,26 +282,41 @@ class Trainer:
 
     def checkpoint_payload(self) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(), "model_config": self.model.config,
-            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None,
-            "position": dict(self.position), "global_step": self.position["global_step"], "rng": rng_state(),
-            "epoch_totals": dict(self.epoch_totals), "grad_norms": self.grad_guard.state(),
+            "model": self.model.state_dict(),
+            "model_config": self.model.config,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "position": dict(self.position),
+            "global_step": self.position["global_step"],
+            "rng": rng_state(),
+            "epoch_totals": dict(self.epoch_totals),
+            "grad_norms": self.grad_guard.state(),
             "numerics": self.precision.record(),
-            "config": self.config.to_dict(), "class_names": list(self.class_names),
+            "config": self.config.to_dict(),
+            "class_names": list(self.class_names),
             "normalization": {"mean": list(self.config.data.mean), "std": list(self.config.data.std)},
-            "frames": self.config.data.frames, "size": self.config.data.size,
+            "frames": self.config.data.frames,
+            "size": self.config.data.size,
             "videoperlin_version": videoperlin.__version__,
         }
 
     def save(self, name: str) -> None:
         """Write checkpoints/NAME.pt -- never from a broken model: non-finite weights or BatchNorm
         statistics stop the run (the previous checkpoints stay as they are)."""
-        broken = next((k for k, v in self.model.state_dict().items() if v.is_floating_point()
-                       and not bool(torch.isfinite(v).all())), None)
+        broken = next(
+            (
+                k
+                for k, v in self.model.state_dict().items()
+                if v.is_floating_point() and not bool(torch.isfinite(v).all())
+            ),
+            None,
+        )
         if broken is not None:
-            raise NumericsError(f"the model holds non-finite values in {broken} at epoch {self.position['epoch']}, "
-                                f"step {self.position['step_in_epoch']} ({self.precision.describe()}); {name}.pt was "
-                                f"not written (lower optim.lr, or set train.amp=off)")
+            raise NumericsError(
+                f"the model holds non-finite values in {broken} at epoch {self.position['epoch']}, "
+                f"step {self.position['step_in_epoch']} ({self.precision.describe()}); {name}.pt was "
+                f"not written (lower optim.lr, or set train.amp=off)"
+            )
         if self.dist.is_main:
             save_checkpoint(self.run_dir.checkpoint(name), self.checkpoint_payload())
 
@@ -319,8 +368,11 @@ class Trainer:
         self.save("last")
         if improved:
             self.save("best")
-        log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                                    for k, v in record.items()))
+        log.info(
+            "epoch %d: %s",
+            epoch + 1,
+            ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
+        )
         return record
 
     def train_epoch(self, epoch: int) -> dict[str, float] | None:
@@ -333,8 +385,14 @@ class Trainer:
         totals = self.epoch_totals  # carries a resumed epoch's partial sums
         self.net.train()
         began = time.perf_counter() - totals["seconds"]
-        bar = tqdm(total=steps, initial=start, desc=f"epoch {epoch + 1}/{t.epochs}", unit="step",
-                   disable=not (t.progress and self.dist.is_main), leave=False)
+        bar = tqdm(
+            total=steps,
+            initial=start,
+            desc=f"epoch {epoch + 1}/{t.epochs}",
+            unit="step",
+            disable=not (t.progress and self.dist.is_main),
+            leave=False,
+        )
         fetched = time.perf_counter()
         for step, batch in enumerate(self.source.batches(epoch, start), start):
             totals["wait"] += time.perf_counter() - fetched
@@ -350,8 +408,10 @@ class Trainer:
             fetched = time.perf_counter()
         bar.close()
         if not all_sum([totals["count"]], self.device)[0]:
-            raise DataError(f"epoch {epoch + 1} trained on no clip: all {int(totals['skipped'])} videos it drew could "
-                              f"not be decoded (or every step was skipped); run videoperlin check-data on the data")
+            raise DataError(
+                f"epoch {epoch + 1} trained on no clip: all {int(totals['skipped'])} videos it drew could "
+                f"not be decoded (or every step was skipped); run videoperlin check-data on the data"
+            )
         return self._epoch_summary(totals, time.perf_counter() - began)
 
     #: Consecutive rejected steps (non-finite, or a gradient norm out of range) after which the run stops.
@@ -405,7 +465,12 @@ class Trainer:
         At an optimiser step (without a grad scaler, which handles fp16 overflow itself) the total
         gradient norm is read once (one device sync) and judged by :attr:`grad_guard`.
         """
-        sync = contextlib.nullcontext() if boundary or not self.dist.enabled else self.net.no_sync()
+        net = self.net
+        sync = (
+            net.no_sync()
+            if isinstance(net, nn.parallel.DistributedDataParallel) and not boundary
+            else contextlib.nullcontext()
+        )
         with sync:
             with self.autocast():
                 logits = self.net(inputs)
@@ -432,12 +497,19 @@ class Trainer:
         kind = "outliers" if problem.startswith("gradient norm") else "nonfinite"
         totals[kind] = totals.get(kind, 0.0) + 1
         self.bad_streak = getattr(self, "bad_streak", 0) + 1
-        log.warning("%s at epoch %d, step %d even after retries (%s): step skipped", problem, epoch + 1, step + 1,
-                    self.precision.describe())
+        log.warning(
+            "%s at epoch %d, step %d even after retries (%s): step skipped",
+            problem,
+            epoch + 1,
+            step + 1,
+            self.precision.describe(),
+        )
         if self.bad_streak >= self.MAX_BAD_STREAK:
-            raise NumericsError(f"{self.bad_streak} rejected training steps in a row (epoch {epoch + 1}, step "
-                                f"{step + 1}; last: {problem}; {self.precision.describe()}); lower optim.lr or set "
-                                f"train.amp=off")
+            raise NumericsError(
+                f"{self.bad_streak} rejected training steps in a row (epoch {epoch + 1}, step "
+                f"{step + 1}; last: {problem}; {self.precision.describe()}); lower optim.lr or set "
+                f"train.amp=off"
+            )
 
     def _should_stop_or_save(self, step_in_epoch: int) -> bool:
         t = self.config.train
@@ -455,43 +527,67 @@ class Trainer:
             return
         elapsed = max(time.perf_counter() - began, 1e-9)
         count = max(totals["count"], 1)
-        bar.set_postfix(loss=f"{totals['loss'] / count:.3f}", acc=f"{totals['correct'] / count:.3f}",
-                        clips_s=f"{totals['count'] / elapsed:.1f}", wait=f"{totals['wait'] / elapsed:.0%}")
+        bar.set_postfix(
+            loss=f"{totals['loss'] / count:.3f}",
+            acc=f"{totals['correct'] / count:.3f}",
+            clips_s=f"{totals['count'] / elapsed:.1f}",
+            wait=f"{totals['wait'] / elapsed:.0%}",
+        )
         bar.update(1)
 
     def _epoch_summary(self, totals: dict[str, float], seconds: float) -> dict[str, float]:
         loss, correct, count, skipped, wait = all_sum(
-            [totals["loss"], totals["correct"], totals["count"], totals["skipped"], totals["wait"]], self.device)
-        return {"train_loss": loss / max(count, 1), "train_acc": correct / max(count, 1),
-                "lr": self.optimizer.param_groups[0]["lr"], "clips_per_s": count / max(seconds, 1e-9),
-                "data_wait": wait / self.dist.world_size / max(seconds, 1e-9), "time_s": seconds,
-                "bad_videos": int(skipped), "nonfinite_steps": int(totals.get("nonfinite", 0)),
-                "outlier_steps": int(totals.get("outliers", 0)), "retried_steps": int(totals.get("retried", 0)),
-                "precision": self.precision.describe(),
-                "step": self.position["global_step"]}
+            [totals["loss"], totals["correct"], totals["count"], totals["skipped"], totals["wait"]], self.device
+        )
+        return {
+            "train_loss": loss / max(count, 1),
+            "train_acc": correct / max(count, 1),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "clips_per_s": count / max(seconds, 1e-9),
+            "data_wait": wait / self.dist.world_size / max(seconds, 1e-9),
+            "time_s": seconds,
+            "bad_videos": int(skipped),
+            "nonfinite_steps": int(totals.get("nonfinite", 0)),
+            "outlier_steps": int(totals.get("outliers", 0)),
+            "retried_steps": int(totals.get("retried", 0)),
+            "precision": self.precision.describe(),
+            "step": self.position["global_step"],
+        }
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Video-level top-1/top-5 (softmax averaged over each video's windows), clip-level top-1, loss."""
         self.net.eval()
-        scores, bad = VideoScores(), 0
+        scores, bad = VideoScores(), 0.0
         for batch in self.source.val_batches():
             bad += batch.bad_videos
             if len(batch.labels):
                 with self.autocast():
                     logits = self.net(self.prepare(batch.clips))
+                assert batch.videos is not None, "validation batches name each clip's video"
                 scores.add(logits, batch.labels, batch.videos)
         *counts, bad = all_sum([*scores.counts(), bad], self.device)
         r = rates(counts)
         if not r["videos"]:
-            raise DataError(f"no validation video could be decoded ({int(bad)} skipped); run videoperlin check-data "
-                              f"on the validation data")
-        return {"val_acc": r["video_top1"], "val_top5": r["video_top5"], "val_clip_acc": r["clip_top1"],
-                "val_loss": r["loss"], "val_videos": r["videos"], "val_bad_videos": int(bad)}
+            raise DataError(
+                f"no validation video could be decoded ({int(bad)} skipped); run videoperlin check-data "
+                f"on the validation data"
+            )
+        return {
+            "val_acc": r["video_top1"],
+            "val_top5": r["video_top5"],
+            "val_clip_acc": r["clip_top1"],
+            "val_loss": r["loss"],
+            "val_videos": r["videos"],
+            "val_bad_videos": int(bad),
+        }
 
     def write_figures(self) -> None:
         if self.dist.is_main:
             from videoperlin.analysis.kernels import save_kernel_panel
 
-            save_kernel_panel(self.model, self.run_dir.figures / "conv1.png",
-                              f"{self.model.config['name']} conv1 after {self.config.task}")
+            save_kernel_panel(
+                self.model,
+                self.run_dir.figures / "conv1.png",
+                f"{self.model.config['name']} conv1 after {self.config.task}",
+            )

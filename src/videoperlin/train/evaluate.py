@@ -26,8 +26,8 @@ from videoperlin.data.splits import split_records
 from videoperlin.data.transforms import normalize
 from videoperlin.data.video_dataset import collate_windows
 from videoperlin.errors import ConfigError, DataError
-from videoperlin.scores import VideoScores, confusion_matrix, per_class_accuracy, rates
 from videoperlin.models.pretrained import load_model_and_metadata
+from videoperlin.scores import VideoScores, confusion_matrix, per_class_accuracy, rates
 from videoperlin.train.batch_sources import window_dataset
 from videoperlin.train.config import RunConfig, config_from_record, load_config
 from videoperlin.train.run_dir import RunDir
@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 SUBSETS = ("val", "train", "all")
 
 
-def evaluation_config(meta: dict[str, Any], overrides: dict[str, Any] | None = None,
-                      sets: list[str] | None = None) -> RunConfig:
+def evaluation_config(
+    meta: dict[str, Any], overrides: dict[str, Any] | None = None, sets: list[str] | None = None
+) -> RunConfig:
     """The checkpoint's run config (defaults for a bare model) with ``overrides`` and ``--set`` applied."""
     record = meta.get("config")
     base = config_from_record(record).to_dict() if record else {}
@@ -56,14 +57,22 @@ def default_out(checkpoint: str | Path, subset: str) -> Path:
 
 def _check_classes(trained: list[str] | None, found: list[str], data: str | None) -> None:
     if trained and list(trained) != found:
-        raise ConfigError(f"{data} has classes {found[:5]}... but the checkpoint was trained on "
-                          f"{list(trained)[:5]}...; evaluate on data with the same class list")
+        raise ConfigError(
+            f"{data} has classes {found[:5]}... but the checkpoint was trained on "
+            f"{list(trained)[:5]}...; evaluate on data with the same class list"
+        )
 
 
 @torch.no_grad()
-def run_evaluation(checkpoint: str | Path, out: str | Path | None = None, subset: str = "val",
-                   max_windows: int | None = None, overrides: dict[str, Any] | None = None,
-                   sets: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+def run_evaluation(
+    checkpoint: str | Path,
+    out: str | Path | None = None,
+    subset: str = "val",
+    max_windows: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    sets: list[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on its run's ``subset`` (``val``, ``train`` or ``all``); write the report."""
     if subset not in SUBSETS:
         raise ConfigError(f"--subset {subset!r} must be one of {', '.join(SUBSETS)}")
@@ -84,8 +93,10 @@ def run_evaluation(checkpoint: str | Path, out: str | Path | None = None, subset
         for clips, labels, videos in zip(batch.clips.split(32), batch.labels.split(32), batch.videos.split(32)):
             scores.add(model(normalize(clips, config.data.mean, config.data.std)), labels, videos)
     if not scores.clips:
-        raise DataError(f"no video of {config.data.path} ({subset}) could be decoded; "
-                          f"run `videoperlin check-data {config.data.path}`")
+        raise DataError(
+            f"no video of {config.data.path} ({subset}) could be decoded; "
+            f"run `videoperlin check-data {config.data.path}`"
+        )
     return write_report(out, scores, records, split.class_names, bad)
 
 
@@ -113,15 +124,28 @@ def _write_csvs(out: Path, scores, video_labels, videos, records, class_names, m
     top5 = scores.topk(min(5, scores.shape[1]), dim=1)
     rows = [["path", "label", "predicted", "probability", "top5"]]
     for row, video in enumerate(videos):
-        rows.append([str(records[video].path), class_names[int(video_labels[row])], class_names[int(top5.indices[row, 0])],
-                     f"{float(top5.values[row, 0]):.4f}", " ".join(class_names[int(i)] for i in top5.indices[row])])
+        rows.append(
+            [
+                str(records[video].path),
+                class_names[int(video_labels[row])],
+                class_names[int(top5.indices[row, 0])],
+                f"{float(top5.values[row, 0]):.4f}",
+                " ".join(class_names[int(i)] for i in top5.indices[row]),
+            ]
+        )
     atomic_write_text(out / "predictions.csv", _csv_text(rows))
     recall = per_class_accuracy(matrix)
-    atomic_write_text(out / "per_class.csv", _csv_text(
-        [["class", "videos", "accuracy"]] + [[n, int(matrix[k].sum()), f"{float(recall[k]):.4f}"]
-                                             for k, n in enumerate(class_names)]))
-    atomic_write_text(out / "confusion.csv", _csv_text([["true\\predicted", *class_names]] +
-                                                       [[n, *matrix[k].tolist()] for k, n in enumerate(class_names)]))
+    atomic_write_text(
+        out / "per_class.csv",
+        _csv_text(
+            [["class", "videos", "accuracy"]]
+            + [[n, int(matrix[k].sum()), f"{float(recall[k]):.4f}"] for k, n in enumerate(class_names)]
+        ),
+    )
+    atomic_write_text(
+        out / "confusion.csv",
+        _csv_text([["true\\predicted", *class_names]] + [[n, *matrix[k].tolist()] for k, n in enumerate(class_names)]),
+    )
 
 
 def _plot_confusion(path: Path, matrix, class_names: list[str]) -> None:

@@ -86,20 +86,31 @@ class ConvSignature:
     channels_last: bool
 
     @classmethod
-    def of(cls, conv: nn.Module, input_shape: torch.Size, channels_last: bool) -> ConvSignature:
+    def of(cls, conv: nn.Conv3d | nn.Conv2d, input_shape: torch.Size, channels_last: bool) -> ConvSignature:
         padding = list(conv.padding if isinstance(conv.padding, tuple) else (0,) * len(conv.kernel_size))
         shape = [min(input_shape[0], PROBE_BATCH), *input_shape[1:]]
         extra = getattr(conv, "temporal_pad", 0)  # TemporalPadConv3d pads time itself: the kernel sees T + 2 pad
         shape[2] += 2 * extra
-        return cls(len(conv.kernel_size), conv.in_channels, conv.out_channels, tuple(conv.kernel_size),
-                   tuple(conv.stride), tuple(padding), tuple(conv.dilation), conv.groups, tuple(shape),
-                   channels_last and len(conv.kernel_size) == 3)
+        return cls(
+            len(conv.kernel_size),
+            conv.in_channels,
+            conv.out_channels,
+            tuple(conv.kernel_size),
+            tuple(conv.stride),
+            tuple(padding),
+            tuple(conv.dilation),
+            conv.groups,
+            tuple(shape),
+            channels_last and len(conv.kernel_size) == 3,
+        )
 
     def describe(self) -> str:
         x = "x".join
-        return (f"conv{self.dims}d {self.in_channels}->{self.out_channels} kernel {x(map(str, self.kernel))} "
-                f"stride {x(map(str, self.stride))} input {x(map(str, self.input_shape))}"
-                f"{' channels_last' if self.channels_last else ''}")
+        return (
+            f"conv{self.dims}d {self.in_channels}->{self.out_channels} kernel {x(map(str, self.kernel))} "
+            f"stride {x(map(str, self.stride))} input {x(map(str, self.input_shape))}"
+            f"{' channels_last' if self.channels_last else ''}"
+        )
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -121,8 +132,12 @@ class Precision:
         return f"{name} (fp32 in {', '.join(self.fp32_modules)})" if self.fp32_modules else name
 
     def record(self) -> dict[str, Any]:
-        return {"precision": self.describe(), "fp32_modules": list(self.fp32_modules),
-                "numerics_failures": list(self.failures), "numerics_probed": self.probed}
+        return {
+            "precision": self.describe(),
+            "fp32_modules": list(self.fp32_modules),
+            "numerics_failures": list(self.failures),
+            "numerics_probed": self.probed,
+        }
 
     def apply(self, model: nn.Module) -> None:
         """Keep :attr:`fp32_modules` of ``model`` in fp32 under autocast."""
@@ -160,8 +175,10 @@ def keep_in_fp32(module: nn.Module) -> None:
 
 # ---- shapes ------------------------------------------------------------------------------------
 
-def convolution_inputs(model: nn.Module, clip_shape: tuple[int, ...], batch: int,
-                       channels_last: bool) -> dict[str, ConvSignature]:
+
+def convolution_inputs(
+    model: nn.Module, clip_shape: tuple[int, ...], batch: int, channels_last: bool
+) -> dict[str, ConvSignature]:
     """``{module name: signature}`` of every convolution ``model`` runs on a (batch, *clip_shape) input.
 
     The forward runs on a ``meta`` copy of the model: shapes only, no compute and no memory.
@@ -169,11 +186,14 @@ def convolution_inputs(model: nn.Module, clip_shape: tuple[int, ...], batch: int
     meta = copy.deepcopy(model).to("meta")
     found: dict[str, ConvSignature] = {}
 
-    def record(name: str, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+    def record(name: str, module: nn.Conv3d | nn.Conv2d, args: tuple[torch.Tensor, ...]) -> None:
         found.setdefault(name, ConvSignature.of(module, args[0].shape, channels_last))
 
-    hooks = [module.register_forward_pre_hook(lambda m, args, name=name: record(name, m, args))
-             for name, module in meta.named_modules() if isinstance(module, CONVOLUTIONS)]
+    hooks = [
+        module.register_forward_pre_hook(lambda m, args, name=name: record(name, m, args))
+        for name, module in meta.named_modules()
+        if isinstance(module, CONVOLUTIONS)
+    ]
     try:
         with torch.no_grad():
             meta(torch.empty((batch, *clip_shape), device="meta"))
@@ -193,8 +213,9 @@ def _convolve(sig: ConvSignature, x: torch.Tensor, w: torch.Tensor) -> torch.Ten
     return conv(x, w, stride=sig.stride, padding=sig.padding, dilation=sig.dilation, groups=sig.groups)
 
 
-def _run(sig: ConvSignature, x: torch.Tensor, w: torch.Tensor, g: torch.Tensor,
-         dtype: torch.dtype | None) -> tuple[torch.Tensor, ...]:
+def _run(
+    sig: ConvSignature, x: torch.Tensor, w: torch.Tensor, g: torch.Tensor, dtype: torch.dtype | None
+) -> tuple[torch.Tensor, ...]:
     """(output, input gradient, weight gradient) of ``sig`` on (x, w, upstream g) in float64 (dtype
     None), fp32, or autocast ``dtype``."""
     exact = dtype is None
@@ -209,16 +230,18 @@ def _run(sig: ConvSignature, x: torch.Tensor, w: torch.Tensor, g: torch.Tensor,
     with torch.autocast(x.device.type, dtype=dtype if autocast else torch.bfloat16, enabled=autocast):
         y = _convolve(sig, x, w)
     y.backward(g.to(y.dtype))
+    assert x.grad is not None and w.grad is not None  # both were leaves that required grad
     return y.detach().double(), x.grad.double(), w.grad.double()
 
 
-def relative_errors(sig: ConvSignature, device: torch.device, dtypes: list[torch.dtype],
-                    seed: int = 0) -> dict[str, dict[str, float]]:
+def relative_errors(
+    sig: ConvSignature, device: torch.device, dtypes: list[torch.dtype], seed: int = 0
+) -> dict[str, dict[str, float]]:
     """``{dtype name: {"forward", "input_grad", "weight_grad": relative error vs float64}}``."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(sig.input_shape, generator=gen)
     fan_in = sig.in_channels // sig.groups * int(torch.tensor(sig.kernel).prod())
-    w = torch.randn(sig.out_channels, sig.in_channels // sig.groups, *sig.kernel, generator=gen) / fan_in ** 0.5
+    w = torch.randn(sig.out_channels, sig.in_channels // sig.groups, *sig.kernel, generator=gen) / fan_in**0.5
     with torch.no_grad():
         out_shape = _convolve(sig, x[:1].double(), w.double()).shape[1:]
     g = torch.randn(sig.input_shape[0], *out_shape, generator=gen)
@@ -229,7 +252,8 @@ def relative_errors(sig: ConvSignature, device: torch.device, dtypes: list[torch
         result = _run(sig, x, w, g, dtype)
         errors[DTYPE_NAMES[dtype]] = {
             part: float((a - r).norm() / r.norm().clamp_min(1e-30))
-            for part, a, r in zip(("forward", "input_grad", "weight_grad"), result, reference)}
+            for part, a, r in zip(("forward", "input_grad", "weight_grad"), result, reference)
+        }
     return errors
 
 
@@ -240,10 +264,13 @@ def passes(errors: dict[str, float], dtype: torch.dtype) -> bool:
 
 # ---- the cache ---------------------------------------------------------------------------------
 
+
 def cache_path() -> Path:
     """``$VIDEOPERLIN_CACHE_DIR/numerics.json`` (default ``~/.cache/videoperlin``, or ``$XDG_CACHE_HOME``)."""
-    root = os.environ.get("VIDEOPERLIN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or
-                                                           Path.home() / ".cache") / "videoperlin"
+    root = (
+        os.environ.get("VIDEOPERLIN_CACHE_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "videoperlin"
+    )
     return Path(root) / "numerics.json"
 
 
@@ -267,8 +294,10 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         major, minor = torch.cuda.get_device_capability(index)
-        return (f"{torch.cuda.get_device_name(index)} sm{major}{minor} cudnn {torch.backends.cudnn.version()} "
-                f"tf32 {torch.backends.cudnn.allow_tf32}")
+        return (
+            f"{torch.cuda.get_device_name(index)} sm{major}{minor} cudnn {torch.backends.cudnn.version()} "
+            f"tf32 {torch.backends.cudnn.allow_tf32}"
+        )
     return f"{_cpu_description()} mkldnn {torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled}"
 
 
@@ -280,8 +309,9 @@ def _read_cache(path: Path) -> dict[str, Any]:
         return {}  # missing or unreadable: probe again (the cache only saves time)
 
 
-def probe_all(signatures: set[ConvSignature], device: torch.device,
-              dtypes: list[torch.dtype]) -> dict[ConvSignature, dict[str, dict[str, float]]]:
+def probe_all(
+    signatures: set[ConvSignature], device: torch.device, dtypes: list[torch.dtype]
+) -> dict[ConvSignature, dict[str, dict[str, float]]]:
     """Relative errors of every signature at ``dtypes``, from the cache where it has them."""
     path = cache_path()
     cache = _read_cache(path)
@@ -310,8 +340,15 @@ def probe_all(signatures: set[ConvSignature], device: torch.device,
 
 # ---- the verdict -------------------------------------------------------------------------------
 
-def choose_precision(model: nn.Module, dtype: torch.dtype | None, device: torch.device,
-                     clip_shape: tuple[int, ...], batch: int, channels_last: bool) -> Precision:
+
+def choose_precision(
+    model: nn.Module,
+    dtype: torch.dtype | None,
+    device: torch.device,
+    clip_shape: tuple[int, ...],
+    batch: int,
+    channels_last: bool,
+) -> Precision:
     """The precision to train ``model`` in when ``dtype`` autocast is asked for (None: fp32).
 
     Every convolution is checked in fp32 and (when asked) ``dtype``; one failing ``dtype`` stays in
@@ -323,9 +360,11 @@ def choose_precision(model: nn.Module, dtype: torch.dtype | None, device: torch.
     broken = [(name, sig) for name, sig in convs.items() if not passes(errors[sig]["fp32"], torch.float32)]
     if broken:
         name, sig = broken[0]
-        raise NumericsError(f"fp32 {sig.describe()} ({name}) is computed wrongly on {device} "
-                            f"(relative errors {_format(errors[sig]['fp32'])}); no precision can be trusted here: "
-                            f"try torch.backends.mkldnn.enabled=False or another torch build")
+        raise NumericsError(
+            f"fp32 {sig.describe()} ({name}) is computed wrongly on {device} "
+            f"(relative errors {_format(errors[sig]['fp32'])}); no precision can be trusted here: "
+            f"try torch.backends.mkldnn.enabled=False or another torch build"
+        )
     precision = Precision(None if dtype in (None, torch.float32) else dtype, probed=len(set(convs.values())))
     if precision.dtype is None:
         return precision
@@ -334,8 +373,14 @@ def choose_precision(model: nn.Module, dtype: torch.dtype | None, device: torch.
         if not passes(errors[sig][tag], precision.dtype):
             precision.fp32_modules.append(name)
             precision.failures.append(f"{name}: {tag} {sig.describe()}: {_format(errors[sig][tag])}")
-            log.warning("numerics guard: %s %s is wrong on %s (relative error %s vs float64); %s runs in fp32",
-                        tag, sig.describe(), device, _format(errors[sig][tag]), name)
+            log.warning(
+                "numerics guard: %s %s is wrong on %s (relative error %s vs float64); %s runs in fp32",
+                tag,
+                sig.describe(),
+                device,
+                _format(errors[sig][tag]),
+                name,
+            )
     precision.apply(model)
     return precision
 

@@ -16,8 +16,9 @@ class EpochBatches:
     Evaluation (``train=False``): in order, every index exactly once, nothing dropped.
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int = 0, train: bool = True,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, size: int, batch_size: int, seed: int = 0, train: bool = True, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.size, self.batch_size, self.seed, self.train = size, batch_size, seed, train
         self.rank, self.world_size = rank, world_size
 
@@ -27,13 +28,13 @@ class EpochBatches:
             return np.arange(self.rank, self.size, self.world_size)
         order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
         per_rank = -(-self.size // self.world_size)
-        return np.resize(order, per_rank * self.world_size)[self.rank::self.world_size]
+        return np.resize(order, per_rank * self.world_size)[self.rank :: self.world_size]
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[list[int]]:
         """Batches of ``epoch`` from batch number ``start`` on."""
         mine = self.indices(epoch)
         for number in range(start, len(self)):
-            batch = mine[number * self.batch_size:(number + 1) * self.batch_size]
+            batch = mine[number * self.batch_size : (number + 1) * self.batch_size]
             yield [int(i) for i in batch]
 
     def __len__(self) -> int:

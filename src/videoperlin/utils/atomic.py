@@ -60,8 +60,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         if _disk_full(exc, path):
-            raise ConfigError(f"disk full while writing {path}; the previous file (if any) is intact: free space "
-                              f"and rerun (finished work is kept)") from None
+            raise ConfigError(
+                f"disk full while writing {path}; the previous file (if any) is intact: free space "
+                f"and rerun (finished work is kept)"
+            ) from None
         raise
 
 
@@ -74,7 +76,9 @@ def writable_directory(path: str | Path, flag: str = "--out") -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"{flag} {path} is not writable ({exc.strerror}); choose a directory you can write to") from None
+        raise ConfigError(
+            f"{flag} {path} is not writable ({exc.strerror}); choose a directory you can write to"
+        ) from None
     return path
 
 

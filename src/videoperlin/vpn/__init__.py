@@ -6,5 +6,15 @@ from videoperlin.vpn.family import ClassGrid, Family, get_family, load_families,
 from videoperlin.vpn.labels import PRESETS, LabelSpace, resolve_label_space
 from videoperlin.vpn.spec import VPNSpec
 
-__all__ = ["ClassGrid", "Family", "LabelSpace", "PRESETS", "VPNDataset", "VPNSpec", "get_family", "load_families",
-           "register", "resolve_label_space"]
+__all__ = [
+    "PRESETS",
+    "ClassGrid",
+    "Family",
+    "LabelSpace",
+    "VPNDataset",
+    "VPNSpec",
+    "get_family",
+    "load_families",
+    "register",
+    "resolve_label_space",
+]

@@ -25,9 +25,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from videoperlin.config_fields import to_dict
 from videoperlin.errors import ConfigError
 from videoperlin.geometry import ClipGeometry
-from videoperlin.config_fields import to_dict
 from videoperlin.vpn.draws import BACKENDS, splitmix64
 from videoperlin.vpn.family import Family, SourceOptions, get_family
 
@@ -49,12 +49,14 @@ def _require(condition: bool, message: str) -> None:
 
 def _make_options(family: type[Family], spec: SourceOptions | None, options: dict[str, Any]) -> SourceOptions:
     """The given options object, or one built from keyword options (never both)."""
-    names = [f for f in family.Options.__dataclass_fields__]
+    names = list(family.Options.__dataclass_fields__)
     unknown = sorted(set(options) - set(names))
     _require(not unknown, f"unknown {family.name} option(s) {', '.join(unknown)}; options are {', '.join(names)}")
     _require(spec is None or not options, "give spec=... or the options as keywords, not both")
-    _require(spec is None or isinstance(spec, family.Options),
-             f"spec must be a {family.Options.__name__} for family {family.name}, got {type(spec).__name__}")
+    _require(
+        spec is None or isinstance(spec, family.Options),
+        f"spec must be a {family.Options.__name__} for family {family.name}, got {type(spec).__name__}",
+    )
     return spec if spec is not None else family.Options(**options)
 
 
@@ -78,9 +80,13 @@ class VPNDataset(Dataset):
         spec: SourceOptions | None = None,
         **options: Any,
     ) -> None:
-        _require(hasattr(space, "names") and hasattr(space, "to_dict"),
-                 f"space must be a label space, got {type(space).__name__}")
-        _require(isinstance(num_videos, int) and num_videos >= 1, f"num_videos {num_videos!r} must be a positive integer")
+        _require(
+            hasattr(space, "names") and hasattr(space, "to_dict"),
+            f"space must be a label space, got {type(space).__name__}",
+        )
+        _require(
+            isinstance(num_videos, int) and num_videos >= 1, f"num_videos {num_videos!r} must be a positive integer"
+        )
         _require(isinstance(frames, int) and frames >= 1, f"frames {frames!r} must be a positive integer")
         _require(isinstance(seed, int) and seed >= 0, f"seed {seed!r} must be a non-negative integer")
         kind = get_family(family)
@@ -144,12 +150,22 @@ class VPNDataset(Dataset):
     def sample_params(self, index: int):
         """Everything random about sample ``index`` (families that describe a clip this way, e.g. perlin)."""
         index = self._check_index(index)
-        return self.family.sample_params(self.draws(torch.tensor([index])), self.label(index))
+        describe = getattr(self.family, "sample_params", None)
+        if describe is None:
+            raise ConfigError(f"the {self.family.name} family does not describe its clips by sample parameters")
+        return describe(self.draws(torch.tensor([index])), self.label(index))
 
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild this dataset exactly (JSON-serialisable; ``dataset.json``'s ``vpn``)."""
-        return {"family": self.family.name, "label_space": self.space.to_dict(), "num_videos": self.num_videos,
-                "frames": self.frames, "size": [self.height, self.width], "seed": self.seed, **to_dict(self.spec)}
+        return {
+            "family": self.family.name,
+            "label_space": self.space.to_dict(),
+            "num_videos": self.num_videos,
+            "frames": self.frames,
+            "size": [self.height, self.width],
+            "seed": self.seed,
+            **to_dict(self.spec),
+        }
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> VPNDataset:
@@ -161,7 +177,9 @@ class VPNDataset(Dataset):
             space = kind.space_from_dict(record.pop("label_space"))
             geometry = {key: record.pop(key) for key in ("num_videos", "frames", "size", "seed")}
         except KeyError as exc:
-            raise ConfigError(f"dataset record lacks {exc.args[0]!r}; it was not written by VPNDataset.to_dict") from None
+            raise ConfigError(
+                f"dataset record lacks {exc.args[0]!r}; it was not written by VPNDataset.to_dict"
+            ) from None
         size = geometry.pop("size")
         return cls(space, size=tuple(size) if isinstance(size, list) else size, family=kind.name, **geometry, **record)
 

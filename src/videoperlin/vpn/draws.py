@@ -82,12 +82,14 @@ class DrawLayout:
 
     order: tuple[str, ...]
     slots: dict[str, int]
-    blocks: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    blocks: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if set(self.order) != set(self.slots) | set(self.blocks) or set(self.slots) & set(self.blocks):
-            raise ValueError(f"draw layout: order {self.order} must name each slot {sorted(self.slots)} and block "
-                             f"{sorted(self.blocks)} once")
+            raise ValueError(
+                f"draw layout: order {self.order} must name each slot {sorted(self.slots)} and block "
+                f"{sorted(self.blocks)} once"
+            )
         if any(first >= BLOCKS_START for first in self.slots.values()):
             raise ValueError(f"draw layout: uniform slots must lie below {BLOCKS_START} (blocks start there)")
 
@@ -124,8 +126,9 @@ class GeneratorDraws(ClipDraws):
     def _next(self, name: str) -> None:
         expected = self.layout.order[self.position] if self.position < len(self.layout.order) else None
         if name != expected:
-            raise RuntimeError(f"draw {name!r} out of order: the generator format draws {expected!r} next "
-                               f"(order {self.layout.order})")
+            raise RuntimeError(
+                f"draw {name!r} out of order: the generator format draws {expected!r} next (order {self.layout.order})"
+            )
         self.position += 1
 
     def uniform(self, name: str, count: int) -> Tensor:

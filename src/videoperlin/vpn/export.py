@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("mp4", "npy")
 NPY_DTYPES = ("uint8", "float32")
+
+
 def manifest_columns(space) -> tuple[str, ...]:
     """manifest.csv's columns: one per label axis of ``space`` between the class name and the file."""
     axes = tuple(space.params(0))
@@ -79,9 +81,14 @@ def _record_spec(ds: VPNDataset, out: Path, fmt: str, npy_dtype: str, crf: int) 
     The existing record is read back through :meth:`VPNDataset.from_dict`, so a ``dataset.json``
     written before an option existed compares equal when this run uses the option's default.
     """
-    record = {"format": fmt, "npy_dtype": npy_dtype if fmt == "npy" else None,
-              "crf": crf if fmt == "mp4" else None, "fps": DEFAULT_FPS if fmt == "mp4" else None,
-              "layout": "<class_name>/<index:08d>.<ext>", "class_names": ds.space.names()}
+    record = {
+        "format": fmt,
+        "npy_dtype": npy_dtype if fmt == "npy" else None,
+        "crf": crf if fmt == "mp4" else None,
+        "fps": DEFAULT_FPS if fmt == "mp4" else None,
+        "layout": "<class_name>/<index:08d>.<ext>",
+        "class_names": ds.space.names(),
+    }
     path = out / "dataset.json"
     if path.exists():
         old = read_dataset_json(path)
@@ -156,8 +163,12 @@ def _remove_stale_temporaries(ds: VPNDataset, out: Path, shard: tuple[int, int],
             continue
         for entry in class_dir.iterdir():
             stem = entry.name[1:].split(".")[0]
-            if is_temp_file(entry) and f".{fmt}.tmp-" in entry.name and stem.isdigit() \
-                    and int(stem) % shard[1] == shard[0]:
+            if (
+                is_temp_file(entry)
+                and f".{fmt}.tmp-" in entry.name
+                and stem.isdigit()
+                and int(stem) % shard[1] == shard[0]
+            ):
                 entry.unlink(missing_ok=True)
 
 
@@ -187,9 +198,11 @@ def _check_free_space(ds: VPNDataset, out: Path, fmt: str, npy_dtype: str, video
     per_video = BYTES_PER_VOXEL[fmt, npy_dtype if fmt == "npy" else "uint8"] * ds.frames * ds.height * ds.width + 512
     need, free = int(per_video * videos), shutil.disk_usage(out).free
     if need > free:
-        raise ConfigError(f"{out} has {free / 2**20:.1f} MiB free but {videos} {fmt} videos need about "
-                          f"{need / 2**20:.1f} MiB ({per_video / 2**10:.1f} KiB each); free space or write fewer "
-                          f"(--num-videos, --shard)")
+        raise ConfigError(
+            f"{out} has {free / 2**20:.1f} MiB free but {videos} {fmt} videos need about "
+            f"{need / 2**20:.1f} MiB ({per_video / 2**10:.1f} KiB each); free space or write fewer "
+            f"(--num-videos, --shard)"
+        )
 
 
 @contextlib.contextmanager
@@ -201,8 +214,10 @@ def _shard_lock(out: Path, shard: tuple[int, int]) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigError(f"another process is already writing shard {shard[0]}/{shard[1]} into {out} ({path}); "
-                              f"wait for it, or give each process its own --shard I/N") from None
+            raise ConfigError(
+                f"another process is already writing shard {shard[0]}/{shard[1]} into {out} ({path}); "
+                f"wait for it, or give each process its own --shard I/N"
+            ) from None
         yield
 
 
@@ -221,8 +236,11 @@ def manifest_text(ds: VPNDataset, fmt: str) -> str:
 def _finish_manifest(ds: VPNDataset, out: Path, fmt: str) -> bool:
     missing = sum(not (out / relative_file(ds, i, fmt)).exists() for i in range(len(ds)))
     if missing:
-        log.info("%d videos of other shards are still missing; manifest.csv is written when all exist "
-                 "(rerun any shard to write it)", missing)
+        log.info(
+            "%d videos of other shards are still missing; manifest.csv is written when all exist "
+            "(rerun any shard to write it)",
+            missing,
+        )
         return False
     atomic_write_text(out / "manifest.csv", manifest_text(ds, fmt))
     return True
@@ -259,12 +277,23 @@ def export_dataset(
     return ExportSummary(written, present, len(mine), manifest_written)
 
 
-def _write_missing(ds: VPNDataset, out: Path, indices: range, fmt: str, npy_dtype: str, crf: int, batch_size: int,
-                   workers: int, progress: bool) -> tuple[int, int]:
+def _write_missing(
+    ds: VPNDataset,
+    out: Path,
+    indices: range,
+    fmt: str,
+    npy_dtype: str,
+    crf: int,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+) -> tuple[int, int]:
     """Render and write every video of ``indices`` whose file is missing; (written, already present)."""
     written = present = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
-            tqdm(total=len(indices), desc=f"generate {out.name}", unit="video", disable=not progress) as bar:
+    with (
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+        tqdm(total=len(indices), desc=f"generate {out.name}", unit="video", disable=not progress) as bar,
+    ):
         for batch, skipped in _missing_batches(ds, out, indices, fmt, batch_size):
             present += skipped
             bar.update(skipped)
@@ -272,8 +301,10 @@ def _write_missing(ds: VPNDataset, out: Path, indices: range, fmt: str, npy_dtyp
                 continue
             _check_free_space(ds, out, fmt, npy_dtype, len(batch))
             gray = ds.batch(batch)[0][:, 0].numpy()
-            jobs = [pool.submit(_write_video, out / relative_file(ds, i, fmt), gray[k], fmt, npy_dtype, crf)
-                    for k, i in enumerate(batch)]
+            jobs = [
+                pool.submit(_write_video, out / relative_file(ds, i, fmt), gray[k], fmt, npy_dtype, crf)
+                for k, i in enumerate(batch)
+            ]
             for job in jobs:
                 job.result()
                 bar.update(1)

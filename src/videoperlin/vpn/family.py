@@ -39,16 +39,16 @@ import importlib
 import itertools
 import json
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from torch import Tensor
 
-from videoperlin.errors import ConfigError
 from videoperlin.config_fields import Checked, in_range, option
+from videoperlin.errors import ConfigError
 from videoperlin.vpn.draws import ClipDraws, DrawLayout
 
 #: Training target of a clip: its class, or (a control for transfer studies) a random class.
@@ -61,25 +61,38 @@ RNG = Literal["generator", "counter"]
 class SourceOptions(Checked):
     """Options every family has: the training target and the random back-end."""
 
-    label_mode: LabelMode = option("frequency", "training target: the clip's class, or a random class "
-                                                "per clip (shuffled-label control)")
-    rng: RNG = option("generator", "random numbers of a clip: 'generator' = its own seeded CPU generator (the "
-                                   "original format); 'counter' = a hash of (seed, index, draw) computed for the "
-                                   "whole batch on the render device, the same on CPU and GPU (fast on GPUs; "
-                                   "other clips than 'generator')")
+    label_mode: LabelMode = option(
+        "frequency", "training target: the clip's class, or a random class per clip (shuffled-label control)"
+    )
+    rng: RNG = option(
+        "generator",
+        "random numbers of a clip: 'generator' = its own seeded CPU generator (the "
+        "original format); 'counter' = a hash of (seed, index, draw) computed for the "
+        "whole batch on the render device, the same on CPU and GPU (fast on GPUs; "
+        "other clips than 'generator')",
+    )
 
     @classmethod
     def names(cls) -> list[str]:
         """The option names, in field order."""
         return [f.name for f in dataclasses.fields(cls)]
 
+    if TYPE_CHECKING:
+        # A family receives the one clip source (vpn/source.py), a dataclass made at import time from every
+        # registered family's options: its fields are not known statically, so the type checker lets a
+        # family read its own option names from it.
+        def __getattr__(self, name: str) -> Any: ...
+
 
 @dataclass
 class ColourOption(Checked):
     """The colour option families share (one field, so ``vpn.colour`` means the same for each)."""
 
-    colour: float = option(0.0, "colour: each clip (or layer) gets a random hue and a saturation drawn from U(0, c); "
-                                "0 keeps the clips gray", in_range(0, 1))
+    colour: float = option(
+        0.0,
+        "colour: each clip (or layer) gets a random hue and a saturation drawn from U(0, c); 0 keeps the clips gray",
+        in_range(0, 1),
+    )
 
 
 @dataclass
@@ -87,8 +100,11 @@ class LabelSource(Checked):
     """How a label space is named: a preset of the family, or a file of its axis lists (a family's
     ``Labels`` adds the axis lists themselves as fields)."""
 
-    preset: str | None = option(None, "named label space of the family (videoperlin families lists them; "
-                                      "the family's default when no other source is given)")
+    preset: str | None = option(
+        None,
+        "named label space of the family (videoperlin families lists them; "
+        "the family's default when no other source is given)",
+    )
     labels: str | None = option(None, "JSON/YAML file holding the family's axis lists")
 
 
@@ -100,8 +116,12 @@ class ClassGrid:
     (4, {'rate': 2, 'phase': 90}, 'rate1_phase90')
     """
 
-    def __init__(self, axes: dict[str, list], still: tuple[str, str] | None = None,
-                 names: dict[str, Callable[[Any], str]] | None = None) -> None:
+    def __init__(
+        self,
+        axes: dict[str, list],
+        still: tuple[str, str] | None = None,
+        names: dict[str, Callable[[Any], str]] | None = None,
+    ) -> None:
         """``still = (direction_axis, speed_axis)``: a class of speed 0 has no direction, so only the first
         listed direction is kept for it (as the perlin motion classes). ``names``: how an axis's value
         reads in class names (default ``<axis><value>``)."""
@@ -124,9 +144,14 @@ class ClassGrid:
         return dict(zip(self.axes, self._classes[k]))
 
     def name(self, k: int) -> str:
-        return "_".join(self.formats[axis](value) if axis in self.formats else
-                        f"{axis}{value:g}" if isinstance(value, float) else f"{axis}{value}"
-                        for axis, value in self.params(k).items())
+        return "_".join(
+            self.formats[axis](value)
+            if axis in self.formats
+            else f"{axis}{value:g}"
+            if isinstance(value, float)
+            else f"{axis}{value}"
+            for axis, value in self.params(k).items()
+        )
 
     def names(self) -> list[str]:
         return [self.name(k) for k in range(len(self))]
@@ -164,11 +189,20 @@ class Family:
         """The space named by exactly one of: a preset, the axis lists (all of them), a labels file;
         with none the family's default preset."""
         lists = {axis: getattr(choice, axis) for axis in cls.axis_names()}
-        given = [n for n, used in (("preset", choice.preset is not None), ("axis lists", any(
-            v is not None for v in lists.values())), ("labels", choice.labels is not None)) if used]
+        given = [
+            n
+            for n, used in (
+                ("preset", choice.preset is not None),
+                ("axis lists", any(v is not None for v in lists.values())),
+                ("labels", choice.labels is not None),
+            )
+            if used
+        ]
         if len(given) > 1:
-            raise ConfigError(f"give only one of preset, the {cls.name} axis lists ({', '.join(lists)}) or labels "
-                              f"(got {' and '.join(given)})")
+            raise ConfigError(
+                f"give only one of preset, the {cls.name} axis lists ({', '.join(lists)}) or labels "
+                f"(got {' and '.join(given)})"
+            )
         if given == ["axis lists"]:
             return cls.space_from_dict({k: v for k, v in lists.items() if v is not None})
         if choice.labels is not None:
@@ -184,9 +218,11 @@ class Family:
         missing = [a for a in cls.axis_names() if a not in axes]
         unknown = sorted(set(axes) - set(cls.axis_names()))
         if missing or unknown:
-            raise ConfigError(f"{cls.name} label axes are {', '.join(cls.axis_names())}"
-                              + (f"; missing {', '.join(missing)}" if missing else "")
-                              + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+            raise ConfigError(
+                f"{cls.name} label axes are {', '.join(cls.axis_names())}"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; unknown {', '.join(unknown)}" if unknown else "")
+            )
         return ClassGrid({a: list(axes[a]) for a in cls.axis_names()})
 
     # ---- rendering ---------------------------------------------------------------------------
@@ -222,8 +258,10 @@ def read_axes_file(path: str | Path) -> dict[str, Any]:
         else:
             axes = json.loads(text)
     except ValueError as exc:
-        raise ConfigError(f"label space file {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
-                          f"{str(exc).splitlines()[0]}") from None
+        raise ConfigError(
+            f"label space file {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
     if not isinstance(axes, dict):
         raise ConfigError(f"label space file {path} must hold a mapping of axis lists")
     return axes
@@ -240,8 +278,10 @@ _SCHEMA_FROZEN: list[bool] = []
 def register(cls: type[Family]) -> type[Family]:
     """Class decorator: make ``cls`` available by ``cls.name`` (see the module docstring)."""
     if _SCHEMA_FROZEN:
-        raise RuntimeError(f"family {cls.name!r} registered after the config schema was built; register families "
-                           f"in videoperlin.vpn.families or through the 'videoperlin.families' entry point")
+        raise RuntimeError(
+            f"family {cls.name!r} registered after the config schema was built; register families "
+            f"in videoperlin.vpn.families or through the 'videoperlin.families' entry point"
+        )
     if cls.name in FAMILIES and FAMILIES[cls.name] is not cls:
         raise RuntimeError(f"two families are named {cls.name!r}: {FAMILIES[cls.name].__module__} and {cls.__module__}")
     for other in FAMILIES.values():
@@ -257,10 +297,15 @@ def _check_shared_fields(new: type[Family], old: type[Family]) -> None:
         mine = {f.name: f for f in dataclasses.fields(getattr(new, group))}
         for f in dataclasses.fields(getattr(old, group)):
             twin = mine.get(f.name)
-            if twin is not None and (twin.type, twin.default, twin.metadata.get("doc")) != \
-                    (f.type, f.default, f.metadata.get("doc")):
-                raise RuntimeError(f"families {old.name} and {new.name} both have option {f.name!r} with different "
-                                   f"types, defaults or docs; rename one or share the field")
+            if twin is not None and (twin.type, twin.default, twin.metadata.get("doc")) != (
+                f.type,
+                f.default,
+                f.metadata.get("doc"),
+            ):
+                raise RuntimeError(
+                    f"families {old.name} and {new.name} both have option {f.name!r} with different "
+                    f"types, defaults or docs; rename one or share the field"
+                )
 
 
 def load_families() -> dict[str, type[Family]]:
@@ -289,4 +334,3 @@ def freeze_schema() -> dict[str, type[Family]]:
     families = load_families()
     _SCHEMA_FROZEN.append(True)
     return families
-

@@ -72,8 +72,13 @@ PRESETS: dict[str, dict[str, list]] = {
     "high": {"fx": [8, 10, 12, 16, 20, 24], "fy": [8, 10, 12, 16, 20, 24], "ft": [1, 2, 4]},
     "wide": {"fx": [1, 2, 3, 4, 6, 8, 12, 16, 24], "fy": [1, 2, 3, 4, 6, 8, 12, 16, 24], "ft": [1, 2, 4, 8]},
     "tiny": {"fx": [1, 4], "fy": [1, 4], "ft": [1, 4]},
-    "motion": {"fx": [2, 4, 8], "fy": [2, 4, 8], "ft": [1], "direction": [0, 45, 90, 135, 180, 225, 270, 315],
-               "speed": [0, 2, 4]},
+    "motion": {
+        "fx": [2, 4, 8],
+        "fy": [2, 4, 8],
+        "ft": [1],
+        "direction": [0, 45, 90, 135, 180, 225, 270, 315],
+        "speed": [0, 2, 4],
+    },
 }
 #: The label space used when none is named.
 DEFAULT_PRESET = "low"
@@ -88,7 +93,9 @@ def _validate_axis(axis: str, values: Sequence[Any]) -> tuple[int, ...]:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                raise ConfigError(f"{axis} frequency {value!r} is not an integer; frequencies are whole cells per clip extent")
+                raise ConfigError(
+                    f"{axis} frequency {value!r} is not an integer; frequencies are whole cells per clip extent"
+                )
         if value < 1:
             raise ConfigError(f"{axis} frequency {value} must be >= 1 (cells per clip extent)")
         checked.append(value)
@@ -108,8 +115,10 @@ def _validate_motion(directions: Sequence[Any], speeds: Sequence[Any]) -> tuple[
     checked = tuple(int(d) for d in directions), tuple(float(s) for s in speeds)
     names = [speed_name(s) for s in checked[1]]
     if len(set(checked[0])) != len(checked[0]) or len(set(names)) != len(names):
-        raise ConfigError(f"direction {list(directions)} / speed {list(speeds)} list a value twice "
-                          f"(speeds are told apart to 0.01 cells per clip)")
+        raise ConfigError(
+            f"direction {list(directions)} / speed {list(speeds)} list a value twice "
+            f"(speeds are told apart to 0.01 cells per clip)"
+        )
     return checked
 
 
@@ -129,14 +138,23 @@ class LabelSpace:
     (3, 'x004_y004_t01_d000_s2', {'fx': 4, 'fy': 4, 'ft': 1, 'direction': 90, 'speed': 2.0})
     """
 
-    def __init__(self, fx: Sequence[int], fy: Sequence[int], ft: Sequence[int],
-                 direction: Sequence[int] | None = None, speed: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        fx: Sequence[int],
+        fy: Sequence[int],
+        ft: Sequence[int],
+        direction: Sequence[int] | None = None,
+        speed: Sequence[float] | None = None,
+    ) -> None:
         self.fx = _validate_axis("fx", fx)
         self.fy = _validate_axis("fy", fy)
         self.ft = _validate_axis("ft", ft)
         if (direction is None) != (speed is None):
             raise ConfigError("direction and speed must be given together (e.g. direction 0,90,180,270 speed 0.5)")
-        self.direction, self.speed = _validate_motion(direction, speed) if direction is not None else (None, None)
+        self.direction: tuple[int, ...] | None = None
+        self.speed: tuple[float, ...] | None = None
+        if direction is not None and speed is not None:
+            self.direction, self.speed = _validate_motion(direction, speed)
         self._classes = list(self._enumerate())
         self._lookup = {c: k for k, c in enumerate(self._classes)}
 
@@ -144,7 +162,7 @@ class LabelSpace:
         motions = [(None, None)] if self.direction is None else list(itertools.product(self.direction, self.speed))
         for fx, fy, ft in itertools.product(self.fx, self.fy, self.ft):
             for d, s in motions:
-                if s == 0 and d != self.direction[0]:  # type: ignore[index]
+                if s == 0 and d != self.direction[0]:
                     continue  # a static class has no direction: keep one
                 yield (fx, fy, ft) if d is None else (fx, fy, ft, d, s)
 
@@ -167,7 +185,9 @@ class LabelSpace:
             raise ConfigError(f"label space is missing {', '.join(missing)}; give fx, fy and ft lists")
         unknown = sorted(set(spec) - set(AXIS_NAMES) - set(MOTION_AXES))
         if unknown:
-            raise ConfigError(f"label space has unknown axes {', '.join(unknown)}; axes are fx, fy, ft, direction, speed")
+            raise ConfigError(
+                f"label space has unknown axes {', '.join(unknown)}; axes are fx, fy, ft, direction, speed"
+            )
         return cls(spec["fx"], spec["fy"], spec["ft"], spec.get("direction"), spec.get("speed"))
 
     @classmethod
@@ -214,12 +234,12 @@ class LabelSpace:
 
     def frequencies(self, k: int) -> tuple[int, int, int]:
         """The (fx, fy, ft) of class ``k``."""
-        return self._classes[self._check_index(k)][:3]  # type: ignore[return-value]
+        return self._classes[self._check_index(k)][:3]
 
     def motion(self, k: int) -> tuple[int, float]:
         """The (direction in degrees, speed in cells per clip) of class ``k``; (0, 0.0) without motion axes."""
         entry = self._classes[self._check_index(k)]
-        return (entry[3], entry[4]) if len(entry) == 5 else (0, 0.0)  # type: ignore[return-value]
+        return (entry[3], entry[4]) if len(entry) == 5 else (0, 0.0)
 
     def params(self, k: int) -> dict[str, Any]:
         """Every axis's value for class ``k``: ``{"fx", "fy", "ft"}``, plus ``"direction"``, ``"speed"`` when present."""
@@ -254,22 +274,35 @@ class LabelSpace:
         return max(self.fx), max(self.fy), max(self.ft)
 
 
-def resolve_label_space(preset: str | None = None, fx: Sequence[int] | None = None, fy: Sequence[int] | None = None,
-                        ft: Sequence[int] | None = None, labels: str | Path | None = None,
-                        direction: Sequence[int] | None = None, speed: Sequence[float] | None = None) -> LabelSpace:
+def resolve_label_space(
+    preset: str | None = None,
+    fx: Sequence[int] | None = None,
+    fy: Sequence[int] | None = None,
+    ft: Sequence[int] | None = None,
+    labels: str | Path | None = None,
+    direction: Sequence[int] | None = None,
+    speed: Sequence[float] | None = None,
+) -> LabelSpace:
     """The label space named by exactly one source: a preset, the per-axis lists (fx, fy, ft, and
     optionally direction and speed), or a labels file; with none of them the :data:`DEFAULT_PRESET`.
     The command line and run configs both resolve through here, so they follow the same rule."""
     axes = {"fx": fx, "fy": fy, "ft": ft}
     lists = any(v is not None for v in (fx, fy, ft, direction, speed))
-    given = [name for name, used in (("preset", preset is not None), ("fx/fy/ft", lists),
-                                     ("labels", labels is not None)) if used]
+    given = [
+        name
+        for name, used in (("preset", preset is not None), ("fx/fy/ft", lists), ("labels", labels is not None))
+        if used
+    ]
     if len(given) > 1:
-        raise ConfigError(f"give only one of preset, fx/fy/ft or labels to name the label space (got {' and '.join(given)})")
+        raise ConfigError(
+            f"give only one of preset, fx/fy/ft or labels to name the label space (got {' and '.join(given)})"
+        )
     if given == ["fx/fy/ft"]:
         missing = [name for name, values in axes.items() if values is None]
         if missing:
-            raise ConfigError(f"fx, fy and ft must be given together; {', '.join(missing)} missing (e.g. fx 1,2 fy 1,2 ft 1,4)")
+            raise ConfigError(
+                f"fx, fy and ft must be given together; {', '.join(missing)} missing (e.g. fx 1,2 fy 1,2 ft 1,4)"
+            )
         return LabelSpace(fx, fy, ft, direction, speed)  # type: ignore[arg-type]
     if labels is not None:
         return LabelSpace.from_file(labels)

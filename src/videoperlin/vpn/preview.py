@@ -24,8 +24,9 @@ GRID_CLASSES, GRID_COLUMNS = 48, 8
 def _one_clip_per_class(ds: VPNDataset, classes: list[int]) -> np.ndarray:
     """Clips (K, T, H, W, 3) in [0, 1] (RGB, for ``imshow`` and GIFs): the first sample index of each class."""
     if max(classes) >= len(ds):
-        raise ConfigError(f"the preview shows class {max(classes)}, but the set has only {len(ds)} videos; "
-                          f"raise --num-videos")
+        raise ConfigError(
+            f"the preview shows class {max(classes)}, but the set has only {len(ds)} videos; raise --num-videos"
+        )
     clips, _ = ds.batch(classes)  # index k < num_classes has label k
     return clips.permute(0, 2, 3, 4, 1).numpy()
 
@@ -88,8 +89,9 @@ def class_grid(ds: VPNDataset, out: str | Path, frame: int | None = None) -> Pat
         ax.set_title(ds.space.name(k), fontsize=5)
         _draw_arrow(ax, ds.family.arrow(k), ds.width, ds.height)
     shown = f"first {len(classes)} of {len(ds.space)}" if len(classes) < len(ds.space) else f"all {len(ds.space)}"
-    fig.suptitle(f"family {ds.family.name}: {shown} classes (frame {frame} of {ds.frames}, {ds.height}x{ds.width})",
-                 fontsize=8)
+    fig.suptitle(
+        f"family {ds.family.name}: {shown} classes (frame {frame} of {ds.frames}, {ds.height}x{ds.width})", fontsize=8
+    )
     fig.tight_layout()
     return save_figure(fig, out)
 
@@ -99,25 +101,38 @@ def _draw_arrow(ax, motion: tuple[float, float] | None, width: int, height: int)
     if motion is None or not any(motion):
         return
     dx, dy = motion
-    ax.annotate("", xy=(width / 2 + dx / 2, height / 2 - dy / 2), xytext=(width / 2 - dx / 2, height / 2 + dy / 2),
-                arrowprops={"arrowstyle": "->", "color": "red", "lw": 1.2})
+    ax.annotate(
+        "",
+        xy=(width / 2 + dx / 2, height / 2 - dy / 2),
+        xytext=(width / 2 - dx / 2, height / 2 + dy / 2),
+        arrowprops={"arrowstyle": "->", "color": "red", "lw": 1.2},
+    )
 
 
 def mask_panel(ds: VPNDataset, out: str | Path, clips: int = 6) -> Path:
     """``layers``: for a few clips, the first and last frame, and the labelled layer's mask on both (white:
     opaque), with its motion relative to the background as an arrow: where the motion boundary is."""
+    from videoperlin.vpn.families.layers import LayersFamily
     from videoperlin.vpn.scene import warp
 
+    family = ds.family
+    if not isinstance(family, LayersFamily):
+        raise ConfigError(f"the mask panel shows the layers family's masks; {family.name} has none")
     plt = pyplot()
     indices = list(range(clips))
     frames = _one_clip_per_class(ds, indices)
-    scene = ds.family.plan(ds.draws(torch.tensor(indices)), torch.tensor([ds.label(k) for k in indices]))
+    scene = family.plan(ds.draws(torch.tensor(indices)), torch.tensor([ds.label(k) for k in indices]))
     masks = warp(scene.layers[0][1], scene.layers[0][2], scene.camera, (ds.height, ds.width))[:, 0].numpy()
     fig, axes = plt.subplots(4, clips, figsize=(1.4 * clips + 0.4, 6.2), squeeze=False)
     for c, k in enumerate(indices):
-        for r, (image, title) in enumerate(((frames[c, 0], "frame 0"), (masks[c, 0], "mask, frame 0"),
-                                            (frames[c, -1], f"frame {ds.frames - 1}"),
-                                            (masks[c, -1], f"mask, frame {ds.frames - 1}"))):
+        for r, (image, title) in enumerate(
+            (
+                (frames[c, 0], "frame 0"),
+                (masks[c, 0], "mask, frame 0"),
+                (frames[c, -1], f"frame {ds.frames - 1}"),
+                (masks[c, -1], f"mask, frame {ds.frames - 1}"),
+            )
+        ):
             ax = axes[r, c]
             ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
             ax.set_xticks([])
@@ -133,13 +148,18 @@ def mask_panel(ds: VPNDataset, out: str | Path, clips: int = 6) -> Path:
 def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
     """Motion classes of the first (fx, fy) at ``ft``: speeds down the rows, directions across, one frame
     each with an arrow of the class's motion (length proportional to its pixel speed)."""
+    from videoperlin.vpn.families.perlin import PerlinFamily
+
+    family = ds.family
+    if not isinstance(family, PerlinFamily):
+        raise ConfigError(f"the motion grid lays out perlin's motion classes; draw {family.name} with class_grid")
     plt = pyplot()
     space = ds.space
     ft, frame = _check_view(ds, ft, frame)
     fx, fy = space.fx[0], space.fy[0]
     rows, cols = len(space.speed), len(space.direction)
     fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.8), squeeze=False)
-    fastest = max(math.hypot(*ds.family.velocity(k)) for k in range(len(space))) or 1.0
+    fastest = max(math.hypot(*family.velocity(k)) for k in range(len(space))) or 1.0
     for r, speed in enumerate(space.speed):
         for c, direction in enumerate(space.direction):
             ax = axes[r, c]
@@ -150,15 +170,22 @@ def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: i
                 continue
             k = space.index(fx, fy, ft, direction, speed)
             ax.imshow(_one_clip_per_class(ds, [k])[0, frame], cmap="gray", vmin=0.0, vmax=1.0)
-            vx, vy = ds.family.velocity(k)
+            vx, vy = family.velocity(k)
             length = 0.42 * ds.width * math.hypot(vx, vy) / fastest
             angle = math.radians(direction)
             if speed:
-                ax.annotate("", xy=(ds.width / 2 + length * math.cos(angle), ds.height / 2 - length * math.sin(angle)),
-                            xytext=(ds.width / 2, ds.height / 2), arrowprops={"arrowstyle": "->", "color": "red", "lw": 1.5})
+                ax.annotate(
+                    "",
+                    xy=(ds.width / 2 + length * math.cos(angle), ds.height / 2 - length * math.sin(angle)),
+                    xytext=(ds.width / 2, ds.height / 2),
+                    arrowprops={"arrowstyle": "->", "color": "red", "lw": 1.5},
+                )
             ax.set_title(space.name(k).split("_", 3)[-1], fontsize=6)
-    fig.suptitle(f"VPN motion classes at fx={fx}, fy={fy}, ft={ft} (frame {frame} of {ds.frames}; "
-                 f"arrows: direction, length = pixel speed)", fontsize=8)
+    fig.suptitle(
+        f"VPN motion classes at fx={fx}, fy={fy}, ft={ft} (frame {frame} of {ds.frames}; "
+        f"arrows: direction, length = pixel speed)",
+        fontsize=8,
+    )
     fig.tight_layout()
     return save_figure(fig, out)
 
@@ -166,8 +193,8 @@ def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: i
 def preview_gif(ds: VPNDataset, out: str | Path, classes: list[int] | None = None, fps: int = 8) -> Path:
     """Animated GIF of a few classes side by side (default: up to 6 spread over the label space; with
     motion axes, the fastest speed of the first texture in every listed direction)."""
-    if classes is None and isinstance(ds.space, LabelSpace) and ds.space.has_motion:
-        s = ds.space
+    s = ds.space
+    if classes is None and isinstance(s, LabelSpace) and s.direction is not None and s.speed is not None:
         classes = [s.index(s.fx[0], s.fy[0], s.ft[0], d, max(s.speed)) for d in s.direction][:8]
     if classes is None:
         count = min(6, len(ds.space))
@@ -187,8 +214,12 @@ def write_strip_gif(clips: list[np.ndarray], out: str | Path, fps: int = 8, gap:
     spacer = np.ones((clips[0].shape[0], clips[0].shape[1], gap, 3), dtype=np.float32)
     strip = np.rint(np.clip(np.concatenate([p for c in clips for p in (c, spacer)][:-1], axis=2), 0, 1) * 255)
     gray = bool((strip == strip[..., :1]).all())
-    frames = [Image.fromarray(f[..., 0].astype(np.uint8), mode="L") if gray else
-              Image.fromarray(f.astype(np.uint8), mode="RGB") for f in strip]
+    frames = [
+        Image.fromarray(f[..., 0].astype(np.uint8), mode="L")
+        if gray
+        else Image.fromarray(f.astype(np.uint8), mode="RGB")
+        for f in strip
+    ]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:

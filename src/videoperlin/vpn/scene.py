@@ -66,8 +66,13 @@ def canvas_map(offset: Tensor, camera: Camera, canvas: tuple[int, int], size: tu
     angle, zoom = torch.deg2rad(camera.rotation), camera.zoom
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     moved = camera.shift + offset
-    return torch.stack([torch.stack([cos * (w - 1) / 2, -sin * (h - 1) / 2, (wc - 1) / 2 - moved[..., 0]], -1),
-                        torch.stack([sin * (w - 1) / 2, cos * (h - 1) / 2, (hc - 1) / 2 + moved[..., 1]], -1)], -2)
+    return torch.stack(
+        [
+            torch.stack([cos * (w - 1) / 2, -sin * (h - 1) / 2, (wc - 1) / 2 - moved[..., 0]], -1),
+            torch.stack([sin * (w - 1) / 2, cos * (h - 1) / 2, (hc - 1) / 2 + moved[..., 1]], -1),
+        ],
+        -2,
+    )
 
 
 def warp(canvas: Tensor, offset: Tensor, camera: Camera, size: tuple[int, int]) -> Tensor:
@@ -96,8 +101,9 @@ def warp(canvas: Tensor, offset: Tensor, camera: Camera, size: tuple[int, int]) 
         down.append((a[..., 1, None] * ys) * scale + centre[..., None])  # (B, T, H)
     grid = torch.stack(across, -1).float()[:, :, None] + torch.stack(down, -1).float()[:, :, :, None]  # one pass
     tiled = canvas.repeat(1, 1, tiles[1], tiles[0])
-    out = F.grid_sample(tiled, grid.view(batch, frames * h, w, 2), mode="bilinear", padding_mode="border",
-                        align_corners=True)
+    out = F.grid_sample(
+        tiled, grid.view(batch, frames * h, w, 2), mode="bilinear", padding_mode="border", align_corners=True
+    )
     return out.view(batch, channels, frames, h, w)
 
 
@@ -131,5 +137,14 @@ def unit_direction(degrees: Tensor) -> Tensor:
     return torch.stack([torch.cos(radians), torch.sin(radians)], dim=-1)
 
 
-__all__ = ["Camera", "canvas_map", "composite", "ramp", "soft_threshold", "tint", "trajectory",
-           "unit_direction", "warp"]
+__all__ = [
+    "Camera",
+    "canvas_map",
+    "composite",
+    "ramp",
+    "soft_threshold",
+    "tint",
+    "trajectory",
+    "unit_direction",
+    "warp",
+]

@@ -23,8 +23,8 @@ import dataclasses
 import typing
 from typing import Any
 
-from videoperlin.geometry import ClipGeometry
 from videoperlin.config_fields import Checked, FieldError, at_least, one_of, option, values_of
+from videoperlin.geometry import ClipGeometry
 from videoperlin.vpn.dataset import VPNDataset
 from videoperlin.vpn.family import Family, LabelSource, SourceOptions, freeze_schema
 
@@ -33,15 +33,19 @@ FAMILIES = freeze_schema()
 
 @dataclasses.dataclass
 class _SourceBase(Checked):
-    family: str = option("perlin", f"formula family of the clips: {', '.join(sorted(FAMILIES))} "
-                                   f"(videoperlin families describes them)", one_of(sorted(FAMILIES)))
-    num_videos: int = option(10000, "clips in the set (per epoch in pre-training: the same clips every epoch)",
-                             at_least(1))
+    family: str = option(
+        "perlin",
+        f"formula family of the clips: {', '.join(sorted(FAMILIES))} (videoperlin families describes them)",
+        one_of(sorted(FAMILIES)),
+    )
+    num_videos: int = option(
+        10000, "clips in the set (per epoch in pre-training: the same clips every epoch)", at_least(1)
+    )
 
 
-def _family_fields() -> list[tuple[str, Any, dataclasses.Field]]:
+def _family_fields() -> list[tuple[str, Any, Any]]:
     """(name, type, field) of the shared label/option fields, then each family's own, once each."""
-    rows: dict[str, tuple[str, Any, dataclasses.Field]] = {}
+    rows: dict[str, tuple[str, Any, Any]] = {}  # (name, type, dataclasses.field(...))
     for cls in (LabelSource, SourceOptions, *(g for f in FAMILIES.values() for g in (f.Labels, f.Options))):
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
@@ -82,28 +86,46 @@ class _SourceMethods:
 
     def dataset(self, geometry: ClipGeometry, seed: int, num_videos: int | None = None) -> VPNDataset:
         """The dataset this source names at ``geometry`` and ``seed`` (``num_videos`` overrides the count)."""
-        return VPNDataset(self.label_space(), num_videos or self.num_videos, geometry.frames, geometry.size, seed,
-                          family=self.family, spec=self.options())
+        return VPNDataset(
+            self.label_space(),
+            num_videos or self.num_videos,
+            geometry.frames,
+            geometry.size,
+            seed,
+            family=self.family,
+            spec=self.options(),
+        )
 
     def check_relations(self) -> None:
         family = self.family_class()
         if self.preset is not None and self.preset not in family.presets:  # type: ignore[attr-defined]
-            raise FieldError("preset", f"{self.preset!r} is not a preset of family {family.name}; its presets: "  # type: ignore[attr-defined]
-                                       f"{', '.join(family.presets)}")
+            raise FieldError(
+                "preset",
+                f"{self.preset!r} is not a preset of family {family.name}; its presets: "  # type: ignore[attr-defined]
+                f"{', '.join(family.presets)}",
+            )
         mine = {f.name for g in (family.Labels, family.Options) for f in dataclasses.fields(g)}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             if f.name in mine or f.name in ("family", "num_videos", "val_videos"):
                 continue
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
             if getattr(self, f.name) != default:
-                raise FieldError(f.name, f"is an option of family {', '.join(_owners()[f.name])}, not {family.name}; "
-                                         f"set family or leave {f.name} out")
+                raise FieldError(
+                    f.name,
+                    f"is an option of family {', '.join(_owners()[f.name])}, not {family.name}; "
+                    f"set family or leave {f.name} out",
+                )
 
 
 ClipSource = dataclasses.make_dataclass(
-    "ClipSource", _family_fields(), bases=(_SourceMethods, _SourceBase),
-    namespace={"__doc__": "A synthetic clip source (module docstring): family, label choice, options, count.",
-               "__module__": __name__})
+    "ClipSource",
+    _family_fields(),
+    bases=(_SourceMethods, _SourceBase),
+    namespace={
+        "__doc__": "A synthetic clip source (module docstring): family, label choice, options, count.",
+        "__module__": __name__,
+    },
+)
 
 
-__all__ = ["ClipSource", "FAMILIES"]
+__all__ = ["FAMILIES", "ClipSource"]

@@ -5,4 +5,4 @@
 from videoperlin.vpn.families.perlin import VPNSpec
 from videoperlin.vpn.family import RNG, LabelMode
 
-__all__ = ["VPNSpec", "LabelMode", "RNG"]
+__all__ = ["RNG", "LabelMode", "VPNSpec"]

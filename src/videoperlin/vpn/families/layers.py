@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -52,21 +53,31 @@ DIRECTIONS = [0, 45, 90, 135, 180, 225, 270, 315]
 
 @dataclass
 class LayersOptions(ColourOption, SourceOptions):
-    layers_count: int = option(2, f"foreground layers (1..{MAX_LAYERS}): the first carries the label, the others "
-                                  f"are distractors in front of it", in_range(1, MAX_LAYERS))
-    layers_background_speed: float = option(0.5, "largest background (camera pan) speed in frame widths per clip; "
-                                                  "its direction is uniform", in_range(0, 1))
-    layers_acceleration: float = option(0.0, "each layer's speed ramps from (1 - a) to (1 + a) of its mean over the "
-                                             "clip, a ~ U(-j, j) per layer (0: constant velocity)", in_range(0, 1))
-    layers_zoom: float = option(0.0, "camera zoom over the clip: the scale goes from 1 to 1 + z, z ~ U(-j, j)",
-                                in_range(0, 0.5))
+    layers_count: int = option(
+        2,
+        f"foreground layers (1..{MAX_LAYERS}): the first carries the label, the others are distractors in front of it",
+        in_range(1, MAX_LAYERS),
+    )
+    layers_background_speed: float = option(
+        0.5, "largest background (camera pan) speed in frame widths per clip; its direction is uniform", in_range(0, 1)
+    )
+    layers_acceleration: float = option(
+        0.0,
+        "each layer's speed ramps from (1 - a) to (1 + a) of its mean over the "
+        "clip, a ~ U(-j, j) per layer (0: constant velocity)",
+        in_range(0, 1),
+    )
+    layers_zoom: float = option(
+        0.0, "camera zoom over the clip: the scale goes from 1 to 1 + z, z ~ U(-j, j)", in_range(0, 0.5)
+    )
     layers_rotation: float = option(0.0, "camera rotation over the clip in degrees, ~ U(-j, j)", in_range(0, 90))
 
 
 @dataclass
 class LayersLabels(LabelSource):
-    layers_direction: list[int] | None = option(None, "directions of the first layer's motion relative to the "
-                                                      "background, degrees (0 right, 90 up)")
+    layers_direction: list[int] | None = option(
+        None, "directions of the first layer's motion relative to the background, degrees (0 right, 90 up)"
+    )
     layers_speed: list[float] | None = option(None, "its relative speeds in frame widths per clip (0: rides with it)")
 
 
@@ -77,14 +88,19 @@ class LayersFamily(Family):
     name = "layers"
     Options = LayersOptions
     Labels = LayersLabels
-    presets = {"default": {"layers_direction": DIRECTIONS, "layers_speed": [0, 0.25, 0.5]}}
+    presets: ClassVar[dict[str, dict[str, list]]] = {
+        "default": {"layers_direction": DIRECTIONS, "layers_speed": [0, 0.25, 0.5]}
+    }
     default_preset = "default"
     description = "textured layers over a panning background, class = a layer's motion relative to it (ours)"
 
     @classmethod
     def space_from_dict(cls, axes: dict) -> ClassGrid:
-        grid = ClassGrid(super().space_from_dict(axes).axes, still=("layers_direction", "layers_speed"),
-                         names={"layers_direction": lambda d: f"d{d:03d}", "layers_speed": speed_name})
+        grid = ClassGrid(
+            super().space_from_dict(axes).axes,
+            still=("layers_direction", "layers_speed"),
+            names={"layers_direction": lambda d: f"d{d:03d}", "layers_speed": speed_name},
+        )
         if any(not 0 <= s <= 1 for s in grid.axes["layers_speed"]):
             raise ConfigError(f"layers_speed {grid.axes['layers_speed']} must be frame widths in [0, 1]")
         return grid
@@ -97,7 +113,7 @@ class LayersFamily(Family):
 
     def layout(self) -> DrawLayout:
         layers = [f"layer{k}" for k in range(MAX_LAYERS)]
-        blocks = {"background": self.nodes(max(TEXTURE_CELLS))}
+        blocks: dict[str, tuple[int, ...]] = {"background": self.nodes(max(TEXTURE_CELLS))}
         for k in range(MAX_LAYERS):
             blocks.update({f"texture{k}": self.nodes(max(TEXTURE_CELLS)), f"mask{k}": self.nodes(MASK_CELLS)})
         slots = {"scene": 0, **{name: 16 + LAYER_DRAWS * k for k, name in enumerate(layers)}}  # 16 leaves scene room
@@ -138,12 +154,17 @@ class LayersFamily(Family):
         layer_u = [draws.uniform(f"layer{k}", LAYER_DRAWS) for k in range(MAX_LAYERS)]
         s = ramp(self.frames, device)[None, :]
         pan = unit_direction(360 * scene[:, 0]) * (scene[:, 1] * o.layers_background_speed * self.width)[:, None]
-        camera = Camera(1 + o.layers_zoom * (2 * scene[:, 2:3] - 1) * s, o.layers_rotation * (2 * scene[:, 3:4] - 1) * s,
-                        pan[:, None, :] * s[..., None])
+        camera = Camera(
+            1 + o.layers_zoom * (2 * scene[:, 2:3] - 1) * s,
+            o.layers_rotation * (2 * scene[:, 3:4] - 1) * s,
+            pan[:, None, :] * s[..., None],
+        )
         background = self.texture(draws, "background", scene[:, 4:12])
         params = [self.space.params(k) for k in labels.tolist()]
-        relative = (torch.tensor([float(p["layers_direction"]) for p in params], dtype=torch.float64, device=device),
-                    torch.tensor([float(p["layers_speed"]) for p in params], dtype=torch.float64, device=device))
+        relative = (
+            torch.tensor([float(p["layers_direction"]) for p in params], dtype=torch.float64, device=device),
+            torch.tensor([float(p["layers_speed"]) for p in params], dtype=torch.float64, device=device),
+        )
         layers = []
         for k in range(o.layers_count):
             u = layer_u[k]

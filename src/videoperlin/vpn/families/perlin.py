@@ -29,9 +29,17 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from videoperlin.errors import ConfigError
-from videoperlin.noise import Octave, drift_nodes, fractal_std, lattice_nodes, octave_cells, render_octaves, validate_cells
 from videoperlin.config_fields import at_least, in_range, option
+from videoperlin.errors import ConfigError
+from videoperlin.noise import (
+    Octave,
+    drift_nodes,
+    fractal_std,
+    lattice_nodes,
+    octave_cells,
+    render_octaves,
+    validate_cells,
+)
 from videoperlin.vpn.draws import BACKENDS, DrawLayout
 from videoperlin.vpn.family import ColourOption, Family, LabelSource, SourceOptions, register
 from videoperlin.vpn.labels import DEFAULT_PRESET, PRESETS, LabelSpace, resolve_label_space
@@ -54,9 +62,14 @@ class VPNSpec(ColourOption, SourceOptions):
     random_phase: bool = option(True, "offset the lattice by a random fraction of a cell per axis and octave")
     contrast_jitter: float = option(0.25, "contrast drawn from U(1-j, 1+j)", in_range(0, 1, high_open=True))
     brightness_jitter: float = option(0.1, "mean gray level drawn from 0.5 + U(-j, j)", in_range(0, 0.5))
-    direction_jitter: float = option(0.0, "motion direction drawn from the class's + U(-j, j) degrees "
-                                          "(classes with direction/speed axes)", in_range(0, 180))
-    speed_jitter: float = option(0.0, "motion speed drawn from the class's x U(1-j, 1+j)", in_range(0, 1, high_open=True))
+    direction_jitter: float = option(
+        0.0,
+        "motion direction drawn from the class's + U(-j, j) degrees (classes with direction/speed axes)",
+        in_range(0, 180),
+    )
+    speed_jitter: float = option(
+        0.0, "motion speed drawn from the class's x U(1-j, 1+j)", in_range(0, 1, high_open=True)
+    )
 
 
 @dataclass
@@ -75,7 +88,7 @@ class SampleParams:
     """Everything random about one clip (for tests and analysis; rendering works on whole batches)."""
 
     label: int
-    cells: list[tuple[int, int, int]]  # per octave, (ft, fy, fx)
+    cells: list[tuple[int, ...]]  # per octave, (ft, fy, fx)
     phases: Tensor  # (octaves, 3) float64, ordered (t, y, x)
     gradients: list[Tensor]  # per octave, (3, Lt, Ly, Lx) float32 cut to the class's lattice, amplitude folded in
     contrast: float
@@ -119,8 +132,10 @@ class PerlinFamily(Family):
                 validate_cells(top, samples, axis)
             except ConfigError:
                 unit = "frames" if axis == "ft" else "pixels"
-                raise ConfigError(f"{axis} {base}{where} means {top} lattice cells on an axis of {samples} {unit}; "
-                                  f"use frequencies <= {samples}, fewer octaves or a larger clip") from None
+                raise ConfigError(
+                    f"{axis} {base}{where} means {top} lattice cells on an axis of {samples} {unit}; "
+                    f"use frequencies <= {samples}, fewer octaves or a larger clip"
+                ) from None
 
     # ---- per class -------------------------------------------------------------------------------
 
@@ -132,8 +147,11 @@ class PerlinFamily(Family):
         for octave in range(spec.octaves):
             ct, cy, cx = (octave_cells(f, octave, spec.lacunarity) for f in (ft, fy, fx))
             dy, dx = self._drift_bound(label, cy, cx)
-            nodes = (lattice_nodes(ct, spec.tileable), drift_nodes(cy, dy, spec.tileable),
-                     drift_nodes(cx, dx, spec.tileable))
+            nodes = (
+                lattice_nodes(ct, spec.tileable),
+                drift_nodes(cy, dy, spec.tileable),
+                drift_nodes(cx, dx, spec.tileable),
+            )
             lattice.append(((ct, cy, cx), nodes))
         return lattice
 
@@ -157,10 +175,12 @@ class PerlinFamily(Family):
         ``direction`` (classes,) degrees, ``speed`` (classes,) cells per clip."""
         if (name, device) not in self._tables:
             classes = range(len(self.space))
-            values = {"cells": lambda: [[c for c, _ in self.lattices[k]] for k in classes],
-                      "fxy": lambda: [self.space.frequencies(k)[:2] for k in classes],
-                      "direction": lambda: [self.space.motion(k)[0] for k in classes],
-                      "speed": lambda: [float(self.space.motion(k)[1]) for k in classes]}[name]()
+            values = {
+                "cells": lambda: [[c for c, _ in self.lattices[k]] for k in classes],
+                "fxy": lambda: [self.space.frequencies(k)[:2] for k in classes],
+                "direction": lambda: [self.space.motion(k)[0] for k in classes],
+                "speed": lambda: [float(self.space.motion(k)[1]) for k in classes],
+            }[name]()
             dtype = torch.long if name == "cells" else torch.float64
             self._tables[name, device] = torch.tensor(values, dtype=dtype, device=device)
         return self._tables[name, device]
@@ -171,8 +191,10 @@ class PerlinFamily(Family):
         """Phases, jitter, the gradients per octave, the motion jitter (in that order for the
         generator); the counter's gradient blocks hold the largest lattice any class needs."""
         octaves = range(self.options.octaves)
-        largest = {f"gradients{o}": tuple(max(lattice[o][1][axis] for lattice in self.lattices) for axis in range(3))
-                   for o in octaves}
+        largest = {
+            f"gradients{o}": tuple(max(lattice[o][1][axis] for lattice in self.lattices) for axis in range(3))
+            for o in octaves
+        }
         return DrawLayout(("phases", "jitter", *largest, "motion_jitter", "colour"), COUNTER_SLOTS, largest)
 
     def velocities(self, labels: Tensor, jitter: Tensor) -> tuple[Tensor, Tensor]:
@@ -212,14 +234,20 @@ class PerlinFamily(Family):
         for octave, grads in enumerate(gradients):
             c = cells[:, octave]
             drift = torch.stack([-vy * c[:, 1] / self.height, vx * c[:, 2] / self.width], dim=1)
-            octaves.append(Octave(grads, c, phases[:, octave].contiguous(), o.tileable,
-                                  drift if bool(drift.any()) else None))
+            octaves.append(
+                Octave(grads, c, phases[:, octave].contiguous(), o.tileable, drift if bool(drift.any()) else None)
+            )
         return octaves, contrast, brightness
 
     def render(self, draws, labels: Tensor) -> Tensor:
         octaves, contrast, brightness = self.clip_parameters(draws, labels)
-        gray = render_octaves(octaves, (self.frames, self.height, self.width), contrast * self.intensity_scale,
-                              0.5 + brightness, clamp=(0.0, 1.0))[:, None]
+        gray = render_octaves(
+            octaves,
+            (self.frames, self.height, self.width),
+            contrast * self.intensity_scale,
+            0.5 + brightness,
+            clamp=(0.0, 1.0),
+        )[:, None]
         hue, saturation = draws.uniform("colour", 2).unbind(1)
         return tint(gray, hue, saturation * self.options.colour) if self.options.colour else gray
 

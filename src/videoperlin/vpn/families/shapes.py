@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -47,12 +47,17 @@ SLOTS = {"object": 0, "distractors": 16, "texture_phase": 48}
 
 @dataclass
 class ShapesOptions(ColourOption, SourceOptions):
-    shapes_size: float = option(0.3, "mean object diameter as a share of the frame (each object: x U(0.7, 1.3))",
-                                in_range(0.05, 0.5))
-    shapes_distractors: int = option(0, f"further moving shapes of random kind and motion, behind the labelled one "
-                                        f"(0..{MAX_DISTRACTORS})", in_range(0, MAX_DISTRACTORS))
-    shapes_background: Literal["flat", "texture"] = option("flat", "background: a flat gray level, or a still "
-                                                                   "Perlin texture")
+    shapes_size: float = option(
+        0.3, "mean object diameter as a share of the frame (each object: x U(0.7, 1.3))", in_range(0.05, 0.5)
+    )
+    shapes_distractors: int = option(
+        0,
+        f"further moving shapes of random kind and motion, behind the labelled one (0..{MAX_DISTRACTORS})",
+        in_range(0, MAX_DISTRACTORS),
+    )
+    shapes_background: Literal["flat", "texture"] = option(
+        "flat", "background: a flat gray level, or a still Perlin texture"
+    )
 
 
 @dataclass
@@ -85,16 +90,21 @@ class ShapesFamily(Family):
     name = "shapes"
     Options = ShapesOptions
     Labels = ShapesLabels
-    presets = {"default": {"shapes_shape": list(SHAPES), "shapes_direction": DIRECTIONS, "shapes_speed": [0, 0.3, 0.6]},
-               "circles": {"shapes_shape": ["circle"], "shapes_direction": DIRECTIONS, "shapes_speed": [0, 0.3, 0.6]}}
+    presets: ClassVar[dict[str, dict[str, list]]] = {
+        "default": {"shapes_shape": list(SHAPES), "shapes_direction": DIRECTIONS, "shapes_speed": [0, 0.3, 0.6]},
+        "circles": {"shapes_shape": ["circle"], "shapes_direction": DIRECTIONS, "shapes_speed": [0, 0.3, 0.6]},
+    }
     default_preset = "default"
     description = "a shape moving over a background, class = shape x direction x speed (the peers' anchor)"
 
     @classmethod
     def space_from_dict(cls, axes: dict) -> ClassGrid:
         space = super().space_from_dict(axes)
-        grid = ClassGrid(space.axes, still=("shapes_direction", "shapes_speed"),
-                         names={"shapes_shape": str, "shapes_direction": lambda d: f"d{d:03d}", "shapes_speed": speed_name})
+        grid = ClassGrid(
+            space.axes,
+            still=("shapes_direction", "shapes_speed"),
+            names={"shapes_shape": str, "shapes_direction": lambda d: f"d{d:03d}", "shapes_speed": speed_name},
+        )
         unknown = sorted(set(grid.axes["shapes_shape"]) - set(SHAPES))
         if unknown:
             raise ConfigError(f"shapes_shape {unknown} are not shapes; shapes are {', '.join(SHAPES)}")
@@ -114,9 +124,11 @@ class ShapesFamily(Family):
         """(shape index, direction degrees, speed in frame widths) of ``labels`` (B,)."""
         params = [self.space.params(k) for k in labels.tolist()]
         device = labels.device
-        return (torch.tensor([SHAPES.index(p["shapes_shape"]) for p in params], device=device),
-                torch.tensor([float(p["shapes_direction"]) for p in params], dtype=torch.float64, device=device),
-                torch.tensor([float(p["shapes_speed"]) for p in params], dtype=torch.float64, device=device))
+        return (
+            torch.tensor([SHAPES.index(p["shapes_shape"]) for p in params], device=device),
+            torch.tensor([float(p["shapes_direction"]) for p in params], dtype=torch.float64, device=device),
+            torch.tensor([float(p["shapes_speed"]) for p in params], dtype=torch.float64, device=device),
+        )
 
     def paths(self, u: Tensor, direction: Tensor, speed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Radius (B,), centre (B, T, 2) in pixels from the frame centre (+y up), and orientation (B,) of
@@ -174,8 +186,9 @@ class ShapesFamily(Family):
             d = more[:, k]
             shape = (d[:, 4] * len(SHAPES)).long().clamp_max(len(SHAPES) - 1)
             mask = self.object_mask(shape, *self.paths(d, 360 * d[:, 5], 0.6 * d[:, 6]))
-            out = torch.lerp(out, self.coloured((0.1 + 0.8 * d[:, 7]).float().view(-1, 1, 1, 1, 1), d[:, 7], d[:, 6]),
-                             mask)
+            out = torch.lerp(
+                out, self.coloured((0.1 + 0.8 * d[:, 7]).float().view(-1, 1, 1, 1, 1), d[:, 7], d[:, 6]), mask
+            )
         shape, direction, speed = self.class_table(labels)
         mask = self.object_mask(shape, *self.paths(u, direction, speed))
         contrast = (0.25 + 0.2 * u[:, 5]) * torch.where(u[:, 6] < 0.5, -1.0, 1.0)
