@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -151,6 +153,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     if args.inject_fault:
+        # the verdicts of a simulated fault must never reach the real cache, where they would keep
+        # healthy layers in fp32 in every later run on this machine: probe into a throw-away one
+        os.environ["VIDEOPERLIN_CACHE_DIR"] = tempfile.mkdtemp(prefix="videoperlin-injected-")
         faults.install()
     space = LabelSpace.preset("low")
     dataset = VPNDataset(space, num_videos=100_000, frames=16, size=args.size, seed=0)

@@ -74,11 +74,7 @@ print(repr(clips[:, 0].double().sum(dim=(1, 2, 3)).tolist()), repr(clips[:, 0, 4
 
 
 def test_identical_across_processes():
-    outputs = {
-        subprocess.run([sys.executable, "-c", _DIGEST], capture_output=True, text=True, check=True).stdout
-        for _ in range(2)
-    }
-    assert len(outputs) == 1
+    outputs = {subprocess.run([sys.executable, "-c", _DIGEST], capture_output=True, text=True, check=True).stdout}
     ds = VPNDataset(LabelSpace.preset("low"), num_videos=500, frames=8, size=32, seed=11)
     clips, _ = ds.batch([3, 77, 499])
     local = f"{clips[:, 0].double().sum(dim=(1, 2, 3)).tolist()!r} {clips[:, 0, 4, 7, 9].tolist()!r}\n"
@@ -262,9 +258,10 @@ def test_direction_label_is_the_direction_of_motion():
     implies; static classes do not move."""
     ds = VPNDataset(LabelSpace.preset("motion"), num_videos=153 * 4, frames=16, size=64, seed=0)
     gap, totals = 2, {}
-    for index in range(len(ds)):
-        dy, dx = global_displacement(ds[index][0][0], gap)
-        total = totals.setdefault(ds.label(index), [0.0, 0.0])
+    clips, labels = ds.batch(range(len(ds)))  # the same clips as ds[i] (test_batch_agrees_with_items...)
+    for clip, label in zip(clips, labels.tolist()):
+        dy, dx = global_displacement(clip[0], gap)
+        total = totals.setdefault(label, [0.0, 0.0])
         total[0], total[1] = total[0] + dy / 4, total[1] + dx / 4
     errors, ratios = [], []
     for label, (dy, dx) in totals.items():

@@ -107,6 +107,7 @@ def test_parse_shard():
             parse_shard(bad)
 
 
+@pytest.mark.slow  # a generate process killed mid-write, then resumed
 def test_resume_after_kill_9_completes_without_duplicates_or_corrupt_files(tmp_path):
     out = tmp_path / "vpn"
     args = [

@@ -221,7 +221,6 @@ def test_a_kinetics_torchvision_checkpoint_fine_tunes_without_manual_steps(tmp_p
         "off",
         "--lr",
         "1e-9",
-        "-q",
         "--set",
         "optim.weight_decay=0",
     )

@@ -49,11 +49,12 @@ def test_parameter_counts_match_3d_resnets_pytorch(name, millions):
 
 
 def test_shortcut_a_count_and_2plus1d_counts():
-    assert abs(count_parameters(create_model("r3d18", shortcut="A")) / 1e6 / 33.24 - 1) < 0.005
-    for depth in (10, 18, 34, 50, 101, 152, 200):
-        r3d = count_parameters(create_model(f"r3d{depth}"))
-        r2p1d = count_parameters(create_model(f"r2p1d{depth}"))
-        assert abs(r2p1d / r3d - 1) < 0.02, depth
+    with torch.device("meta"):  # shapes only: counting needs no weights
+        assert abs(count_parameters(create_model("r3d18", shortcut="A")) / 1e6 / 33.24 - 1) < 0.005
+        for depth in (10, 18, 34, 50, 101, 152, 200):
+            r3d = count_parameters(create_model(f"r3d{depth}"))
+            r2p1d = count_parameters(create_model(f"r2p1d{depth}"))
+            assert abs(r2p1d / r3d - 1) < 0.02, depth
 
 
 def test_options_change_the_network():

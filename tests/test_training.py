@@ -195,7 +195,10 @@ def _final_weights(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
 
 
-@pytest.mark.parametrize("data, workers", [(None, 0), ("videos", 0), ("videos", 2)])
+@pytest.mark.parametrize(
+    "data, workers",
+    [(None, 0), ("videos", 0), pytest.param("videos", 2, marks=pytest.mark.slow)],  # slow: worker processes
+)
 def test_resume_equals_uninterrupted_run(tmp_path, videos, data, workers):
     """Bit-identical final weights; with workers the loaders are persistent, and the epoch travels with
     each index to the workers."""
@@ -245,6 +248,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # torchrun with two processes
 def test_ddp_two_processes_on_cpu(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -314,7 +318,7 @@ def test_bad_videos_are_skipped_and_counted(tmp_path, cli, dirty):
         "data.val_fraction=0.25",
         "--out",
         str(run),
-        *TINY,
+        *[arg for arg in TINY if arg != "-q"],  # the warnings are what this test reads: -q prints errors only
     )
     assert proc.returncode == 0, proc.stderr
     assert "skipping bad video" in proc.stderr

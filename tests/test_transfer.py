@@ -52,6 +52,7 @@ def tiny_protocol(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # the whole study: 2 archs x 5 arms x 2 pre-training seeds (the default suite runs a smaller one)
 def test_transfer_study_end_to_end(tmp_path):
     manifest = write_manifest(tmp_path)
     torch.save(ResNet2d(Basic2d, (1, 1, 1, 1), num_classes=1000).state_dict(), tmp_path / "resnet2d.pth")
@@ -107,6 +108,25 @@ def test_transfer_study_end_to_end(tmp_path):
     assert (published / "report.md").exists() and (published / "results.csv").exists()
     assert len(list((out / "pretrain").iterdir())) == 13  # 3 VPN arms x 2 archs x 2 pre-training seeds + 1 inflated
 
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
+    assert main(args) == 0  # finished work is reused, nothing retrains
+    assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
+
+
+def test_a_small_study_reports_publishes_and_reuses_its_runs(tmp_path):
+    """The default suite's study end to end (the whole one is slow): one arch, scratch and vpn-low with
+    two pre-training seeds, paired in the report, published, and reused on a second run."""
+    manifest = write_manifest(tmp_path)
+    out, published = tmp_path / "out", tmp_path / "published"
+    args = ["transfer", "--config", str(tiny_protocol(tmp_path)), "--out", str(out), "--data", str(manifest)]
+    args += ["--set", "archs=r3d10", "--set", "arms=[scratch, vpn-low]", "--publish", str(published)]
+    assert main(args) == 0
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["arm"], r["pretrain_seed"]) for r in rows} == {("scratch", ""), ("vpn-low", "0"), ("vpn-low", "1")}
+    report = (out / "report.md").read_text()
+    assert "| r3d10 | vpn-low |" in report and "(n=2)" in report and "[95% CI]" in report
+    assert (published / "results.csv").exists() and (published / "figures" / "curves_toy_r3d10.png").exists()
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
     assert main(args) == 0  # finished work is reused, nothing retrains
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
