@@ -385,3 +385,14 @@ def test_settings_that_are_valid_but_odd_are_warned_about(tmp_path, cli):
     assert proc.returncode == 0, proc.stderr
     assert "warmup_epochs 3 >= train.epochs 1" in proc.stderr and "accum_steps 9 exceeds the 8 steps" in proc.stderr
     assert "optim.milestones [0, 4] reach train.epochs 1" in proc.stderr
+
+
+def test_the_real_entry_point_prints_its_version_and_one_quiet_error_line(cli_process):
+    """``python -m videoperlin`` in a fresh process (the rest of the suite runs commands in-process)."""
+    import videoperlin
+
+    version = cli_process("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"videoperlin {videoperlin.__version__}"
+    one_line_error(
+        cli_process(*PRE, "--set", "optim.lr=nan", "--out", "unused"), "optim.lr nan must be a finite number"
+    )

@@ -18,6 +18,7 @@ from videoperlin.cli.training import builtin_config
 from videoperlin.data.encode import encode_video
 from videoperlin.errors import ConfigError
 from videoperlin.study.protocol import load_protocol
+from videoperlin.study.report import comparison_table
 from videoperlin.study.statistics import paired, paired_interval, t_quantile_975, verdict, wins_ties_losses
 
 
@@ -208,6 +209,7 @@ def test_protocol_is_typed_and_names_the_new_keys(tmp_path):
         ("arms=[vpn-low]", "must include scratch"),
         ("archs=r3d19", "archs \\['r3d19'\\] has 'r3d19'; each item must be one of"),
         ("arms=[scratch, vpn-medium]", "not arms"),
+        ("compare_with=[scratch]", "compare_with \\['scratch'\\] must be pre-trained arms"),
     ]:
         with pytest.raises(ConfigError, match=message):
             load_protocol(default, [bad])
@@ -242,6 +244,17 @@ def test_paired_differences_intervals_and_verdicts():
     assert verdict(paired_interval(paired(rows, "worse", "r3d18", "toy")[2])) == "**loss**"
     assert paired_interval([0.3]) is None and verdict(None) == "–"
     assert [round(d, 6) for d in paired(rows, "vpn-low", "r3d18", "toy", "clip_top1")[2]] == [0.2, 0.2, 0.0, 0.2]
+    # against a pre-trained arm (compare_with): paired on fold, seed and pre-training seed, never across seeds
+    against_low = paired(rows, "shuffled", "r3d18", "toy", baseline="vpn-low")[2]
+    assert [round(d, 6) for d in against_low] == [-0.3, -0.5, 0.1, -0.4]
+    other_seed = [{**r, "pretrain_seed": 1} for r in rows if r["arm"] == "shuffled"]
+    assert len(paired(rows + other_seed, "shuffled", "r3d18", "toy", baseline="vpn-low")[2]) == 4  # no partner: seed 1
+    protocol = load_protocol(
+        builtin_config("transfer_default"), ["arms=[scratch, vpn-low, shuffled]", "compare_with=[vpn-low]"]
+    )
+    table = comparison_table(rows, protocol, "toy", "vpn-low").splitlines()
+    assert table[0].startswith("| arch | arm | Δ video vs vpn-low") and len(table) == 3  # header, rule, shuffled
+    assert table[2].startswith("| r3d18 | shuffled | -27.5 [") and "| 1/0/3 |" in table[2]
     assert (
         t_quantile_975(1) == 12.706
         and abs(t_quantile_975(40) - 2.021) < 0.002

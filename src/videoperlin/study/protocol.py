@@ -110,6 +110,11 @@ class Protocol(Checked):
     pretrain: dict[str, Any] = option({}, "partial run config of VPN pre-training, shared by the pre-trained arms")
     vpn_arms: dict[str, dict[str, Any]] = option(DEFAULT_VPN_ARMS, "pre-trained arms: what each changes in pretrain")
     finetune: dict[str, Any] = option({}, "partial run config of fine-tuning, shared by every arm")
+    compare_with: list[str] = option(
+        [],
+        "pre-trained arms every other pre-trained arm is also compared with, paired on fold, seed and "
+        "pre-training seed (the ladder: [vpn-low], does a family beat the paper's VPN?)",
+    )
     inflate_from: str | None = option(
         None,
         "2D ResNet state dict for the inflated arm (ImageNet weights, I3D-style); "
@@ -125,6 +130,9 @@ class Protocol(Checked):
             raise FieldError(
                 "arms", f"{unknown} are not arms; arms are {', '.join(sorted(known))} (add one under vpn_arms)"
             )
+        stray = [a for a in self.compare_with if a not in self.arms or a not in self.vpn_arms]
+        if stray:
+            raise FieldError("compare_with", f"{stray} must be pre-trained arms of this study ({', '.join(self.arms)})")
         if SCRATCH not in self.arms:
             raise FieldError("arms", f"{self.arms} must include {SCRATCH}: every other arm is compared with it")
         if INFLATED in self.arms and not self.inflate_from:

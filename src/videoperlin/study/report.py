@@ -81,12 +81,33 @@ def dataset_table(rows: list[dict[str, Any]], protocol: Protocol, dataset: str) 
     return "\n".join(lines)
 
 
+def comparison_table(rows: list[dict[str, Any]], protocol: Protocol, dataset: str, reference: str) -> str:
+    """Markdown: each other pre-trained arm against ``reference`` (``compare_with``), paired on fold, seed
+    and pre-training seed: the video-level difference with its 95% interval, W/T/L and the verdict."""
+    lines = [
+        f"| arch | arm | Δ video vs {reference}, pp [95% CI] | W/T/L | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for arch in protocol.archs:
+        for arm in arms_present(rows, protocol, arch):
+            if arm in (SCRATCH, reference) or arm not in protocol.vpn_arms:
+                continue
+            _, _, diffs = paired(rows, arm, arch, dataset, baseline=reference)
+            interval = paired_interval(diffs)
+            lines.append(
+                f"| {arch} | {arm} | {interval_text(interval)} | {wins_ties_losses(diffs)} | {verdict(interval)} |"
+            )
+    return "\n".join(lines)
+
+
 def summary_table(rows: list[dict[str, Any]], protocol: Protocol) -> str:
-    """One :func:`dataset_table` per dataset, under its name."""
-    return "\n\n".join(
-        f"### {d.name}" + (f" (after {d.after})" if d.after else "") + "\n\n" + dataset_table(rows, protocol, d.name)
-        for d in protocol.datasets
-    )
+    """One :func:`dataset_table` per dataset, under its name, and its comparisons with ``compare_with``."""
+    sections = []
+    for d in protocol.datasets:
+        parts = [f"### {d.name}" + (f" (after {d.after})" if d.after else ""), dataset_table(rows, protocol, d.name)]
+        parts += [comparison_table(rows, protocol, d.name, reference) for reference in protocol.compare_with]
+        sections.append("\n\n".join(parts))
+    return "\n\n".join(sections)
 
 
 def write_figures(protocol: Protocol, rows: list[dict[str, Any]], inits: list[Init], out: Path) -> list[Path]:

@@ -81,9 +81,11 @@ def verdict(interval: tuple[float, float, float] | None) -> str:
 
 
 def paired(
-    rows: list[dict[str, Any]], arm: str, arch: str, dataset: str, metric: str = "video_top1"
+    rows: list[dict[str, Any]], arm: str, arch: str, dataset: str, metric: str = "video_top1", baseline: str = SCRATCH
 ) -> tuple[list[float], list[float], list[float]]:
-    """(arm values, scratch values, paired differences arm - scratch on the same fold and seed)."""
+    """(arm values, baseline values, paired differences arm - baseline). Scratch pairs on the same fold
+    and seed (with every pre-training seed of the arm); a pre-trained baseline on the same fold, seed
+    and pre-training seed."""
 
     def results(name: str) -> dict[tuple, float]:
         return {
@@ -93,8 +95,9 @@ def paired(
         }
 
     mine = results(arm)
-    base = {(fold, seed): value for (fold, seed, _), value in results(SCRATCH).items()}
-    return list(mine.values()), list(base.values()), [v - base[k[:2]] for k, v in mine.items() if k[:2] in base]
+    width = 2 if baseline == SCRATCH else 3  # the part of (fold, seed, pretrain_seed) that pairs
+    base = {key[:width]: value for key, value in results(baseline).items()}
+    return list(mine.values()), list(base.values()), [v - base[k[:width]] for k, v in mine.items() if k[:width] in base]
 
 
 def wins_ties_losses(diffs: list[float]) -> str:
