@@ -274,3 +274,21 @@ def test_a_checkpoint_of_another_architecture_is_refused_not_partly_loaded():
     }  # PyTorch < 0.4.1 checkpoints: still a full load
     report = load_pretrained(target, old)
     assert len(report.loaded) == len(old) - 2 and all(k.endswith("num_batches_tracked") for k in report.missing)
+
+
+def test_inflate_and_models_commands(tmp_path, cli):
+    """``videoperlin inflate`` saves a 3D model that gives the 2D network's logits on a static clip
+    (replicate padding: exact); ``videoperlin models`` lists the zoo with parameter counts."""
+    torch.manual_seed(0)
+    net2d = ResNet2d(Basic2d, (1, 1, 1, 1), widths=(64, 128, 256, 512), num_classes=10)  # the command: full width
+    randomise_batchnorm(net2d)
+    torch.save(net2d.eval().state_dict(), tmp_path / "resnet10_2d.pth")
+    out = tmp_path / "r3d10-inflated"
+    args = ["--model", "r3d10", "--num-classes", "10", "--source-classes", "10", "--temporal-padding", "replicate"]
+    proc = cli("inflate", str(tmp_path / "resnet10_2d.pth"), *args, "--out", str(out))
+    assert proc.returncode == 0 and f"wrote {out}" in proc.stdout, proc.stderr
+    frame = torch.rand(1, 3, 64, 64)
+    clip = frame[:, :, None].expand(-1, -1, 8, -1, -1)
+    torch.testing.assert_close(load_model(out).eval()(clip), net2d(frame), atol=1e-4, rtol=1e-4)
+    listing = cli("models", "--pattern", "r2p1d*")
+    assert listing.returncode == 0 and "r2p1d18" in listing.stdout and "r3d18" not in listing.stdout
