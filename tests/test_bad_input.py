@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 from pathlib import Path
 
@@ -396,3 +397,39 @@ def test_the_real_entry_point_prints_its_version_and_one_quiet_error_line(cli_pr
     one_line_error(
         cli_process(*PRE, "--set", "optim.lr=nan", "--out", "unused"), "optim.lr nan must be a finite number"
     )
+
+
+# ---- text files a user hands us: one reader (utils/text.py) -------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])  # Excel's "CSV UTF-8" and "Unicode text"
+def test_manifests_saved_with_a_byte_order_mark_load(tmp_path, videos, encoding):
+    from videoperlin.data.sources import load_catalog
+
+    rows = ["path,label"] + [f"{p},{p.parent.name}" for p in sorted(videos.rglob("*.mp4"))]
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n", encoding=encoding)
+    catalog = load_catalog(tmp_path / "m.csv")
+    assert len(catalog.records) == len(rows) - 1 and catalog.class_names == sorted(CLASSES)
+
+
+def test_text_in_another_encoding_or_binary_is_refused_naming_the_file(tmp_path, cli):
+    (tmp_path / "latin1.csv").write_bytes("path,label\nvidéo.mp4,walk\n".encode("latin-1"))
+    one_line_error(cli("check-data", str(tmp_path / "latin1.csv"), "-q"), "latin1.csv is not UTF-8", "save it as UTF-8")
+    (tmp_path / "recipe.yaml").write_bytes(bytes(range(256)))
+    proc = cli("pretrain", "--config", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "run"), "-q")
+    one_line_error(proc, "--config", "recipe.yaml is not UTF-8")
+    (tmp_path / "nul.yaml").write_bytes(b"train:\x00\n")
+    one_line_error(cli("config", "--config", str(tmp_path / "nul.yaml")), "nul.yaml holds NUL characters")
+
+
+def test_yaml_alias_bombs_and_syntax_errors_are_one_short_line_with_the_file_and_line(tmp_path, cli):
+    names = "abcdefghi"
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"{n}: &{n} [{', '.join(['*' + p] * 9)}]" for p, n in itertools.pairwise(names)]  # 9**9 strings
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    proc = cli("pretrain", "--config", str(tmp_path / "bomb.yaml"), "--out", str(tmp_path / "run"), "-q")
+    one_line_error(proc, "bomb.yaml:1:", "expand it past 100,000 values")
+    assert len(proc.stderr) < 300 and no_checkpoint(tmp_path / "run")
+    (tmp_path / "labels.yaml").write_text("fx: [1, 2\nfy: [1]\nft: [1]\n")  # an unclosed bracket
+    proc = cli("generate", "--labels", str(tmp_path / "labels.yaml"), "--num-videos", "4", "--out", str(tmp_path / "g"))
+    one_line_error(proc, "labels.yaml:", "not valid YAML")

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import logging
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from pathlib import Path
 
 from videoperlin.data.decode import VIDEO_EXTENSIONS
 from videoperlin.errors import DataError
+from videoperlin.utils.text import read_text
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +139,9 @@ def load_class_folders(root: Path) -> VideoCatalog:
 def _manifest_rows(path: Path) -> list[dict[str, str]]:
     """The rows of a manifest, each checked: as many fields as the header, a path and a label, and no
     path twice (a duplicate could land on both sides of a split). Errors name the file and line."""
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, [])
-        rows = [(reader.line_num, values) for values in reader if any(v.strip() for v in values)]
+    reader = csv.reader(io.StringIO(read_text(path, "manifest"), newline=""))
+    header = [name.strip() for name in next(reader, [])]
+    rows = [(reader.line_num, values) for values in reader if any(v.strip() for v in values)]
     if not {"path", "label"} <= set(header):
         raise DataError(f"{path}: a manifest needs a header with at least 'path,label' columns")
     seen: dict[tuple[str, str], int] = {}
@@ -177,7 +178,7 @@ def load_csv_manifest(path: Path, dataset: str | None) -> VideoCatalog:
 
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
-    return [(n, line.strip()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    return [(n, line.strip()) for n, line in enumerate(read_text(path, "split file").splitlines(), 1) if line.strip()]
 
 
 def _class_index(path: Path) -> list[str]:
@@ -249,8 +250,7 @@ def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
 
 
 def load_kinetics_csv(path: Path) -> VideoCatalog:
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = list(csv.DictReader(io.StringIO(read_text(path, "Kinetics CSV"), newline="")))
     needed = {"label", "youtube_id", "time_start", "time_end"}
     if not rows or not needed <= set(rows[0]):
         raise DataError(f"{path}: a Kinetics CSV needs the columns {', '.join(sorted(needed))}[, split]")
@@ -268,8 +268,11 @@ def load_kinetics_csv(path: Path) -> VideoCatalog:
 
 
 def load_activitynet_json(path: Path) -> VideoCatalog:
-    spec = json.loads(path.read_text())
-    if "database" not in spec:
+    try:
+        spec = json.loads(read_text(path, "ActivityNet JSON"))
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON: {str(exc).splitlines()[0]}") from None
+    if not isinstance(spec, dict) or "database" not in spec:
         raise DataError(f"{path}: an ActivityNet JSON needs a 'database' mapping")
     database = spec["database"]
     classes = list(
@@ -309,7 +312,7 @@ def load_catalog(
             return load_activitynet_json(root)
         if root.suffix != ".csv":
             raise DataError(f"--data {root}: expected a directory, a .csv manifest or an ActivityNet .json")
-        header = root.open().readline()
+        header = read_text(root, "manifest").partition("\n")[0]
         return load_kinetics_csv(root) if "youtube_id" in header else load_csv_manifest(root, dataset)
     if _find_file(root, ["classInd.txt"], splits):
         return load_ucf101(root, split, splits)

@@ -40,6 +40,7 @@ from videoperlin.errors import ConfigError
 from videoperlin.models.registry import list_models
 from videoperlin.models.resnet3d import ModelOptions
 from videoperlin.utils.atomic import atomic_write_text
+from videoperlin.utils.text import read_yaml_file
 from videoperlin.vpn.source import ClipSource
 
 #: Keys that were renamed: a user's file or --set gets an error naming the new key; a stored record is migrated.
@@ -200,12 +201,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 def read_yaml(path: str | Path, what: str = "--config") -> dict[str, Any]:
     """A YAML mapping from ``path``; errors name the file."""
     path = Path(path)
-    try:
-        mapping = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"{what} {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    mapping = read_yaml_file(path, what) or {}
     if not isinstance(mapping, dict):
         raise ConfigError(f"{what} {path} must hold a mapping of sections")
     return mapping

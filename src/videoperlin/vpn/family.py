@@ -49,6 +49,7 @@ from torch import Tensor
 
 from videoperlin.config_fields import Checked, in_range, option
 from videoperlin.errors import ConfigError
+from videoperlin.utils.text import parse_yaml, read_text
 from videoperlin.vpn.draws import ClipDraws, DrawLayout
 
 #: Training target of a clip: its class, or (a control for transfer studies) a random class.
@@ -246,17 +247,9 @@ class Family:
 def read_axes_file(path: str | Path) -> dict[str, Any]:
     """A JSON or YAML mapping of axis lists; errors name the file."""
     path = Path(path)
+    text = read_text(path, "label space file", ConfigError)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read label space file {path}: {exc.strerror}") from None
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            axes = yaml.safe_load(text)
-        else:
-            axes = json.loads(text)
+        axes = parse_yaml(text, str(path)) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except ValueError as exc:
         raise ConfigError(
             f"label space file {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "

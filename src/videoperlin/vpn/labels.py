@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from videoperlin.errors import ConfigError
+from videoperlin.utils.text import parse_yaml, read_text
 
 AXIS_NAMES = ("fx", "fy", "ft")
 MOTION_AXES = ("direction", "speed")
@@ -194,16 +195,11 @@ class LabelSpace:
     def from_file(cls, path: str | Path) -> LabelSpace:
         """Load a label space from a JSON or YAML file holding fx, fy and ft lists (and optionally direction, speed)."""
         path = Path(path)
+        text = read_text(path, "label space file", ConfigError)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read label space file {path}: {exc.strerror}") from exc
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            spec = yaml.safe_load(text)
-        else:
-            spec = json.loads(text)
+            spec = parse_yaml(text, str(path)) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"label space file {path} is not valid JSON: {str(exc).splitlines()[0]}") from None
         if not isinstance(spec, dict):
             raise ConfigError(f"label space file {path} must hold a mapping with fx, fy and ft lists")
         return cls.from_dict(spec)
