@@ -3,9 +3,9 @@
 Encodings: UTF-8 with or without a byte-order mark (Excel's "CSV UTF-8" writes one), and UTF-16 with
 a byte-order mark (Excel's "Unicode text"). Anything else -- another encoding, or a binary file -- is
 refused in one line naming the file and the encoding to use. YAML is parsed by PyYAML's safe loader
-with a bound on what its aliases expand to, so a small file cannot expand into gigabytes ("billion laughs"), and its
-errors read ``file:line: what``. Error messages quote at most :data:`QUOTE_LIMIT` characters of what
-they were given.
+with a bound on what its aliases expand to, so a small file cannot expand into gigabytes ("billion
+laughs"); its errors read ``file:line: what``, quoting at most :data:`QUOTE_LIMIT` characters of the
+parser's message.
 """
 
 from __future__ import annotations
@@ -20,14 +20,8 @@ from videoperlin.errors import ConfigError, DataError
 
 #: Values a YAML document may hold once its aliases are expanded (a recipe holds a few hundred).
 MAX_YAML_VALUES = 100_000
-#: Characters of a user's value an error message quotes.
+#: Characters of a parser's message an error quotes.
 QUOTE_LIMIT = 80
-
-
-def quote(value: Any) -> str:
-    """``repr(value)``, cut to :data:`QUOTE_LIMIT` characters (errors never echo unbounded input)."""
-    text = repr(value)
-    return text if len(text) <= QUOTE_LIMIT else text[: QUOTE_LIMIT - 5] + "...'"
 
 
 def read_text(path: str | Path, what: str, error: type[Exception] = DataError) -> str:
@@ -87,7 +81,7 @@ def parse_yaml(text: str, where: str, error: type[Exception] = ConfigError) -> A
         return yaml.load(text, Loader=_BoundedLoader)
     except yaml.MarkedYAMLError as exc:
         line = f":{exc.problem_mark.line + 1}" if exc.problem_mark is not None else ""
-        raise error(f"{where}{line}: not valid YAML: {exc.problem or exc.context}") from None
+        raise error(f"{where}{line}: not valid YAML: {str(exc.problem or exc.context)[:QUOTE_LIMIT]}") from None
     except yaml.YAMLError as exc:
         raise error(f"{where}: not valid YAML: {str(exc).splitlines()[0][:QUOTE_LIMIT]}") from None
 
