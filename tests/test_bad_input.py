@@ -433,3 +433,20 @@ def test_yaml_alias_bombs_and_syntax_errors_are_one_short_line_with_the_file_and
     (tmp_path / "labels.yaml").write_text("fx: [1, 2\nfy: [1]\nft: [1]\n")  # an unclosed bracket
     proc = cli("generate", "--labels", str(tmp_path / "labels.yaml"), "--num-videos", "4", "--out", str(tmp_path / "g"))
     one_line_error(proc, "labels.yaml:", "not valid YAML")
+
+
+def test_convert_never_lets_two_outputs_or_the_source_share_a_path(tmp_path, cli):
+    from videoperlin.models.weight_files import save_model
+
+    source = save_model(create_model("r3d10", num_classes=3, widen_factor=0.25), tmp_path / "model")
+    one_line_error(
+        cli("convert", str(source), "--to", "hara", "--out", str(tmp_path / "weights.json")),
+        "weights.json",
+        "two new files, not one",
+    )
+    assert not (tmp_path / "weights.json").exists()
+    hara = tmp_path / "hara.pth"
+    assert cli("convert", str(source), "--to", "hara", "--out", str(hara)).returncode == 0
+    before = hara.read_bytes()
+    one_line_error(cli("convert", str(hara), "--from", "hara", "--to", "hara", "--out", str(hara)), "not the source")
+    assert hara.read_bytes() == before

@@ -109,9 +109,15 @@ def run_convert(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out)
     out = out / f"{model.config['name']}-{args.target_format}.pth" if out.is_dir() else out
+    sidecar = out.with_suffix(".json")
+    if sidecar == out or Path(args.source).resolve() in (out.resolve(), sidecar.resolve()):
+        raise ConfigError(
+            f"--out {out}: the weights and their build settings ({sidecar}) must be two new files, not "
+            f"{'one' if sidecar == out else 'the source'}; give the weights a suffix such as .pth"
+        )
     settings = framework_settings(model, args.target_format)
     save_checkpoint(out, export_state_dict(model, args.target_format))
-    atomic_write_text(out.with_suffix(".json"), json.dumps(settings, indent=2) + "\n")
+    atomic_write_text(sidecar, json.dumps(settings, indent=2) + "\n")
     print(
         f"{args.source} ({source_format}) -> {out} ({args.target_format} layout, {name}); build the model as in "
         f"{out.with_suffix('.json')}"
