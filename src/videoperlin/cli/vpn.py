@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 
 from videoperlin.config_fields import add_field_arguments, values_of
+from videoperlin.data.encode import CRF_RANGE, DEFAULT_CRF
 from videoperlin.geometry import ClipGeometry
 
 SHARED = ("family", "num_videos", "preset", "labels", "label_mode", "rng")
@@ -80,7 +81,12 @@ def generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--format", default="mp4", help="mp4 (H.264, CRF --crf) or npy (exact)")
     parser.add_argument("--npy-dtype", default="uint8", help="uint8 or float32, for --format npy")
-    parser.add_argument("--crf", type=int, default=10, help="H.264 quality for mp4 (default 10: visually lossless)")
+    parser.add_argument(
+        "--crf",
+        type=int,
+        default=DEFAULT_CRF,
+        help=f"H.264 quality for mp4, {CRF_RANGE[0]}..{CRF_RANGE[1]} (default %(default)s: visually lossless)",
+    )
     parser.add_argument("--shard", default="0/1", help="I/N: write only indices i with i %% N == I (0-based)")
     parser.add_argument("--batch-size", type=int, default=32, help="clips rendered per call")
     parser.add_argument("--workers", type=int, default=2, help="encoder threads")

@@ -11,6 +11,8 @@ import numpy as np
 #: visually lossless: the decoded-minus-original error of a VPN clip is about 1 gray level
 #: (tests/test_export.py checks the bound). Lower is better quality and bigger files.
 DEFAULT_CRF = 10
+#: x264's CRF range for 8-bit video (0 lossless, 51 worst): a value outside it is clamped or rejected below us.
+CRF_RANGE = (0, 51)
 DEFAULT_FPS = 25
 
 #: libx264 settings that make the same frames the same file. With the defaults, 5-7 of 24 VPN clips
