@@ -92,6 +92,7 @@ def test_every_video_unreadable(tmp_path, cli):
         ("a.mp4,walk,x\na.mp4,walk,x\n", "a.mp4 is listed again"),
         ("a.mp4,,x\n", "empty label"),
         ("a.mp4,walk\n", "2 fields where the header has 3"),
+        ("a.mp4,walk,x\nb.mp4,Walk ,x\n", "label 'Walk' differs from 'walk' (line 2) only in case"),
     ],
 )
 def test_manifest_faults(tmp_path, cli, body, needle):
@@ -406,7 +407,8 @@ def test_the_real_entry_point_prints_its_version_and_one_quiet_error_line(cli_pr
 def test_manifests_saved_with_a_byte_order_mark_load(tmp_path, videos, encoding):
     from videoperlin.data.sources import load_catalog
 
-    rows = ["path,label"] + [f"{p},{p.parent.name}" for p in sorted(videos.rglob("*.mp4"))]
+    paths = sorted(videos.rglob("*.mp4"))
+    rows = ["path,label"] + [f"{p},{p.parent.name}" + " " * (i % 2) for i, p in enumerate(paths)]  # spaces stripped
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n", encoding=encoding)
     catalog = load_catalog(tmp_path / "m.csv")
     assert len(catalog.records) == len(rows) - 1 and catalog.class_names == sorted(CLASSES)

@@ -137,18 +137,29 @@ def load_class_folders(root: Path) -> VideoCatalog:
 
 
 def _manifest_rows(path: Path) -> list[dict[str, str]]:
-    """The rows of a manifest, each checked: as many fields as the header, a path and a label, and no
-    path twice (a duplicate could land on both sides of a split). Errors name the file and line."""
+    """The rows of a manifest, each checked: as many fields as the header, a path and a label, no path
+    twice (a duplicate could land on both sides of a split), and no label spelt two ways within a
+    dataset (``walk``/``Walk`` would be two classes of one action). Fields are stripped of surrounding
+    spaces. Errors name the file and line."""
     reader = csv.reader(io.StringIO(read_text(path, "manifest"), newline=""))
     header = [name.strip() for name in next(reader, [])]
     rows = [(reader.line_num, values) for values in reader if any(v.strip() for v in values)]
     if not {"path", "label"} <= set(header):
         raise DataError(f"{path}: a manifest needs a header with at least 'path,label' columns")
     seen: dict[tuple[str, str], int] = {}
+    spellings: dict[tuple[str, str], tuple[str, int]] = {}
     for line, values in rows:
         if len(values) != len(header):
             raise DataError(f"{path}:{line}: {len(values)} fields where the header has {len(header)}")
-        row = dict(zip(header, values))
+        row = {name: value.strip() for name, value in zip(header, values)}
+        first, first_line = spellings.setdefault(
+            (row.get("dataset", ""), row["label"].casefold()), (row["label"], line)
+        )
+        if row["label"] != first:
+            raise DataError(
+                f"{path}:{line}: label {row['label']!r} differs from {first!r} (line {first_line}) only in case; "
+                f"spell each class one way"
+            )
         for column in ("path", "label"):
             if not row[column].strip():
                 raise DataError(f"{path}:{line}: empty {column}")
@@ -159,7 +170,7 @@ def _manifest_rows(path: Path) -> list[dict[str, str]]:
                 f"could put the same video on both sides of a split"
             )
         seen[key] = line
-    return [dict(zip(header, values)) for _, values in rows]
+    return [{name: value.strip() for name, value in zip(header, values)} for _, values in rows]
 
 
 def load_csv_manifest(path: Path, dataset: str | None) -> VideoCatalog:
