@@ -63,6 +63,9 @@ def _fresh_process_state(err: io.StringIO):
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     rng, environ, cwd = torch.get_rng_state(), dict(os.environ), os.getcwd()
     levels = {name: lg.level for name, lg in logging.root.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    for name in levels:  # as in a fresh process: our loggers start unset (the study sets them in-process)
+        if name == "videoperlin" or name.startswith("videoperlin."):
+            logging.getLogger(name).setLevel(logging.NOTSET)
     root.handlers = []
     try:
         with warnings.catch_warnings():

@@ -452,3 +452,32 @@ def test_convert_never_lets_two_outputs_or_the_source_share_a_path(tmp_path, cli
     before = hara.read_bytes()
     one_line_error(cli("convert", str(hara), "--from", "hara", "--to", "hara", "--out", str(hara)), "not the source")
     assert hara.read_bytes() == before
+
+
+def _rewrite_weights(directory: Path, change) -> None:
+    """Apply ``change`` to the tensors of a saved model's model.safetensors, keeping its metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = directory / "model.safetensors"
+    with safe_open(str(path), "pt") as handle:
+        metadata, state = handle.metadata(), {k: handle.get_tensor(k) for k in handle.keys()}
+    change(state)
+    save_file(state, str(path), metadata=metadata)
+
+
+@pytest.mark.parametrize("fault", ["nan", "extra"])
+def test_evaluate_and_export_refuse_non_finite_or_foreign_weights(tmp_path, cli, fault):
+    from videoperlin.models.weight_files import save_model
+
+    source = save_model(create_model("r3d10", num_classes=3, widen_factor=0.25), tmp_path / "model")
+    if fault == "nan":
+        _rewrite_weights(source, lambda state: state["conv1.weight"].view(-1)[0].fill_(float("nan")))
+        needle = "non-finite values in conv1.weight"
+    else:
+        _rewrite_weights(source, lambda state: state.update(stray=torch.zeros(2)))
+        needle = "tensor(s) its own model does not use, e.g. stray"
+    one_line_error(cli("convert", str(source), "--to", "torchvision", "--out", str(tmp_path / "tv.pth")), needle)
+    assert not (tmp_path / "tv.pth").exists()
+    evaluate = ["evaluate", "--checkpoint", str(source / "model.safetensors"), "--out", str(tmp_path / "eval"), "-q"]
+    one_line_error(cli(*evaluate), needle)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from videoperlin.errors import CheckpointError
@@ -141,5 +142,14 @@ def load_model_and_metadata(path: str | Path) -> tuple[nn.Module, dict[str, Any]
     _, report = _classify(model.state_dict(), state, drop_classifier=False, source=str(path))
     if report.missing:
         raise CheckpointError(f"{path} lacks {len(report.missing)} tensors of its own model, e.g. {report.missing[0]}")
+    if report.skipped:
+        key, reason = next(iter(report.skipped.items()))
+        raise CheckpointError(
+            f"{path} holds {len(report.skipped)} tensor(s) its own model does not use, e.g. {key} ({reason}); "
+            f"it was edited or written by other code"
+        )
+    broken = next((k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if broken is not None:
+        raise CheckpointError(f"{path} holds non-finite values in {broken}; it cannot be evaluated or exported")
     model.load_state_dict(state, strict=True)
     return model, meta
