@@ -20,6 +20,8 @@ from video_fixtures import CLASSES, write_class_folders
 
 from videoperlin.errors import ConfigError, NumericsError
 from videoperlin.models import create_model
+from videoperlin.train.checkpointing import load_checkpoint
+from videoperlin.train.run_dir import RunDir
 from videoperlin.utils.atomic import atomic_path
 from videoperlin.vpn import LabelSpace, VPNDataset
 
@@ -66,6 +68,10 @@ def videos(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("videos")
     write_class_folders(root, per_class=6, frames=12)
     return root
+
+
+def metrics(run: Path) -> list[dict]:
+    return RunDir(run).metrics()
 
 
 def no_checkpoint(run: Path) -> bool:
@@ -170,7 +176,9 @@ def test_non_finite_batchnorm_statistics_never_reach_a_checkpoint(tmp_path):
         },
         task="pretrain",
     )
-    with pytest.raises(NumericsError, match="non-finite values in layer2.0.bn1.running_var .* last.pt was not written"):
+    with pytest.raises(
+        NumericsError, match=r"non-finite values in layer2.0.bn1.running_var .* (best|last).pt was not written"
+    ):
         BrokenStatistics.trainer(config).fit()
     assert no_checkpoint(tmp_path / "run")
 
@@ -252,6 +260,9 @@ def test_unreadable_weight_files(tmp_path, cli, videos, content, suffix):
         ["convert", str(path), "--out", str(tmp_path / "c")],
     ):
         one_line_error(cli(*args), str(path), "not a readable")
+    if suffix == ".pt":  # says what the file is (was "(101)" for a text file: the byte torch tripped on)
+        what = {b"": "an empty file", b"just some text\n": "a text file", RANDOM_BYTES: "neither a torch checkpoint"}
+        one_line_error(cli(*args), what.get(content, "a pickle that is corrupt"))
 
 
 def test_disk_full_names_the_file(tmp_path, monkeypatch):
@@ -481,3 +492,149 @@ def test_evaluate_and_export_refuse_non_finite_or_foreign_weights(tmp_path, cli,
     assert not (tmp_path / "tv.pth").exists()
     evaluate = ["evaluate", "--checkpoint", str(source / "model.safetensors"), "--out", str(tmp_path / "eval"), "-q"]
     one_line_error(cli(*evaluate), needle)
+
+
+# ---- runs: one writer, resumes that tell the truth, what cannot fit --------------------------------
+
+
+def _stopped_pretrain(cli, run: Path, *extra: str) -> None:
+    """A pre-training stopped after 2 of its 8 steps (train.max_steps), as a kill would leave it."""
+    proc = cli(*PRE, "--set", "train.max_steps=2", "--out", str(run), *extra)
+    assert proc.returncode == 0 and not (run / "checkpoints" / "best.pt").exists(), proc.stderr
+
+
+def test_resume_refuses_changed_settings_unless_accepted_and_recorded(tmp_path, cli):
+    run = tmp_path / "run"
+    _stopped_pretrain(cli, run)
+    changed = cli(*PRE, "--seed", "1", "--lr", "0.5", "--out", str(run), "--resume")
+    one_line_error(changed, str(run), "train.seed 0 -> 1", "optim.lr", "-> 0.5", "--accept-changes")
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["position"]["global_step"] == 2  # untouched
+    # settings that do not change what is computed (workers, threads, progress, max_steps...) may differ
+    same = cli(*PRE, "--set", "train.threads=1", "--out", str(run), "--resume")
+    assert same.returncode == 0 and "changed_settings" not in metrics(run)[0], same.stderr
+    other = tmp_path / "other"
+    _stopped_pretrain(cli, other)
+    accepted = cli(*PRE, "--lr", "0.5", "--out", str(other), "--resume", "--accept-changes")
+    assert accepted.returncode == 0, accepted.stderr
+    assert metrics(other)[0]["changed_settings"] == {"optim.lr": [0.05, 0.5]}  # pretrain_cpu.yaml: 0.05
+    assert "lr: 0.5" in (other / "config.yaml").read_text()
+    one_line_error(cli(*PRE, "--out", str(tmp_path / "new"), "--accept-changes"), "--accept-changes goes with --resume")
+
+
+def test_resume_writes_best_again_when_a_kill_fell_between_last_and_best(tmp_path, cli):
+    run = tmp_path / "run"
+    assert cli(*PRE, "--out", str(run)).returncode == 0
+    (run / "checkpoints" / "best.pt").unlink()  # what a kill after last.pt, before best.pt, left (before the fix)
+    proc = cli(*PRE, "--out", str(run), "--resume")
+    assert proc.returncode == 0, proc.stderr
+    best, last = (load_checkpoint(run / "checkpoints" / f"{n}.pt") for n in ("best", "last"))
+    assert best["position"]["best_epoch"] == 0 and all(
+        torch.equal(best["model"][k], v) for k, v in last["model"].items()
+    )
+
+
+def test_one_writer_per_run_directory(tmp_path, cli):
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another pretrain is writing this run
+        one_line_error(cli(*PRE, "--out", str(run)), "another process is training in", str(run))
+        assert not (run / "config.yaml").exists()
+    assert cli(*PRE, "--out", str(run)).returncode == 0  # released: the next writer may go
+
+
+@pytest.mark.parametrize(
+    "flags, needles",
+    [
+        (["--size", "4096"], ["data.size 4096x4096", "GiB of activations", "lower data.size"]),
+        (["--num-videos", str(10**12)], ["vpn.num_videos 1,000,000,000,000", "epoch order"]),
+        (["--batch-size", "1000000"], ["train.batch_size 1000000", "train.accum_steps"]),
+    ],
+)
+def test_pretrain_refuses_up_front_what_cannot_fit_in_memory(tmp_path, cli, flags, needles):
+    proc = cli(*PRE, *flags, "--out", str(tmp_path / "run"))
+    one_line_error(proc, *needles)
+    assert no_checkpoint(tmp_path / "run")
+
+
+# ---- data: splits, moved data, short sides, rotation ----------------------------------------------
+
+
+def test_a_class_absent_from_the_training_side_of_a_fold_is_refused(tmp_path, cli, videos):
+    rows = ["path,label,group"]
+    for i, path in enumerate(sorted(videos.rglob("*.mp4"))):
+        group = "a" if path.parent.name == "flicker" else "bcd"[i % 3]  # groups sorted: a, c -> fold 0
+        rows.append(f"{path},{path.parent.name},{group}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    proc = cli("train", "--data", str(tmp_path / "m.csv"), "--folds", "3", "--out", str(tmp_path / "run"), *TINY)
+    one_line_error(proc, "class 'flicker' has no training video in fold 0 of 3", "group(s) a", "data.folds")
+    assert no_checkpoint(tmp_path / "run")
+
+
+def test_evaluate_from_anywhere_and_name_the_checkpoint_when_its_data_moved(tmp_path, cli, videos, monkeypatch):
+    import shutil
+
+    shutil.copytree(videos, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    run = ["train", "--data", "data", "--set", "data.val_fraction=0.25", "--out", "run", *TINY]  # relative paths
+    assert cli(*run, "--cache-dir", "cache").returncode == 0
+    monkeypatch.chdir(tmp_path / "run")  # another folder: the run recorded its paths absolute
+    best = str(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert cli("evaluate", "--checkpoint", best, "-q").returncode == 0
+    (tmp_path / "data").rename(tmp_path / "moved")
+    one_line_error(cli("evaluate", "--checkpoint", best, "-q"), "data.path", "recorded in the checkpoint", "--data")
+    assert cli("evaluate", "--checkpoint", best, "--data", str(tmp_path / "moved"), "-q").returncode == 0
+
+
+def test_check_data_takes_a_short_side_below_the_training_crop(tmp_path, cli, videos):
+    proc = cli("check-data", str(videos), "--short-side", "32", "--cache-dir", str(tmp_path / "c"), "-q")
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr
+
+
+def _set_display_matrix(path: Path, a: int, b: int, c: int, d: int) -> None:
+    """Write a rotation into the mp4's track header matrix (16.16 fixed point), as a phone does."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    box = data.index(b"tkhd")
+    offset = box + 4 + 4 + (32 if data[box + 4] == 1 else 20) + 16  # version/flags, times, reserved, layer..volume
+    data[offset : offset + 36] = struct.pack(">9i", a << 16, b << 16, 0, c << 16, d << 16, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+
+
+def test_a_rotated_phone_video_is_decoded_upright(tmp_path):
+    from videoperlin.data.decode import decode_video
+    from videoperlin.data.encode import encode_video
+
+    frames = np.zeros((6, 32, 64, 3), np.uint8)
+    frames[:, :, :16] = 255  # a white band on the left of a landscape frame
+    encode_video(tmp_path / "phone.mp4", frames)
+    _set_display_matrix(tmp_path / "phone.mp4", 0, 1, -1, 0)  # "rotate 90": shown turned clockwise
+    shown = decode_video(tmp_path / "phone.mp4", short_side=None)
+    assert shown.shape == (6, 64, 32, 3)  # portrait
+    assert shown[:, :12].mean() > 200 and shown[:, 20:].mean() < 40  # the band is on top
+
+
+def test_a_video_yielding_far_fewer_frames_than_its_header_declares_is_warned_about(tmp_path, caplog):
+    import av
+
+    from videoperlin.data.decode import decode_video
+
+    with av.open(str(tmp_path / "full.mp4"), "w", options={"movflags": "faststart"}) as out:  # header first
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        noise = np.random.default_rng(0).integers(0, 256, (40, 48, 64, 3), dtype=np.uint8)
+        for image in noise:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    data = (tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 4 // 10])  # a download cut short
+    with caplog.at_level("WARNING", logger="videoperlin.data.decode"):
+        frames = decode_video(tmp_path / "cut.mp4", short_side=None)
+    assert 0 < len(frames) < 20 and f"decoded {len(frames)} frames but its header declares 40" in caplog.text
+
+
+def test_error_messages_cap_what_they_quote(tmp_path, cli):
+    proc = cli(*PRE, "--set", "model.widen_factor=" + "x" * 100_000, "--out", str(tmp_path / "run"))
+    one_line_error(proc, "model.widen_factor", "… (100,002 characters)")  # its repr, quotes included
+    assert len(proc.stderr) < 400

@@ -231,6 +231,32 @@ def test_resume_equals_uninterrupted_run(tmp_path, videos, data, workers):
     ]
 
 
+def test_save_every_resumes_exactly_from_the_last_saved_epoch(tmp_path, monkeypatch):
+    """train.save_every=2: last.pt after epochs 2 and 4 only; a kill in epoch 4 (epoch 3 trained, not
+    saved) resumes from epoch 2 and ends bit-identical to the uninterrupted run."""
+    extra = {"train.epochs": 4, "train.save_every": 2, "vpn.num_videos": 16}
+    Trainer(_config(tmp_path, "whole", **extra)).fit()
+    train_epoch = Trainer.train_epoch
+
+    def killed_in_epoch_4(self, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return train_epoch(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_in_epoch_4)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_config(tmp_path, "resumed", **extra)).fit()
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")["position"]["epoch"] == 2
+    assert [r["epoch"] for r in metrics(tmp_path / "resumed")] == [1, 2, 3]  # epoch 3 trained, never saved
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    Trainer(_config(tmp_path, "resumed", **extra), resume=True).fit()
+    a, b = _final_weights(tmp_path / "whole"), _final_weights(tmp_path / "resumed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["train_loss"] for r in metrics(tmp_path / "whole")] == [
+        r["train_loss"] for r in metrics(tmp_path / "resumed")
+    ]
+
+
 def test_existing_run_needs_resume(tmp_path):
     Trainer(_config(tmp_path, "run", **{"train.epochs": 1})).fit()
     with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
@@ -509,7 +535,9 @@ def test_old_run_directories_still_load(tmp_path, cli, videos):
         "--out",
         str(run),
         "--resume",
+        "--accept-changes",  # two epochs where the run had one
         *TINY,
     )
     assert proc.returncode == 0, proc.stderr  # the stored model config compares equal once normalised
     assert [r["epoch"] for r in metrics(run)] == [1, 2]
+    assert metrics(run)[1]["changed_settings"] == {"train.epochs": [1, 2]}  # vpn.* is not used by a real-video run

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, Literal
 
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, quoted
 
 #: A rule on a field's (already typed) value: returns what is wrong ("must be >= 1") or None.
 Check = Callable[[Any], "str | None"]
@@ -113,13 +113,13 @@ def _coerce_scalar(value: Any, annotation: Any, key: str) -> Any:
         return value
     if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
-            raise FieldError(key, f"{value!r} must be a finite number")
+            raise FieldError(key, f"{quoted(value)} must be a finite number")
         return float(value)
     if annotation is str and isinstance(value, str):
         return value
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     hint = " (YAML reads unquoted on/off/yes/no as booleans: quote it)" if isinstance(value, bool) else ""
-    raise FieldError(key, f"expects {names.get(annotation, annotation)}, got {value!r}{hint}")
+    raise FieldError(key, f"expects {names.get(annotation, annotation)}, got {quoted(value)}{hint}")
 
 
 def coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -141,16 +141,16 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
     if origin is Literal:
         allowed = typing.get_args(annotation)
         if value not in allowed or isinstance(value, bool) != any(isinstance(a, bool) for a in allowed):
-            raise FieldError(key, f"{value!r} must be one of {', '.join(map(str, allowed))}")
+            raise FieldError(key, f"{quoted(value)} must be one of {', '.join(map(str, allowed))}")
         return value
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise FieldError(key, f"expects a list, got {value!r}")
+            raise FieldError(key, f"expects a list, got {quoted(value)}")
         (item,) = typing.get_args(annotation)
         return [coerce(v, item, key) for v in value]
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise FieldError(key, f"expects a mapping, got {value!r}")
+            raise FieldError(key, f"expects a mapping, got {quoted(value)}")
         _, item = typing.get_args(annotation)
         return {str(k): coerce(v, item, f"{key}.{k}") for k, v in value.items()}
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
@@ -184,7 +184,7 @@ def check_field(cls: type, name: str, value: Any, key: str | None = None) -> Any
     check = spec.metadata.get("check")
     problem = check(value) if check else None
     if problem:
-        raise FieldError(key, f"{value!r} {problem}", doc)
+        raise FieldError(key, f"{quoted(value)} {problem}", doc)
     return value
 
 
@@ -204,7 +204,7 @@ class Checked:
 def build(cls: type, mapping: Any, prefix: str = "") -> Any:
     """An instance of dataclass ``cls`` from a mapping; unknown keys and bad values name ``prefix + key``."""
     if not isinstance(mapping, Mapping):
-        raise FieldError(prefix.rstrip(".") or cls.__name__, f"expects a mapping of fields, got {mapping!r}")
+        raise FieldError(prefix.rstrip(".") or cls.__name__, f"expects a mapping of fields, got {quoted(mapping)}")
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in mapping if k not in names]
     if unknown:
@@ -237,18 +237,18 @@ def parse_text(text: str, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     if annotation is bool:
         if text.lower() not in _BOOL_WORDS:
-            raise FieldError(key, f"expects true or false, got {text!r}")
+            raise FieldError(key, f"expects true or false, got {quoted(text)}")
         return _BOOL_WORDS[text.lower()]
     if annotation is int:
         try:
             return int(text)
         except ValueError:
-            raise FieldError(key, f"value {text!r} is not an integer") from None
+            raise FieldError(key, f"value {quoted(text)} is not an integer") from None
     if annotation is float:
         try:
             return float(text)
         except ValueError:
-            raise FieldError(key, f"value {text!r} is not a number") from None
+            raise FieldError(key, f"value {quoted(text)} is not a number") from None
     if origin is list and not text.startswith("["):
         (item,) = typing.get_args(annotation)
         return [parse_text(part, item, key) for part in text.split(",") if part.strip()]
@@ -261,7 +261,7 @@ def parse_text(text: str, annotation: Any, key: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
-        raise FieldError(key, f"value {text!r} is not valid YAML") from None
+        raise FieldError(key, f"value {quoted(text)} is not valid YAML") from None
 
 
 def type_name(annotation: Any) -> str:

@@ -30,3 +30,14 @@ class DataError(VideoperlinError):
 
 class CheckpointError(VideoperlinError):
     """A weight or checkpoint file is unreadable, or does not fit the model it is loaded into."""
+
+
+#: Characters of a value (or of a parser's message) an error quotes.
+QUOTE_LIMIT = 80
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters: a message never embeds an
+    unbounded value (a 72 MB list from a YAML alias, a pasted file)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, quoted
 from videoperlin.utils.atomic import atomic_write_text
 
 
@@ -15,7 +15,7 @@ def parse_clip_size(text: str) -> tuple[int, int, int]:
     except ValueError:
         dims = ()
     if len(dims) != 3 or min(dims) < 1:
-        raise ConfigError(f"--input {text!r} must look like TxHxW, e.g. 16x112x112")
+        raise ConfigError(f"--input {quoted(text)} must look like TxHxW, e.g. 16x112x112")
     return dims
 
 
@@ -33,7 +33,7 @@ def run_models(args: argparse.Namespace) -> int:
 
     names = list_models(args.pattern)
     if not names:
-        raise ConfigError(f"no model matches {args.pattern!r}; try --pattern 'r3d*'")
+        raise ConfigError(f"no model matches {quoted(args.pattern)}; try --pattern 'r3d*'")
     size = parse_clip_size(args.input)
     header = f"{'model':10} {'params (M)':>11}" + (f" {'GFLOPs @ ' + args.input:>22}" if args.flops else "")
     print(header)

@@ -13,8 +13,10 @@ from importlib import resources
 from pathlib import Path
 
 from videoperlin.config_fields import describe, text_parser, type_name
+from videoperlin.data.config import DataConfig
 from videoperlin.errors import ConfigError
 from videoperlin.train.config import RunConfig, field_annotation, field_doc_of, load_config
+from videoperlin.utils.text import quoted
 
 #: Shortcut flag -> config key (every other field: --set section.field=value).
 SHORTCUTS = {
@@ -81,7 +83,7 @@ def builtin_config(name: str) -> Path:
     path = Path(str(resources.files("videoperlin") / "configs" / f"{name}.yaml"))
     if not path.exists():
         available = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"--config {name!r} is neither a file nor a built-in config ({', '.join(available)})")
+        raise ConfigError(f"--config {quoted(name)} is neither a file nor a built-in config ({', '.join(available)})")
     return path
 
 
@@ -129,6 +131,11 @@ def _run_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--config", default=None, help="YAML recipe: a path, or a built-in name (configs/)")
     add_set_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+    parser.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="with --resume: go on with settings that differ from the run's (recorded in metrics.jsonl)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no log lines but errors")
     add_shortcuts(parser, command)
     if command == "train":
@@ -161,7 +168,9 @@ def run_training(args: argparse.Namespace) -> int:
     from videoperlin.train.engine import Trainer
 
     config = config_from_args(args, args.command)
-    record = Trainer(config, resume=args.resume).fit()
+    if args.accept_changes and not args.resume:
+        raise ConfigError("--accept-changes goes with --resume (it accepts changed settings of a resumed run)")
+    record = Trainer(config, resume=args.resume, accept_changes=args.accept_changes).fit()
     if record:
         print(
             f"{config.train.out}: epoch {record['epoch']}, val_acc {record.get('val_acc', float('nan')):.4f}, "
@@ -216,7 +225,10 @@ def run_check_data(args: argparse.Namespace) -> int:
     from videoperlin.data.decode import FrameCache
     from videoperlin.data.sources import load_catalog
 
-    d = load_config(None, {"data.path": args.data, **shortcut_values(args, "check-data")}, task="train").data
+    given = shortcut_values(args, "check-data")
+    # check-data decodes at data.short_side and never crops: data.size (a training setting) must not refuse a short side
+    crop = {"data.size": min(given.get("data.short_side", DataConfig.short_side), DataConfig.size)}
+    d = load_config(None, {"data.path": args.data, **crop, **given}, task="train").data
     catalog = load_catalog(args.data, d.dataset, d.split, d.splits_dir)
     report = check_catalog(catalog, FrameCache(d.frame_cache_dir(), d.short_side), d.frames, not args.quiet)
     print(format_report(report, args.strict))

@@ -1,7 +1,8 @@
 """Decoding videos to uint8 frame arrays with PyAV, with an on-disk cache of small decoded copies.
 
 ``decode_video(path, short_side=128)`` returns (T, H, W, 3) uint8 RGB frames, resized by FFmpeg's
-scaler so the short side is ``short_side`` (aspect kept, even sizes). Exported VPN ``.npy`` files
+scaler so the short side is ``short_side`` (aspect kept, even sizes) and turned upright as the
+stream's display matrix says (a phone's portrait video is stored as landscape frames). Exported VPN ``.npy`` files
 ((T, H, W) grayscale, uint8 or float in [0, 1]) decode the same way. Every failure -- missing,
 zero-byte, not a video, no decodable frame -- raises :class:`VideoDecodeError` naming the file.
 
@@ -23,6 +24,9 @@ from videoperlin.errors import VideoperlinError
 from videoperlin.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
+
+#: A video yielding fewer than this share of the frames its header declares is warned about.
+SHORT_DECODE = 0.5
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".npy")
 
@@ -69,16 +73,18 @@ def decode_video(path: str | Path, short_side: int | None = 128) -> np.ndarray:
         raise VideoDecodeError(f"{path}: file is empty (0 bytes)")
     if path.suffix.lower() == ".npy":
         return _decode_npy(path, short_side)
-    frames = []
+    frames: list[np.ndarray] = []
+    declared = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoDecodeError(f"{path}: has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            declared = stream.frames
             for frame in container.decode(stream):
                 width, height = _scaled_size(frame.width, frame.height, short_side)
-                frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
+                frames.append(upright(frame.to_ndarray(format="rgb24", width=width, height=height), frame.rotation))
     except VideoDecodeError:
         raise
     except (av.FFmpegError, ValueError, OSError) as exc:
@@ -87,7 +93,22 @@ def decode_video(path: str | Path, short_side: int | None = 128) -> np.ndarray:
         log.warning("%s: decoding stopped after %d frames (%s); using those", path, len(frames), exc)
     if not frames:
         raise VideoDecodeError(f"{path}: contains no decodable frames")
+    if declared and len(frames) < SHORT_DECODE * declared:
+        log.warning(
+            "%s: decoded %d frames but its header declares %d (truncated or damaged?); using those",
+            path,
+            len(frames),
+            declared,
+        )
     return np.stack(frames)
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """An (H, W, 3) frame turned as its display matrix says it is shown (``rotation``: degrees
+    counter-clockwise, PyAV's ``VideoFrame.rotation``; phones record portrait video as landscape
+    frames with a matrix of -90). Only quarter turns exist in practice; others are rounded to one."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
 class FrameCache:

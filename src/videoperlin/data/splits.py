@@ -17,7 +17,7 @@ import numpy as np
 
 from videoperlin.data.config import DataConfig
 from videoperlin.data.sources import VideoCatalog, VideoRecord, load_catalog
-from videoperlin.errors import ConfigError, DataError
+from videoperlin.errors import ConfigError, DataError, quoted
 
 
 @dataclass
@@ -48,7 +48,28 @@ def split_records(data: DataConfig, seed: int) -> DataSplit:
             catalog.records, relabel(val_catalog, catalog.class_names, data.val_path), catalog.class_names, catalog.kind
         )
     train, val = split_train_val(catalog, data.fold, data.folds, data.val_fraction, seed)
+    _check_every_class_trains(train, catalog, data)
     return DataSplit(train, val, catalog.class_names, catalog.kind)
+
+
+def _check_every_class_trains(train: list[VideoRecord], catalog: VideoCatalog, data: DataConfig) -> None:
+    """Refuse a split whose training side lacks a class: the head would have an output never trained,
+    and validation would score it."""
+    absent = sorted(set(range(len(catalog.class_names))) - {r.label for r in train})
+    if not absent:
+        return
+    name = catalog.class_names[absent[0]]
+    groups = sorted({str(r.group) for r in catalog.records if r.label == absent[0] and r.group is not None})
+    where = (
+        f"fold {data.fold} of {data.folds} (its group(s) {', '.join(groups[:5])} all fall in validation)"
+        if groups and not any(r.subset for r in catalog.records)
+        else f"the training split of {data.path}"
+    )
+    more = f" (and {len(absent) - 1} more class(es))" if len(absent) > 1 else ""
+    raise DataError(
+        f"class {quoted(name)}{more} has no training video in {where}; add videos of it from other groups, "
+        f"use fewer folds (data.folds), or leave the class out of the data"
+    )
 
 
 def relabel(catalog: VideoCatalog, class_names: list[str], where: str) -> list[VideoRecord]:

@@ -51,6 +51,28 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def _what_file_is(path: Path) -> str:
+    """What a file that torch.load could not read looks like, from its first bytes (for the message)."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive that is not a torch checkpoint, or a truncated one"
+    if head.startswith(b"\x80"):
+        return "a pickle that is corrupt or truncated"
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file (Keras?), not a torch checkpoint"
+    if len(head) > 8 and head[8:9] == b"{":
+        return "a safetensors file; name it .safetensors"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the 512 bytes
+            return "neither a torch checkpoint nor text (corrupt, or another format)"
+    return "a text file, not a torch checkpoint"
+
+
 def _torch_load(path: Path) -> Any:
     try:
         with (
@@ -64,10 +86,10 @@ def _torch_load(path: Path) -> Any:
             f"{path} holds pickled Python objects that weights_only=True refuses ({refused[0]}); "
             f"re-save it as a plain state_dict or safetensors"
             if refused
-            else f"{path} is not a readable torch checkpoint (corrupt, truncated or not a checkpoint)"
+            else f"{path} is not a readable torch checkpoint: {_what_file_is(path)}"
         ) from None
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({_first_line(exc)})") from None
+    except Exception:
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {_what_file_is(path)}") from None
 
 
 def _safetensors_load(path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:

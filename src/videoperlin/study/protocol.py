@@ -32,7 +32,7 @@ from videoperlin.config_fields import (
     option,
     parse_text,
 )
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, quoted
 from videoperlin.models.registry import list_models
 from videoperlin.train.config import RunConfig, field_annotation, load_config, read_yaml
 
@@ -145,7 +145,7 @@ class Protocol(Checked):
             if entry.after is not None and (entry.after not in earlier or not earlier[entry.after].fixed_split):
                 raise FieldError(
                     "datasets",
-                    f"{entry.name}: after {entry.after!r} must name an earlier dataset with a "
+                    f"{entry.name}: after {quoted(entry.after)} must name an earlier dataset with a "
                     f"fixed split (split or val_data): its runs are the chain's first stage",
                 )
         self.stage_configs_are_valid()
@@ -233,7 +233,7 @@ def set_protocol_key(mapping: dict[str, Any], key: str, raw: str) -> None:
     head, _, rest = key.partition(".")
     types_ = field_types(Protocol)
     if head not in types_:
-        raise ConfigError(f"unknown protocol field {key!r}{suggest(key)}; fields: {', '.join(types_)}")
+        raise ConfigError(f"unknown protocol field {quoted(key)}{suggest(key)}; fields: {', '.join(types_)}")
     if head not in (*STAGES, "vpn_arms"):
         if rest:
             raise ConfigError(f"--set {key}: {head} has no sub-fields; set the whole value, e.g. {head}=...")
@@ -256,10 +256,10 @@ def load_protocol(path: str | Path, sets: list[str] | None = None, changes: dict
     mapping.update(changes or {})
     for text in sets or []:
         if "=" not in text:
-            raise ConfigError(f"--set {text!r} must look like key=value, e.g. finetune.train.epochs=60")
+            raise ConfigError(f"--set {quoted(text)} must look like key=value, e.g. finetune.train.epochs=60")
         key, raw = (part.strip() for part in text.split("=", 1))
         set_protocol_key(mapping, key, raw)
     unknown = [k for k in mapping if k not in field_types(Protocol)]
     if unknown:
-        raise ConfigError(f"{path}: unknown protocol field {unknown[0]!r}{suggest(unknown[0])}")
+        raise ConfigError(f"{path}: unknown protocol field {quoted(unknown[0])}{suggest(unknown[0])}")
     return build(Protocol, mapping)

@@ -87,6 +87,8 @@ def train_or_fall_back(config: RunConfig, retry_out: Path, what: str) -> RunDir:
             try:
                 Trainer(attempt, resume=True).fit()
                 return run
+            except ConfigError:  # the protocol or the data at fault (a changed setting...): fp32 will not mend it
+                raise
             except Exception as exc:
                 error = error_line(exc)
                 run.mark_failed(error, amp=attempt.train.amp)

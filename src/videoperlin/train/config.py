@@ -36,12 +36,31 @@ from videoperlin.config_fields import (
     to_dict,
 )
 from videoperlin.data.config import DataConfig
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, quoted
 from videoperlin.models.registry import list_models
 from videoperlin.models.resnet3d import ModelOptions
 from videoperlin.utils.atomic import atomic_write_text
 from videoperlin.utils.text import read_yaml_file
 from videoperlin.vpn.source import ClipSource
+
+#: Fields a resumed run may change without changing what it computes: where it is, how fast it runs,
+#: how often it saves or validates, and when it stops. ``--resume`` refuses a change to any other field
+#: unless told to accept it (:func:`changed_settings`).
+RESUME_NEUTRAL = frozenset(
+    {
+        "train.out",
+        "train.progress",
+        "train.threads",
+        "train.save_every",
+        "train.checkpoint_every",
+        "train.max_steps",
+        "train.val_every",
+        "data.workers",
+        "data.cache_dir",
+    }
+)
+#: Fields holding paths; a run records them absolute, so it can be evaluated or resumed from any folder.
+PATH_FIELDS = ("data.path", "data.val_path", "data.splits_dir", "data.cache_dir", "train.init", "train.out")
 
 #: Keys that were renamed: a user's file or --set gets an error naming the new key; a stored record is migrated.
 RENAMED = {"data.data": "data.path", "data.val_data": "data.val_path"}
@@ -97,6 +116,9 @@ class TrainConfig(Checked):
     seed: int = option(0, "seed of the data order, augmentation, initialisation and VPN clips", at_least(0))
     deterministic: bool = option(False, "torch deterministic algorithms (slower)")
     out: str = option("runs/run", "run directory: config.yaml, metrics.jsonl, checkpoints/, figures/")
+    save_every: int = option(
+        1, "write last.pt every N epochs and at the last (0: at the last only; resume goes back to it)", at_least(0)
+    )
     checkpoint_every: int = option(0, "also write last.pt every N steps (0: only at epoch ends)", at_least(0))
     max_steps: int = option(0, "stop after N steps in all (0: run all epochs); --resume continues", at_least(0))
     init: str | None = option(
@@ -148,11 +170,13 @@ def field_annotation(key: str, root: type = RunConfig) -> Any:
         if part not in types_:
             where = ".".join(parts[:depth])
             valid = ", ".join(f"{where}.{name}".lstrip(".") for name in types_)
-            raise ConfigError(f"unknown config field {key!r}; valid fields{' in ' + where if where else ''}: {valid}")
+            raise ConfigError(
+                f"unknown config field {quoted(key)}; valid fields{' in ' + where if where else ''}: {valid}"
+            )
         annotation = types_[part]
         is_section = isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
         if depth < len(parts) - 1 and not is_section:
-            raise ConfigError(f"unknown config field {key!r}: {'.'.join(parts[: depth + 1])} is not a section")
+            raise ConfigError(f"unknown config field {quoted(key)}: {'.'.join(parts[: depth + 1])} is not a section")
         cls = annotation
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         raise ConfigError(f"{key} is a section; set one of its fields, e.g. {key}.{next(iter(field_types(cls)))}")
@@ -187,7 +211,7 @@ def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def parse_override(text: str) -> tuple[str, Any]:
     """``section.field=value`` -> (key, value parsed by the field's type)."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r} must look like section.field=value, e.g. optim.lr=0.01")
+        raise ConfigError(f"--set {quoted(text)} must look like section.field=value, e.g. optim.lr=0.01")
     key, raw = (part.strip() for part in text.split("=", 1))
     try:
         return key, parse_text(raw, field_annotation(key), key)
@@ -242,6 +266,29 @@ def config_from_record(record: dict[str, Any]) -> RunConfig:
     for key, value in flat.items():
         set_key(mapping, key, value)
     return build(RunConfig, mapping)
+
+
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """``config`` with every :data:`PATH_FIELDS` value made absolute (from the working directory)."""
+    flat = flatten(config.to_dict())
+    mapping: dict[str, Any] = {}
+    for key, value in flat.items():
+        absolute = key in PATH_FIELDS and value is not None and "://" not in str(value)
+        set_key(mapping, key, str(Path(value).expanduser().absolute()) if absolute else value)
+    return build(RunConfig, mapping)
+
+
+def changed_settings(recorded: dict[str, Any], config: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """Field -> (recorded value, value now) for every field outside :data:`RESUME_NEUTRAL` on which a
+    run's stored config (``recorded``) and ``config`` differ; paths compared absolute."""
+    before = flatten(with_absolute_paths(config_from_record(recorded)).to_dict())
+    now = flatten(with_absolute_paths(config).to_dict())
+    unused = "vpn." if config.task == "train" or config.data.path is not None else None  # clips come from files
+    return {
+        k: (before.get(k), v)
+        for k, v in now.items()
+        if k not in RESUME_NEUTRAL and before.get(k) != v and not (unused and k.startswith(unused))
+    }
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:

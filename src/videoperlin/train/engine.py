@@ -1,12 +1,17 @@
 """One engine behind VPN pre-training and real-video training.
 
 ``Trainer(config).fit()`` trains for ``train.epochs`` epochs, validating every ``train.val_every``
-epochs (video-level top-1), and writes into ``train.out``: ``config.yaml``, ``metrics.jsonl`` (one
-line per epoch), ``checkpoints/last.pt`` (every epoch and every ``train.checkpoint_every`` steps)
-and ``checkpoints/best.pt`` (written atomically), and ``figures/conv1.png``. With ``resume=True``
-it continues from ``last.pt`` exactly where it stopped: model, optimiser, position within the
-epoch, best metric and RNG state (the schedule is a function of progress, the data order and
-augmentation are functions of (seed, epoch, index)).
+epochs (video-level top-1), and writes into ``train.out``: ``config.yaml`` (paths made absolute),
+``metrics.jsonl`` (one line per epoch), ``checkpoints/last.pt`` (every ``train.save_every`` epochs,
+at the last, and every ``train.checkpoint_every`` steps) and ``checkpoints/best.pt`` (written
+atomically), and ``figures/conv1.png``. One process writes a run directory at a time (a lock).
+
+With ``resume=True`` it continues from ``last.pt`` exactly where it stopped: model, optimiser,
+position within the epoch, best metric and RNG state (the schedule is a function of progress, the
+data order and augmentation are functions of (seed, epoch, index)). A resume whose settings differ
+from the run's in a field that changes what it computes (every field but
+:data:`~videoperlin.train.config.RESUME_NEUTRAL`) is refused, naming each field, unless
+``accept_changes=True``; then the changes go into the next epoch's record in ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from tqdm import tqdm
 import videoperlin
 from videoperlin.config_fields import to_dict
 from videoperlin.data.transforms import normalize
-from videoperlin.errors import ConfigError, DataError, NumericsError
+from videoperlin.errors import ConfigError, DataError, NumericsError, quoted
 from videoperlin.models import VideoResNet, create_model
 from videoperlin.models.frameworks import detect_framework, infer_model_config, with_backbone_prefix
 from videoperlin.models.pretrained import load_pretrained
@@ -39,12 +44,13 @@ from videoperlin.models.weight_files import read_state_dict
 from videoperlin.scores import VideoScores, rates
 from videoperlin.train.batch_sources import build_batches
 from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_state, save_checkpoint
-from videoperlin.train.config import RunConfig, save_config
+from videoperlin.train.config import RunConfig, changed_settings, save_config, with_absolute_paths
 from videoperlin.train.distributed import all_sum, cleanup_distributed, setup_distributed
 from videoperlin.train.numerics import Precision, choose_precision
+from videoperlin.train.resources import check_set_size, check_step_memory
 from videoperlin.train.run_dir import RunDir
 from videoperlin.train.schedule import lr_factor
-from videoperlin.utils.atomic import writable_directory
+from videoperlin.utils.atomic import exclusive_lock, writable_directory
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +134,28 @@ class GradNormGuard:
 class Trainer:
     """Builds data, model and optimiser from a :class:`RunConfig` and runs the loop."""
 
-    def __init__(self, config: RunConfig, resume: bool = False) -> None:
-        self.config = config
+    def __init__(self, config: RunConfig, resume: bool = False, accept_changes: bool = False) -> None:
+        self.config = config = with_absolute_paths(config)
         self.dist, self.device = setup_distributed()
         self._set_determinism()
         self.run_dir = RunDir(Path(config.train.out))
+        self._lock = contextlib.ExitStack()
+        if self.dist.is_main:
+            writable_directory(self.run_dir.checkpoints, "train.out")
+            self._lock.enter_context(
+                exclusive_lock(
+                    self.run_dir.lock_file,
+                    f"another process is training in {self.run_dir.path}; wait for it, or choose another --out",
+                )
+            )
+        if config.task == "pretrain" and not config.data.path:
+            check_set_size(max(config.vpn.num_videos, config.vpn.val_videos), self.device)
         self.source = build_batches(config, self.dist, self.device)
         self._warn_about_relations()
         self.class_names = self.source.class_names
         self.model = self._build_model()
+        d = config.data
+        check_step_memory(self.model, (3, d.frames, d.size, d.size), config.train.batch_size, self.device)
         self.optimizer = build_optimizer(self.model, config)
         self.precision = self._guard_precision()
         self.amp_dtype = self.precision.dtype
@@ -151,7 +170,8 @@ class Trainer:
             "best_epoch": -1,
         }
         self.epoch_totals = self._zero_totals()
-        self._prepare_run_dir(resume)
+        self.changes: dict[str, tuple[Any, Any]] = {}  # settings this segment changed (accept_changes)
+        self._prepare_run_dir(resume, accept_changes)
         self.net: nn.Module = self.model
         if self.dist.enabled:
             self.net = nn.parallel.DistributedDataParallel(
@@ -243,13 +263,14 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # not in the stubs
         return model
 
-    def _prepare_run_dir(self, resume: bool) -> None:
-        if self.dist.is_main:
-            writable_directory(self.run_dir.checkpoints, "train.out")
+    def _prepare_run_dir(self, resume: bool, accept_changes: bool) -> None:
         last = self.run_dir.checkpoint("last")
         if resume and last.exists():
-            self._restore(load_checkpoint(last))
+            checkpoint = load_checkpoint(last)
+            self._check_settings(checkpoint.get("config") or {}, accept_changes)
+            self._restore(checkpoint)
             log.info("resumed %s at epoch %d, step %d", last, self.position["epoch"], self.position["step_in_epoch"])
+            self._restore_best()
         elif last.exists():
             raise ConfigError(
                 f"{self.run_dir.path} already holds a run; pass --resume to continue it or choose another --out"
@@ -273,6 +294,31 @@ class Trainer:
         self.epoch_totals = dict(checkpoint.get("epoch_totals") or self._zero_totals())
         self.grad_guard.load_state(checkpoint.get("grad_norms") or [])
         restore_rng(checkpoint["rng"])
+
+    def _check_settings(self, recorded: dict[str, Any], accept_changes: bool) -> None:
+        """Refuse a resume that changes what the run computes, unless ``accept_changes``."""
+        self.changes = changed_settings(recorded, self.config) if recorded else {}
+        if not self.changes:
+            return
+        listed = ", ".join(f"{k} {quoted(a, 40)} -> {quoted(b, 40)}" for k, (a, b) in list(self.changes.items())[:6])
+        more = f" and {len(self.changes) - 6} more" if len(self.changes) > 6 else ""
+        if not accept_changes:
+            raise ConfigError(
+                f"--resume would change the run in {self.run_dir.path}: {listed}{more}; resume with the "
+                f"run's settings (its config.yaml), or add --accept-changes to go on with the new ones"
+            )
+        log.warning("resuming with changed settings (recorded in metrics.jsonl): %s%s", listed, more)
+
+    def _restore_best(self) -> None:
+        """Write best.pt again when a kill fell between an improving epoch's last.pt and its best.pt:
+        then last.pt ends that epoch (nothing trained since) and holds the best weights."""
+        p, best = self.position, self.run_dir.checkpoint("best")
+        if p["best_epoch"] < 0 or p["step_in_epoch"] != 0 or p["best_epoch"] != p["epoch"] - 1:
+            return
+        if best.exists() and load_checkpoint(best)["position"]["best_epoch"] == p["best_epoch"]:
+            return
+        log.warning("%s was missing or older than epoch %d (interrupted); written again from last.pt", best, p["epoch"])
+        self.save("best")
 
     @staticmethod
     def _zero_totals() -> dict[str, float]:
@@ -356,6 +402,7 @@ class Trainer:
             self.write_figures()
         finally:
             cleanup_distributed()
+            self._lock.close()
         return record
 
     def end_epoch(self, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -364,16 +411,25 @@ class Trainer:
             self.position["best"], self.position["best_epoch"] = metrics["val_acc"], epoch
         self.position.update(epoch=epoch + 1, step_in_epoch=0)
         record = {"epoch": epoch + 1, **metrics, "best_val_acc": self.position["best"]}
+        if self.changes:  # the first epoch record of a resumed segment that changed settings
+            record["changed_settings"] = {k: list(v) for k, v in self.changes.items()}
+            self.changes = {}
         self.log_metrics(record)
-        self.save("last")
-        if improved:
+        if improved:  # best.pt first: a kill before last.pt repeats this epoch, which writes best.pt again
             self.save("best")
+        if self._save_due(epoch):
+            self.save("last")
         log.info(
             "epoch %d: %s",
             epoch + 1,
             ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
         )
         return record
+
+    def _save_due(self, epoch: int) -> bool:
+        """Whether last.pt is written at the end of ``epoch``: every ``train.save_every`` epochs, and at the last."""
+        every, last = self.config.train.save_every, epoch + 1 == self.config.train.epochs
+        return last or (every > 0 and (epoch + 1) % every == 0)
 
     def train_epoch(self, epoch: int) -> dict[str, float] | None:
         """One epoch from the saved position; None if ``train.max_steps`` stopped it."""

@@ -63,6 +63,21 @@ def _check_classes(trained: list[str] | None, found: list[str], data: str | None
         )
 
 
+def _check_recorded_paths(config: RunConfig, meta: dict[str, Any], overrides: dict[str, Any], sets: list[str]) -> None:
+    """A data path the user did not type but the checkpoint recorded, and which is gone: say where it
+    came from (a run that used a relative path from another folder, or data that moved)."""
+    for key, flag in (("data.path", "--data"), ("data.val_path", "--val-data"), ("data.splits_dir", "--splits-dir")):
+        name = key.split(".")[1]
+        value = getattr(config.data, name)
+        typed = key in overrides or any(s.strip().startswith(f"{key}=") for s in sets)
+        if value is None or typed or Path(value).exists() or not meta.get("config"):
+            continue
+        raise ConfigError(
+            f"{key} {value} recorded in the checkpoint's run config does not exist here (the data moved, or "
+            f"the run was started from another folder with a relative path); give {flag} with its location now"
+        )
+
+
 @torch.no_grad()
 def run_evaluation(
     checkpoint: str | Path,
@@ -80,6 +95,7 @@ def run_evaluation(
     model, meta = load_model_and_metadata(checkpoint)
     model.eval()
     config = evaluation_config(meta, overrides, sets)
+    _check_recorded_paths(config, meta, overrides or {}, sets or [])
     split = split_records(config.data, config.train.seed)
     _check_classes(meta.get("class_names"), split.class_names, config.data.path)
     records = split.subset(subset)

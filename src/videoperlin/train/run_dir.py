@@ -4,8 +4,10 @@ A run directory (``train.out``) holds::
 
     config.yaml        the resolved run config
     metrics.jsonl      one JSON record per epoch (a resumed epoch replaces its line)
-    checkpoints/       last.pt (every epoch, and every train.checkpoint_every steps), best.pt
+    checkpoints/       last.pt (every train.save_every epochs and at the last; every train.checkpoint_every
+                       steps), best.pt
     figures/           conv1.png
+    .lock              held by the process writing the run (one writer at a time)
     failed.json        only when a study gave the run up (the error; videoperlin.study.runs)
     eval-<subset>/     what videoperlin evaluate wrote
 
@@ -57,6 +59,10 @@ class RunDir:
     @property
     def figures(self) -> Path:
         return self.path / "figures"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / ".lock"
 
     @property
     def failure_file(self) -> Path:

@@ -2,13 +2,15 @@
 
 A reader (or a resumed run after ``kill -9``) sees either the old file or the complete new one,
 never a partial file. Temporary names start with ``.`` and contain ``.tmp-``, so they are easy to
-recognise and clean up.
+recognise and clean up. :func:`exclusive_lock` keeps a second writer out of a folder (a run, an
+export shard, a prepared copy): an advisory ``flock`` the kernel drops when the process dies.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import uuid
@@ -18,6 +20,19 @@ from pathlib import Path
 from videoperlin.errors import ConfigError
 
 TMP_MARKER = ".tmp-"
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: Path, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if needed) for the ``with`` block; if another
+    process holds it, a :class:`ConfigError` ``busy`` (which says what is busy and what to do)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{busy} ({lock_file} is locked)") from None
+        yield
 
 
 def temp_path_for(path: Path) -> Path:

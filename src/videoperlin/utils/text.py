@@ -16,12 +16,10 @@ from typing import Any
 
 import yaml
 
-from videoperlin.errors import ConfigError, DataError
+from videoperlin.errors import QUOTE_LIMIT, ConfigError, DataError
 
 #: Values a YAML document may hold once its aliases are expanded (a recipe holds a few hundred).
 MAX_YAML_VALUES = 100_000
-#: Characters of a parser's message an error quotes.
-QUOTE_LIMIT = 80
 
 
 def read_text(path: str | Path, what: str, error: type[Exception] = DataError) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import io
 import json
 import logging
@@ -33,7 +32,7 @@ from tqdm import tqdm
 import videoperlin
 from videoperlin.data.encode import CRF_RANGE, DEFAULT_CRF, DEFAULT_FPS, encode_video
 from videoperlin.errors import ConfigError
-from videoperlin.utils.atomic import atomic_path, atomic_write_text, is_temp_file, writable_directory
+from videoperlin.utils.atomic import atomic_path, atomic_write_text, exclusive_lock, is_temp_file, writable_directory
 from videoperlin.vpn.dataset import VPNDataset
 
 log = logging.getLogger(__name__)
@@ -209,15 +208,11 @@ def _check_free_space(ds: VPNDataset, out: Path, fmt: str, npy_dtype: str, video
 def _shard_lock(out: Path, shard: tuple[int, int]) -> Iterator[None]:
     """Hold a lock on this shard of ``out``: two processes on one shard would delete each other's temporaries.
     (Different shards may fill one folder together; the kernel releases the lock if the process dies.)"""
-    path = out / f".generate-shard-{shard[0]}-of-{shard[1]}.lock"
-    with open(path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(
-                f"another process is already writing shard {shard[0]}/{shard[1]} into {out} ({path}); "
-                f"wait for it, or give each process its own --shard I/N"
-            ) from None
+    with exclusive_lock(
+        out / f".generate-shard-{shard[0]}-of-{shard[1]}.lock",
+        f"another process is already writing shard {shard[0]}/{shard[1]} into {out}; "
+        f"wait for it, or give each process its own --shard I/N",
+    ):
         yield
 
 

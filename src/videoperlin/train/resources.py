@@ -1,0 +1,95 @@
+"""Up-front resource checks of a training run: refuse in one line, naming the fields, what cannot fit.
+
+A run that cannot fit used to find out minutes in, with a traceback: ``--size 4096`` allocated
+4.4 GB before running out of memory, ``--num-videos 10**12`` asked numpy for a 7.28 TiB epoch
+order. Two estimates, before any clip is drawn:
+
+* the epoch order: :class:`~videoperlin.train.sampler.EpochBatches` permutes every clip's int64
+  index at once and resizes the permutation for the ranks (a copy) -- 16 bytes a clip of the set
+  (a VPN clip's label and content are functions of its index: nothing else grows with the set);
+* the activations of one training step: autograd keeps (about) every module's output for the
+  backward pass, so the step holds the sum, over the model's leaf modules, of their output sizes,
+  times the batch, in float32 (bf16 autocast halves the convolutions' part; the check stays
+  conservative and counts 4 bytes), plus the input batch itself. The sizes come from a forward of a
+  ``meta`` copy of the model (shapes only: no compute, no memory), the same trick as the numerics
+  guard.
+
+The sum is compared with the memory available now (``MemAvailable`` of ``/proc/meminfo``, or free
+CUDA memory on a GPU); a run whose estimate exceeds it is refused. The estimate is a lower bound of
+what a step really uses (workspace, the optimiser, the loader's copies come on top), so the check
+refuses only runs that certainly cannot fit. (:func:`check_set_size` runs before the data is built,
+:func:`check_step_memory` once the model is.)
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+from torch import nn
+
+from videoperlin.errors import ConfigError
+
+#: Bytes the training path holds per clip of the set (its epoch-order index, twice).
+BYTES_PER_CLIP_IN_SET = 16
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for a run on ``device``: free CUDA memory, else the host's available RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def activation_bytes(model: nn.Module, clip_shape: tuple[int, ...], batch: int) -> int:
+    """Float32 bytes of every leaf module's output, and of the input, for one (batch, *clip_shape) forward."""
+    meta = copy.deepcopy(model).to("meta")
+    total = [batch * int(torch.Size(clip_shape).numel())]
+
+    def record(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if isinstance(output, torch.Tensor):
+            total.append(output.numel())
+
+    hooks = [m.register_forward_hook(record) for m in meta.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            meta(torch.empty((batch, *clip_shape), device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return 4 * sum(total)
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def check_set_size(set_size: int, device: torch.device) -> None:
+    """Refuse (:class:`ConfigError`) a VPN set whose epoch order alone exceeds the memory available."""
+    order, free = BYTES_PER_CLIP_IN_SET * set_size, available_memory(device)
+    if order > free:
+        raise ConfigError(
+            f"vpn.num_videos {set_size:,} needs {_gib(order)} for its epoch order alone but {_gib(free)} is "
+            f"available; lower vpn.num_videos (clips are drawn afresh from the seed, so no set needs to be that big)"
+        )
+
+
+def check_step_memory(model: nn.Module, clip_shape: tuple[int, ...], batch: int, device: torch.device) -> int:
+    """Refuse (:class:`ConfigError`) a run whose step activations exceed the memory available; the estimate."""
+    step, free = activation_bytes(model, clip_shape, batch), available_memory(device)
+    if step > free:
+        frames, size = clip_shape[1], clip_shape[-1]
+        raise ConfigError(
+            f"one training step of this model at train.batch_size {batch} x data.frames {frames} x data.size "
+            f"{size}x{size} keeps about {_gib(step)} of activations but {_gib(free)} is available; lower "
+            f"data.size, data.frames or train.batch_size (train.accum_steps keeps the effective batch)"
+        )
+    return step
