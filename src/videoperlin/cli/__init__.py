@@ -49,6 +49,11 @@ COMMANDS: dict[str, Command] = {
         "evaluate a checkpoint on its run's data (or other data)", training.evaluate_arguments, training.run_evaluate
     ),
     "check-data": Command("scan a dataset for problems", training.check_data_arguments, training.run_check_data),
+    "prepare": Command(
+        "re-encode a dataset at its training resolution (same layout, split files and manifest)",
+        training.prepare_arguments,
+        training.run_prepare,
+    ),
     "config": Command(
         "print every run-config field with its value, type and doc", training.config_arguments, training.run_config
     ),

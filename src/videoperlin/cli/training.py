@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
 from videoperlin.config_fields import describe, text_parser, type_name
 from videoperlin.data.config import DataConfig
-from videoperlin.errors import ConfigError
+from videoperlin.errors import ConfigError, quoted
 from videoperlin.train.config import RunConfig, field_annotation, field_doc_of, load_config
-from videoperlin.utils.text import quoted
 
 #: Shortcut flag -> config key (every other field: --set section.field=value).
 SHORTCUTS = {
@@ -227,12 +227,44 @@ def run_check_data(args: argparse.Namespace) -> int:
 
     given = shortcut_values(args, "check-data")
     # check-data decodes at data.short_side and never crops: data.size (a training setting) must not refuse a short side
-    crop = {"data.size": min(given.get("data.short_side", DataConfig.short_side), DataConfig.size)}
+    short_side = int(given.get("data.short_side") or DataConfig.short_side)  # type: ignore[call-overload]
+    crop = {"data.size": min(short_side, DataConfig.size)}
     d = load_config(None, {"data.path": args.data, **crop, **given}, task="train").data
     catalog = load_catalog(args.data, d.dataset, d.split, d.splits_dir)
     report = check_catalog(catalog, FrameCache(d.frame_cache_dir(), d.short_side), d.frames, not args.quiet)
     print(format_report(report, args.strict))
     return 0 if report.ok(args.strict) else 1
+
+
+def prepare_arguments(parser: argparse.ArgumentParser) -> None:
+    from videoperlin.data.prepare import DEFAULT_CRF
+
+    parser.add_argument("source", help="dataset folder (its whole tree) or CSV manifest (the videos it lists)")
+    parser.add_argument(
+        "--short-side", type=int, required=True, help="short side of the copy in pixels (never enlarged)"
+    )
+    parser.add_argument("--out", required=True, help="folder of the copy (rerun to finish an interrupted copy)")
+    parser.add_argument("--fps", type=float, default=None, help="at most this many frames a second (default: keep)")
+    parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"H.264 quality, 0..51 (default {DEFAULT_CRF})")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes encoding at once (0: this one)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true")
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """Re-encode a dataset at its training resolution, keeping its layout; a summary line (and
+    ``OUT/prepare.json``). Exit 1 when a video was unreadable (left out, as check-data reports it)."""
+    from videoperlin.data.prepare import PrepareSettings, prepare_dataset
+
+    if args.workers < 0:
+        raise ConfigError(f"--workers {args.workers} must be 0 (this process) or more")
+    settings = PrepareSettings(args.short_side, args.fps, args.crf)
+    summary = prepare_dataset(args.source, args.out, settings, args.workers, progress=not args.quiet)
+    print(f"{args.out}: {summary.line()}")
+    for name in summary.unreadable[:10]:
+        print(f"  unreadable, left out: {name}")
+    return 1 if summary.unreadable else 0
 
 
 def config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,9 @@
-"""Video encoding with PyAV (H.264 in MP4)."""
+"""Video encoding with PyAV (H.264 in MP4 by default; the container and codec of a file name for
+:mod:`videoperlin.data.prepare`)."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -26,14 +28,17 @@ REPRODUCIBLE_X264 = {"threads": "1", "x264-params": "no-mbtree=1"}
 def encode_video(
     path: str | Path,
     frames: np.ndarray,
-    fps: int = DEFAULT_FPS,
+    fps: int | Fraction = DEFAULT_FPS,
     crf: int = DEFAULT_CRF,
     container_format: str = "mp4",
+    codec: str = "libx264",
+    options: dict[str, str] | None = None,
 ) -> None:
-    """Encode uint8 frames, (T, H, W) grayscale or (T, H, W, 3) RGB, as H.264 yuv420p.
+    """Encode uint8 frames, (T, H, W) grayscale or (T, H, W, 3) RGB, as yuv420p (H.264 by default).
 
     ``container_format`` is given explicitly so ``path`` may have any name (e.g. a temp file).
-    Odd sizes are not supported by yuv420p; they raise a ValueError naming the size.
+    ``options`` replace the encoder settings beside ``crf`` (default: ``preset medium`` and
+    :data:`REPRODUCIBLE_X264`). Odd sizes are not supported by yuv420p; they raise a ValueError naming the size.
     """
     if frames.dtype != np.uint8 or frames.ndim not in (3, 4):
         raise ValueError(f"frames must be uint8 (T, H, W) or (T, H, W, 3), got {frames.dtype} {frames.shape}")
@@ -42,13 +47,26 @@ def encode_video(
         raise ValueError(f"H.264 yuv420p needs even frame sizes, got {height}x{width}")
     pixel_format = "gray" if frames.ndim == 3 else "rgb24"
     with av.open(str(path), mode="w", format=container_format) as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium", **REPRODUCIBLE_X264}
+        settings = {"preset": "medium", **REPRODUCIBLE_X264} if options is None else options
+        stream.options = {"crf": str(crf), **settings}
         for array in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=pixel_format)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+#: Container and codec a re-encoded file gets from its suffix, so a prepared copy keeps every file name
+#: (split files and manifests name the files). WebM holds no H.264: VP9 there.
+CONTAINERS = {
+    ".mp4": ("mp4", "libx264"),
+    ".m4v": ("mp4", "libx264"),
+    ".mov": ("mov", "libx264"),
+    ".mkv": ("matroska", "libx264"),
+    ".avi": ("avi", "libx264"),
+    ".webm": ("webm", "libvpx-vp9"),
+}
