@@ -14,7 +14,7 @@ from videoperlin.data.encode import encode_video
 from videoperlin.data.sampling import random_clip, sliding_windows
 from videoperlin.data.sources import load_catalog
 from videoperlin.data.splits import split_train_val
-from videoperlin.data.transforms import eval_transform, random_resized_crop_box, train_transform
+from videoperlin.data.transforms import eval_transform, random_resized_crop_box, to_clip_tensor, train_transform
 from videoperlin.errors import DataError
 
 
@@ -221,3 +221,20 @@ def test_manifest_rows_are_checked_with_file_and_line(tmp_path, body, message):
     (tmp_path / "m.csv").write_text("path,label\n" + body)
     with pytest.raises(DataError, match=message):
         load_catalog(tmp_path / "m.csv")
+
+
+@pytest.mark.parametrize("shape", [(8, 100, 130), (4, 37, 61), (4, 224, 300)])  # up, odd, down
+def test_clips_resized_in_uint8_stay_within_a_gray_level_of_the_float_resize(shape):
+    import torch
+    import torch.nn.functional as F
+
+    frames = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    clip = to_clip_tensor(frames, (112, 112))
+    reference = F.interpolate(
+        torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, size=(112, 112), mode="bilinear", antialias=True
+    ).clamp(0, 1)
+    assert clip.shape == (3, shape[0], 112, 112) and clip.dtype == torch.float32
+    error = (clip - reference.permute(1, 0, 2, 3)).abs() * 255  # in gray levels
+    assert error.max() <= 1.1 and error.mean() <= 0.35, (error.max(), error.mean())  # rounding to uint8: mean 1/4
+    mirrored_first = to_clip_tensor(np.ascontiguousarray(frames[:, :, ::-1]), (112, 112))
+    assert torch.equal(to_clip_tensor(frames, (112, 112), flip=True), mirrored_first)  # flipped after the resize
