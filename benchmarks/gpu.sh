@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Every GPU check of the project in one run (benchmarks/results/gpu/ holds its output from an H200):
-#   bash benchmarks/gpu.sh OUT [WEIZMANN_MANIFEST] [SECONDS]
+#   bash benchmarks/gpu.sh OUT [SECONDS]        (after bash benchmarks/gpu_data.sh; carry .gpudata)
 # 1. the -m gpu tests, 2. VPN generation clips/s (benchmarks/generate.py), 3. training clips/s and the data's
 # share of a VPN step (benchmarks/training.py), 4. the engine's own data_wait in `videoperlin pretrain`,
-# 5. the GPU transfer study (configs/transfer_gpu.yaml) in what is left of SECONDS (default 540).
+# 5. the GPU transfer study (configs/transfer_gpu.yaml: JHMDB split 1 and Weizmann from .gpudata/) in what is
+#    left of SECONDS (default 540).
 # Runs from the repository root with the package importable (pip install -e . or PYTHONPATH=src).
 set -u
-out=${1:?usage: benchmarks/gpu.sh OUT [WEIZMANN_MANIFEST] [SECONDS]}
-manifest=${2:-../shared/data/manifest.csv}
-budget=${3:-540}
+out=${1:?usage: benchmarks/gpu.sh OUT [SECONDS]}
+budget=${2:-540}
 work=$(mktemp -d)
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -41,8 +41,8 @@ done
 left=$((budget - SECONDS - 15))
 step "videoperlin transfer --config transfer_gpu (${left}s left)"
 if [ "$left" -gt 60 ]; then
-  timeout "$left" python3 -m videoperlin transfer --config transfer_gpu --data "$manifest" --dataset weizmann --folds 3 \
-    --out "$work/transfer" > "$out/transfer.log" 2>&1
+  timeout "$left" python3 -m videoperlin transfer --config transfer_gpu --out "$work/transfer" \
+    > "$out/transfer.log" 2>&1   # its data: .gpudata/ (bash benchmarks/gpu_data.sh, carried)
   echo "transfer exit $?" | tee -a "$log"
   cp "$work/transfer/report.md" "$work/transfer/results.csv" "$out/" 2>/dev/null
 fi
