@@ -183,24 +183,33 @@ def convolution_inputs(
 
     The forward runs on a ``meta`` copy of the model: shapes only, no compute and no memory.
     """
-    meta = copy.deepcopy(model).to("meta")
     found: dict[str, ConvSignature] = {}
 
     def record(name: str, module: nn.Conv3d | nn.Conv2d, args: tuple[torch.Tensor, ...]) -> None:
         found.setdefault(name, ConvSignature.of(module, args[0].shape, channels_last))
 
-    hooks = [
-        module.register_forward_pre_hook(lambda m, args, name=name: record(name, m, args))
-        for name, module in meta.named_modules()
-        if isinstance(module, CONVOLUTIONS)
-    ]
+    def hook(meta: nn.Module) -> list:
+        return [
+            module.register_forward_pre_hook(lambda m, args, name=name: record(name, m, args))
+            for name, module in meta.named_modules()
+            if isinstance(module, CONVOLUTIONS)
+        ]
+
+    forward_on_meta(model, (batch, *clip_shape), hook)
+    return found
+
+
+def forward_on_meta(model: nn.Module, input_shape: tuple[int, ...], hook) -> None:
+    """Run a copy of ``model`` on the ``meta`` device (shapes only: no compute, no memory) on an input of
+    ``input_shape``, with the hooks ``hook(meta_model)`` registers (and returns) in place for it."""
+    meta = copy.deepcopy(model).to("meta")
+    hooks = hook(meta)
     try:
         with torch.no_grad():
-            meta(torch.empty((batch, *clip_shape), device="meta"))
+            meta(torch.empty(input_shape, device="meta"))
     finally:
-        for hook in hooks:
-            hook.remove()
-    return found
+        for handle in hooks:
+            handle.remove()
 
 
 # ---- the probe ---------------------------------------------------------------------------------

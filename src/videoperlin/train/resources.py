@@ -23,13 +23,13 @@ refuses only runs that certainly cannot fit. (:func:`check_set_size` runs before
 
 from __future__ import annotations
 
-import copy
 import os
 
 import torch
 from torch import nn
 
 from videoperlin.errors import ConfigError
+from videoperlin.train.numerics import forward_on_meta
 
 #: Bytes the training path holds per clip of the set (its epoch-order index, twice).
 BYTES_PER_CLIP_IN_SET = 16
@@ -51,20 +51,16 @@ def available_memory(device: torch.device) -> int:
 
 def activation_bytes(model: nn.Module, clip_shape: tuple[int, ...], batch: int) -> int:
     """Float32 bytes of every leaf module's output, and of the input, for one (batch, *clip_shape) forward."""
-    meta = copy.deepcopy(model).to("meta")
     total = [batch * int(torch.Size(clip_shape).numel())]
 
     def record(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         if isinstance(output, torch.Tensor):
             total.append(output.numel())
 
-    hooks = [m.register_forward_hook(record) for m in meta.modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            meta(torch.empty((batch, *clip_shape), device="meta"))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    def hook(meta: nn.Module) -> list:
+        return [m.register_forward_hook(record) for m in meta.modules() if not list(m.children())]
+
+    forward_on_meta(model, (batch, *clip_shape), hook)
     return 4 * sum(total)
 
 
