@@ -323,3 +323,23 @@ def test_failed_runs_are_retried_in_fp32_recorded_and_the_study_goes_on(tmp_path
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
     assert main(args) == 1  # a resumed study honours the marks: nothing is tried again
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
+
+
+def test_a_run_whose_protocol_changed_mid_run_is_an_error_not_a_failure(tmp_path):
+    """An unfinished study run resumed under changed settings: one line saying the protocol changed (never
+    marked failed and retried in fp32, which would hide the change)."""
+    from videoperlin.study.runs import train_or_fall_back
+    from videoperlin.train.config import load_config
+    from videoperlin.train.engine import Trainer
+    from videoperlin.train.run_dir import RunDir
+
+    def config(**extra):
+        base = {"train.out": str(tmp_path / "run"), "model.name": "r3d10", "model.widen_factor": 0.25}
+        base |= {"data.frames": 8, "data.size": 32, "vpn.preset": "tiny", "vpn.num_videos": 16, "vpn.val_videos": 4}
+        base |= {"train.epochs": 1, "train.batch_size": 4, "train.amp": "off", "train.progress": False}
+        return load_config(None, {**base, **extra}, task="pretrain")
+
+    Trainer(config(**{"train.max_steps": 2})).fit()  # stopped after 2 of 4 steps
+    with pytest.raises(ConfigError, match=r"the protocol changed since .*optim.lr 0.1 -> 0.2.*delete that run"):
+        train_or_fall_back(config(**{"optim.lr": 0.2}), tmp_path / "retry", "pre-training x")
+    assert RunDir(tmp_path / "run").failure() is None and not (tmp_path / "retry").exists()

@@ -34,7 +34,7 @@ from videoperlin.models.inflate import inflate_2d
 from videoperlin.models.weight_files import save_model
 from videoperlin.study.protocol import INFLATED, SCRATCH, Protocol, StudyDataset
 from videoperlin.train.config import RunConfig, flatten
-from videoperlin.train.engine import Trainer
+from videoperlin.train.engine import SettingsChanged, Trainer
 from videoperlin.train.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,12 @@ def train_or_fall_back(config: RunConfig, retry_out: Path, what: str) -> RunDir:
             try:
                 Trainer(attempt, resume=True).fit()
                 return run
-            except ConfigError:  # the protocol or the data at fault (a changed setting...): fp32 will not mend it
+            except SettingsChanged as exc:
+                raise ConfigError(
+                    f"{what}: the protocol changed since {run.path} started ({exc.changes}); restore the "
+                    f"protocol, or delete that run directory to train it again with the new settings"
+                ) from None
+            except ConfigError:  # the protocol or the data at fault: fp32 will not mend it
                 raise
             except Exception as exc:
                 error = error_line(exc)

@@ -131,6 +131,14 @@ class GradNormGuard:
         self.norms = collections.deque(norms, maxlen=self.WINDOW)
 
 
+class SettingsChanged(ConfigError):
+    """A resume whose settings differ from the run's (``changes``: the fields, as listed in the message)."""
+
+    def __init__(self, message: str, changes: str) -> None:
+        super().__init__(message)
+        self.changes = changes
+
+
 class Trainer:
     """Builds data, model and optimiser from a :class:`RunConfig` and runs the loop."""
 
@@ -303,9 +311,10 @@ class Trainer:
         listed = ", ".join(f"{k} {quoted(a, 40)} -> {quoted(b, 40)}" for k, (a, b) in list(self.changes.items())[:6])
         more = f" and {len(self.changes) - 6} more" if len(self.changes) > 6 else ""
         if not accept_changes:
-            raise ConfigError(
+            raise SettingsChanged(
                 f"--resume would change the run in {self.run_dir.path}: {listed}{more}; resume with the "
-                f"run's settings (its config.yaml), or add --accept-changes to go on with the new ones"
+                f"run's settings (its config.yaml), or add --accept-changes to go on with the new ones",
+                f"{listed}{more}",
             )
         log.warning("resuming with changed settings (recorded in metrics.jsonl): %s%s", listed, more)
 
