@@ -47,16 +47,12 @@ def transfer_arguments(parser: argparse.ArgumentParser) -> None:
 
 def datasets_from_data(data: str, dataset: str | None, folds: int) -> list[dict[str, object]]:
     """Study datasets for ``--data``: one per 'dataset' value of a CSV manifest, else one."""
-    import csv
-    import io
-
-    from videoperlin.utils.text import read_text
+    from videoperlin.utils.text import read_csv_rows
 
     path = Path(data)
     names = [dataset] if dataset else [None]
     if path.suffix == ".csv" and dataset is None:
-        rows = csv.DictReader(io.StringIO(read_text(path, "manifest"), newline=""))
-        found = sorted({row.get("dataset") or "" for row in rows} - {""})
+        found = sorted({row.get("dataset") or "" for row in read_csv_rows(path, "manifest")} - {""})
         names = found or [None]
     return [{"name": name or path.stem, "data": data, "dataset": name, "folds": folds} for name in names]
 

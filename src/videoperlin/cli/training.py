@@ -237,6 +237,7 @@ def run_check_data(args: argparse.Namespace) -> int:
 
 
 def prepare_arguments(parser: argparse.ArgumentParser) -> None:
+    from videoperlin.data.encode import CRF_RANGE
     from videoperlin.data.prepare import DEFAULT_CRF
 
     parser.add_argument("source", help="dataset folder (its whole tree) or CSV manifest (the videos it lists)")
@@ -245,7 +246,12 @@ def prepare_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, help="folder of the copy (rerun to finish an interrupted copy)")
     parser.add_argument("--fps", type=float, default=None, help="at most this many frames a second (default: keep)")
-    parser.add_argument("--crf", type=int, default=DEFAULT_CRF, help=f"H.264 quality, 0..51 (default {DEFAULT_CRF})")
+    parser.add_argument(
+        "--crf",
+        type=int,
+        default=DEFAULT_CRF,
+        help=f"H.264 quality, {CRF_RANGE[0]}..{CRF_RANGE[1]} (default {DEFAULT_CRF})",
+    )
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="processes encoding at once (0: this one)"
     )

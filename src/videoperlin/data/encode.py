@@ -9,12 +9,22 @@ from pathlib import Path
 import av
 import numpy as np
 
+from videoperlin.errors import ConfigError
+
 #: H.264 constant-rate-factor used for exported VPN videos. CRF 10 with the ``medium`` preset is
 #: visually lossless: the decoded-minus-original error of a VPN clip is about 1 gray level
 #: (tests/test_export.py checks the bound). Lower is better quality and bigger files.
 DEFAULT_CRF = 10
 #: x264's CRF range for 8-bit video (0 lossless, 51 worst): a value outside it is clamped or rejected below us.
 CRF_RANGE = (0, 51)
+
+
+def check_crf(crf: int) -> None:
+    """Refuse (:class:`ConfigError`) a ``--crf`` outside :data:`CRF_RANGE`."""
+    if not CRF_RANGE[0] <= crf <= CRF_RANGE[1]:
+        raise ConfigError(f"--crf {crf} is outside x264's range {CRF_RANGE[0]}..{CRF_RANGE[1]} (0 lossless, 51 worst)")
+
+
 DEFAULT_FPS = 25
 
 #: libx264 settings that make the same frames the same file. With the defaults, 5-7 of 24 VPN clips

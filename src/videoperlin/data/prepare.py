@@ -41,11 +41,11 @@ import numpy as np
 from tqdm import tqdm
 
 from videoperlin.data.decode import VideoDecodeError, decode_video
-from videoperlin.data.encode import CONTAINERS, CRF_RANGE
+from videoperlin.data.encode import CONTAINERS, check_crf
 from videoperlin.data.encode import encode_video as _encode
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import atomic_path, atomic_write_text, exclusive_lock, is_temp_file, writable_directory
-from videoperlin.utils.text import read_text
+from videoperlin.utils.text import read_csv_rows
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,7 @@ class PrepareSettings:
             raise ConfigError(f"--short-side {self.short_side} must be at least 2 (even frame sizes)")
         if self.fps is not None and not self.fps > 0:
             raise ConfigError(f"--fps {self.fps} must be a positive number of frames a second")
-        if not CRF_RANGE[0] <= self.crf <= CRF_RANGE[1]:
-            raise ConfigError(f"--crf {self.crf} must be in {CRF_RANGE[0]}..{CRF_RANGE[1]} (x264's range)")
+        check_crf(self.crf)
 
 
 @dataclass
@@ -112,7 +111,7 @@ def dataset_files(source: Path) -> tuple[Path, list[Path], list[Path]]:
         return source, [p for p in files if _is_video(p)], [p for p in files if not _is_video(p)]
     if source.suffix.lower() != ".csv":
         raise ConfigError(f"prepare {source}: give a dataset folder or a CSV manifest (path,label[,...])")
-    rows = list(csv.DictReader(io.StringIO(read_text(source, "manifest"))))
+    rows = read_csv_rows(source, "manifest")
     if not rows or "path" not in rows[0]:
         raise ConfigError(f"{source} has no 'path' column; prepare needs a manifest with a header path,label[,...]")
     videos = []
@@ -197,7 +196,7 @@ def _copy_other_files(root: Path, out: Path, others: list[Path]) -> None:
 
 def _rewrite_manifest_digests(out: Path, manifest: Path) -> None:
     """A copied manifest's ``sha1`` column, recomputed for the files of the copy (rows of missing files kept)."""
-    rows = list(csv.DictReader(io.StringIO(read_text(out / manifest, "manifest"))))
+    rows = read_csv_rows(out / manifest, "manifest")
     if not rows or "sha1" not in rows[0]:
         return
     for row in rows:

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from videoperlin.data.decode import VIDEO_EXTENSIONS
-from videoperlin.errors import DataError
-from videoperlin.utils.text import read_text
+from videoperlin.errors import DataError, quoted
+from videoperlin.utils.text import read_csv_rows, read_text
 
 log = logging.getLogger(__name__)
 
@@ -148,20 +148,22 @@ def _manifest_rows(path: Path) -> list[dict[str, str]]:
         raise DataError(f"{path}: a manifest needs a header with at least 'path,label' columns")
     seen: dict[tuple[str, str], int] = {}
     spellings: dict[tuple[str, str], tuple[str, int]] = {}
+    checked = []
     for line, values in rows:
         if len(values) != len(header):
             raise DataError(f"{path}:{line}: {len(values)} fields where the header has {len(header)}")
         row = {name: value.strip() for name, value in zip(header, values)}
+        checked.append(row)
         first, first_line = spellings.setdefault(
             (row.get("dataset", ""), row["label"].casefold()), (row["label"], line)
         )
         if row["label"] != first:
             raise DataError(
-                f"{path}:{line}: label {row['label']!r} differs from {first!r} (line {first_line}) only in case; "
+                f"{path}:{line}: label {quoted(row['label'])} differs from {quoted(first)} (line {first_line}) only in case; "
                 f"spell each class one way"
             )
         for column in ("path", "label"):
-            if not row[column].strip():
+            if not row[column]:
                 raise DataError(f"{path}:{line}: empty {column}")
         key = (row.get("dataset", ""), row["path"])
         if key in seen:
@@ -170,7 +172,7 @@ def _manifest_rows(path: Path) -> list[dict[str, str]]:
                 f"could put the same video on both sides of a split"
             )
         seen[key] = line
-    return [{name: value.strip() for name, value in zip(header, values)} for _, values in rows]
+    return checked
 
 
 def load_csv_manifest(path: Path, dataset: str | None) -> VideoCatalog:
@@ -261,7 +263,7 @@ def load_hmdb51(root: Path, split: int, splits_dir: Path | None) -> VideoCatalog
 
 
 def load_kinetics_csv(path: Path) -> VideoCatalog:
-    rows = list(csv.DictReader(io.StringIO(read_text(path, "Kinetics CSV"), newline="")))
+    rows = read_csv_rows(path, "Kinetics CSV")
     needed = {"label", "youtube_id", "time_start", "time_end"}
     if not rows or not needed <= set(rows[0]):
         raise DataError(f"{path}: a Kinetics CSV needs the columns {', '.join(sorted(needed))}[, split]")

@@ -63,18 +63,20 @@ def _check_classes(trained: list[str] | None, found: list[str], data: str | None
         )
 
 
-def _check_recorded_paths(config: RunConfig, meta: dict[str, Any], overrides: dict[str, Any], sets: list[str]) -> None:
-    """A data path the user did not type but the checkpoint recorded, and which is gone: say where it
-    came from (a run that used a relative path from another folder, or data that moved)."""
-    for key, flag in (("data.path", "--data"), ("data.val_path", "--val-data"), ("data.splits_dir", "--splits-dir")):
-        name = key.split(".")[1]
+def _check_recorded_paths(config: RunConfig, meta: dict[str, Any]) -> None:
+    """A data path that is the checkpoint's own record (no flag replaced it) and is gone: say where it
+    came from (the data moved, or a run before 0.3 recorded a path relative to another folder)."""
+    record = meta.get("config")
+    if not record:
+        return
+    recorded = config_from_record(record).data
+    for name, flag in (("path", "--data"), ("val_path", "--val-data"), ("splits_dir", "--splits-dir")):
         value = getattr(config.data, name)
-        typed = key in overrides or any(s.strip().startswith(f"{key}=") for s in sets)
-        if value is None or typed or Path(value).exists() or not meta.get("config"):
+        if value is None or value != getattr(recorded, name) or Path(value).exists():
             continue
         raise ConfigError(
-            f"{key} {value} recorded in the checkpoint's run config does not exist here (the data moved, or "
-            f"the run was started from another folder with a relative path); give {flag} with its location now"
+            f"data.{name} {value} recorded in the checkpoint's run config does not exist here (the data moved, "
+            f"or the run was started from another folder with a relative path); give {flag} with its location now"
         )
 
 
@@ -95,7 +97,7 @@ def run_evaluation(
     model, meta = load_model_and_metadata(checkpoint)
     model.eval()
     config = evaluation_config(meta, overrides, sets)
-    _check_recorded_paths(config, meta, overrides or {}, sets or [])
+    _check_recorded_paths(config, meta)
     split = split_records(config.data, config.train.seed)
     _check_classes(meta.get("class_names"), split.class_names, config.data.path)
     records = split.subset(subset)

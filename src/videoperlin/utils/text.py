@@ -11,6 +11,9 @@ parser's message.
 from __future__ import annotations
 
 import codecs
+import csv
+import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +90,25 @@ def parse_yaml(text: str, where: str, error: type[Exception] = ConfigError) -> A
 def read_yaml_file(path: str | Path, what: str, error: type[Exception] = ConfigError) -> Any:
     """A YAML file a user handed us: :func:`read_text`, then :func:`parse_yaml`."""
     return parse_yaml(read_text(path, what, error), str(path), error)
+
+
+def read_csv_rows(path: str | Path, what: str, error: type[Exception] = DataError) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header line, as ``{column: value}`` (:func:`read_text`, then csv)."""
+    return list(csv.DictReader(io.StringIO(read_text(path, what, error), newline="")))
+
+
+def read_mapping_file(path: str | Path, what: str, holds: str) -> dict[str, Any]:
+    """A JSON or YAML (by suffix) mapping from ``path``, a ``what``; a file not holding a mapping is
+    refused saying it must hold ``holds``. Errors name the file."""
+    path = Path(path)
+    text = read_text(path, what, ConfigError)
+    if path.suffix in (".yaml", ".yml"):
+        mapping = parse_yaml(text, str(path))
+    else:
+        try:
+            mapping = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{what} {path} is not valid JSON: {str(exc).splitlines()[0]}") from None
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{what} {path} must hold {holds}")
+    return mapping

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 import videoperlin
-from videoperlin.data.encode import CRF_RANGE, DEFAULT_CRF, DEFAULT_FPS, encode_video
+from videoperlin.data.encode import DEFAULT_CRF, DEFAULT_FPS, check_crf, encode_video
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import atomic_path, atomic_write_text, exclusive_lock, is_temp_file, writable_directory
 from videoperlin.vpn.dataset import VPNDataset
@@ -255,8 +255,8 @@ def export_dataset(
     """Render the videos of ``shard`` of ``ds`` into ``out`` (see the module docstring)."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not supported; choose one of {', '.join(FORMATS)}")
-    if fmt == "mp4" and not CRF_RANGE[0] <= crf <= CRF_RANGE[1]:
-        raise ConfigError(f"--crf {crf} is outside x264's range {CRF_RANGE[0]}..{CRF_RANGE[1]} (0 lossless, 51 worst)")
+    if fmt == "mp4":
+        check_crf(crf)
     if npy_dtype not in NPY_DTYPES:
         raise ConfigError(f"--npy-dtype {npy_dtype!r} is not supported; choose one of {', '.join(NPY_DTYPES)}")
     if fmt == "mp4" and (ds.height % 2 or ds.width % 2):

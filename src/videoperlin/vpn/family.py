@@ -37,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import itertools
-import json
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from torch import Tensor
 
 from videoperlin.config_fields import Checked, in_range, option
 from videoperlin.errors import ConfigError
-from videoperlin.utils.text import parse_yaml, read_text
+from videoperlin.utils.text import read_mapping_file
 from videoperlin.vpn.draws import ClipDraws, DrawLayout
 
 #: Training target of a clip: its class, or (a control for transfer studies) a random class.
@@ -246,18 +245,7 @@ class Family:
 
 def read_axes_file(path: str | Path) -> dict[str, Any]:
     """A JSON or YAML mapping of axis lists; errors name the file."""
-    path = Path(path)
-    text = read_text(path, "label space file", ConfigError)
-    try:
-        axes = parse_yaml(text, str(path)) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(
-            f"label space file {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: "
-            f"{str(exc).splitlines()[0]}"
-        ) from None
-    if not isinstance(axes, dict):
-        raise ConfigError(f"label space file {path} must hold a mapping of axis lists")
-    return axes
+    return read_mapping_file(path, "label space file", "a mapping of axis lists")
 
 
 # ---- the registry ------------------------------------------------------------------------------

@@ -55,13 +55,12 @@ frames per cell in 16-frame clips (``wide`` goes to 2).
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from videoperlin.errors import ConfigError
-from videoperlin.utils.text import parse_yaml, read_text
+from videoperlin.utils.text import read_mapping_file
 
 AXIS_NAMES = ("fx", "fy", "ft")
 MOTION_AXES = ("direction", "speed")
@@ -194,14 +193,7 @@ class LabelSpace:
     @classmethod
     def from_file(cls, path: str | Path) -> LabelSpace:
         """Load a label space from a JSON or YAML file holding fx, fy and ft lists (and optionally direction, speed)."""
-        path = Path(path)
-        text = read_text(path, "label space file", ConfigError)
-        try:
-            spec = parse_yaml(text, str(path)) if path.suffix in (".yaml", ".yml") else json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"label space file {path} is not valid JSON: {str(exc).splitlines()[0]}") from None
-        if not isinstance(spec, dict):
-            raise ConfigError(f"label space file {path} must hold a mapping with fx, fy and ft lists")
+        spec = read_mapping_file(path, "label space file", "a mapping with fx, fy and ft lists")
         return cls.from_dict(spec)
 
     def to_dict(self) -> dict[str, list]:
