@@ -265,6 +265,24 @@ def test_a_nearer_layer_occludes_the_one_behind():
     assert checked >= 3
 
 
+def test_separation_keeps_the_labelled_layer_apart_from_the_background():
+    """Mean gray of the labelled layer's texture against the background's (each a level plus a faint,
+    near-zero-mean field): independent levels let some layers blend in; ``layers_separation`` keeps
+    every one at least that far, on either side."""
+
+    def gaps(**options) -> torch.Tensor:
+        ds = family_set("layers", **options)
+        labels = torch.arange(64) % len(ds.space)
+        scene = ds.family.plan(ds.draws(torch.arange(64)), labels)
+        return scene.layers[0][0].mean((1, 2, 3)) - scene.background.mean((1, 2, 3))
+
+    assert gaps().abs().min() < 0.05
+    separated = gaps(layers_separation=0.3)
+    assert separated.abs().min() > 0.3 - 0.03 and (separated > 0).any() and (separated < 0).any()
+    with pytest.raises(ConfigError, match="layers_separation"):
+        family_set("layers", layers_separation=0.5)
+
+
 def test_still_classes_do_not_move_and_options_shape_the_motion():
     ds = family_set("layers", layers_acceleration=0.5, layers_zoom=0.3, layers_rotation=20.0)
     still = ds.space.index(layers_direction=0, layers_speed=0)

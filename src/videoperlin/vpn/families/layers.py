@@ -11,7 +11,9 @@ into blobs -- and moving on its own path (:mod:`videoperlin.vpn.scene` warps and
 * the **first foreground layer** moves with the background *plus* its class's relative motion;
 * further layers are **distractors** in front of it (they occlude it) moving at random;
 * optionally every layer's speed ramps over the clip (``layers_acceleration``), and a camera zooms
-  and turns the whole scene (``layers_zoom``, ``layers_rotation``).
+  and turns the whole scene (``layers_zoom``, ``layers_rotation``);
+* gray levels are independent, so a layer can blend into the background and show itself only by its
+  texture's motion; ``layers_separation`` keeps the labelled layer's level that far from the background's.
 
 **Labels**: ``layers_direction`` x ``layers_speed``: the direction (degrees, 0 right, 90 up) and speed
 (frame widths per clip) of the first layer's motion *relative to the background*; speed 0 is one
@@ -23,8 +25,8 @@ at 112 px over 16 frames) + 1 still class = 17 classes.
 
 Draws (generator order; counter slots): ``scene`` (camera pan direction and speed, zoom, rotation, and
 the background texture's 8: 12 uniforms), ``layer0..2`` (16 uniforms each: texture 8, mask phase 3
-and threshold, a distractor's direction and speed, acceleration, one spare), then unit vectors for
-each canvas's lattice (``background``, ``texture0``, ``mask0``, ``texture1``...).
+and threshold, a distractor's direction and speed, acceleration, the side of a separated level), then
+unit vectors for each canvas's lattice (``background``, ``texture0``, ``mask0``, ``texture1``...).
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ MAX_LAYERS = 3
 #: Texture cells per frame width a layer's texture is drawn from (uniformly), and the mask field's.
 TEXTURE_CELLS, MASK_CELLS = (2, 4, 8), 2
 SCENE_DRAWS, LAYER_DRAWS = 12, 16
+#: Gray levels of textures: U(LEVEL_LOW, LEVEL_LOW + LEVEL_SPAN). A separation up to half the span always fits
+#: on one side of any level.
+LEVEL_LOW, LEVEL_SPAN = 0.15, 0.7
+MAX_SEPARATION = LEVEL_SPAN / 2
 DIRECTIONS = [0, 45, 90, 135, 180, 225, 270, 315]
 
 
@@ -71,6 +77,13 @@ class LayersOptions(ColourOption, SourceOptions):
         0.0, "camera zoom over the clip: the scale goes from 1 to 1 + z, z ~ U(-j, j)", in_range(0, 0.5)
     )
     layers_rotation: float = option(0.0, "camera rotation over the clip in degrees, ~ U(-j, j)", in_range(0, 90))
+    layers_separation: float = option(
+        0.0,
+        "least gray-level gap between the labelled layer and the background (0: independent levels, so the "
+        f"layer can blend in; at most {MAX_SEPARATION:g}); its level then lies U(gap, room) above or below the "
+        "background's",
+        in_range(0, MAX_SEPARATION),
+    )
 
 
 @dataclass
@@ -132,14 +145,24 @@ class LayersFamily(Family):
         field = render_octaves([Octave(gradients, counts, phase, tileable=True)], (1, self.height, self.width))
         return field / noise_std()
 
-    def texture(self, draws, name: str, u: Tensor) -> Tensor:
-        """A layer's texture (B, C, H, W) from its uniforms: cells (u0), gray level (u1) and contrast (u2),
-        phase (u3-5), hue and saturation (u6-7)."""
+    def texture(self, draws, name: str, u: Tensor, level: Tensor | None = None) -> Tensor:
+        """A layer's texture (B, C, H, W) from its uniforms: cells (u0), gray level (u1, or ``level``) and
+        contrast (u2), phase (u3-5), hue and saturation (u6-7)."""
         cells = torch.tensor(TEXTURE_CELLS, device=u.device)[(u[:, 0] * len(TEXTURE_CELLS)).long().clamp_max(2)]
         field = self.canvas(draws, name, cells, u[:, 3:6])
-        level, contrast = 0.15 + 0.7 * u[:, 1], 0.05 + 0.1 * u[:, 2]
+        level = LEVEL_LOW + LEVEL_SPAN * u[:, 1] if level is None else level
+        contrast = 0.05 + 0.1 * u[:, 2]
         gray = (level.float().view(-1, 1, 1, 1) + contrast.float().view(-1, 1, 1, 1) * field).clamp(0.0, 1.0)
         return tint(gray, u[:, 6], u[:, 7] * self.options.colour) if self.options.colour else gray
+
+    def separated_level(self, background: Tensor, u: Tensor) -> Tensor:
+        """The labelled layer's gray level (B,), at least ``layers_separation`` from the ``background``'s:
+        above it when u15 < 0.5 and there is room (else below), U(gap, room) away by u1."""
+        gap = self.options.layers_separation
+        room_up, room_down = LEVEL_LOW + LEVEL_SPAN - background, background - LEVEL_LOW
+        up = ((u[:, 15] < 0.5) & (room_up >= gap)) | (room_down < gap)
+        room = torch.where(up, room_up, room_down)
+        return background + torch.where(up, 1.0, -1.0) * (gap + (room - gap) * u[:, 1])
 
     def motion(self, u: Tensor, direction: Tensor, speed: Tensor) -> Tensor:
         """A layer's own offsets (B, T, 2) in pixels: ``speed`` frame widths per clip along ``direction``,
@@ -159,7 +182,8 @@ class LayersFamily(Family):
             o.layers_rotation * (2 * scene[:, 3:4] - 1) * s,
             pan[:, None, :] * s[..., None],
         )
-        background = self.texture(draws, "background", scene[:, 4:12])
+        background_level = LEVEL_LOW + LEVEL_SPAN * scene[:, 5]
+        background = self.texture(draws, "background", scene[:, 4:12], background_level)
         params = [self.space.params(k) for k in labels.tolist()]
         relative = (
             torch.tensor([float(p["layers_direction"]) for p in params], dtype=torch.float64, device=device),
@@ -168,7 +192,10 @@ class LayersFamily(Family):
         layers = []
         for k in range(o.layers_count):
             u = layer_u[k]
-            texture = self.texture(draws, f"texture{k}", u[:, :8])
+            separated = k == 0 and o.layers_separation > 0
+            texture = self.texture(
+                draws, f"texture{k}", u[:, :8], self.separated_level(background_level, u) if separated else None
+            )
             field = self.canvas(draws, f"mask{k}", torch.full((batch,), MASK_CELLS, device=device), u[:, 8:11])
             mask = soft_threshold(field, (0.8 * u[:, 11]).float(), 0.05)  # an edge about a pixel wide
             direction, speed = relative if k == 0 else (360 * u[:, 12], 0.5 * u[:, 13])
