@@ -159,8 +159,8 @@ def _manifest_rows(path: Path) -> list[dict[str, str]]:
         )
         if row["label"] != first:
             raise DataError(
-                f"{path}:{line}: label {quoted(row['label'])} differs from {quoted(first)} (line {first_line}) only in case; "
-                f"spell each class one way"
+                f"{path}:{line}: label {quoted(row['label'])} differs from {quoted(first)} (line {first_line}) "
+                f"only in case; spell each class one way"
             )
         for column in ("path", "label"):
             if not row[column]:

@@ -54,6 +54,13 @@ SCENE_DRAWS, LAYER_DRAWS = 12, 16
 #: on one side of any level.
 LEVEL_LOW, LEVEL_SPAN = 0.15, 0.7
 MAX_SEPARATION = LEVEL_SPAN / 2
+
+
+def drawn_level(u: Tensor) -> Tensor:
+    """A texture's gray level from its level uniform (u1 of its draws)."""
+    return LEVEL_LOW + LEVEL_SPAN * u
+
+
 DIRECTIONS = [0, 45, 90, 135, 180, 225, 270, 315]
 
 
@@ -150,7 +157,7 @@ class LayersFamily(Family):
         contrast (u2), phase (u3-5), hue and saturation (u6-7)."""
         cells = torch.tensor(TEXTURE_CELLS, device=u.device)[(u[:, 0] * len(TEXTURE_CELLS)).long().clamp_max(2)]
         field = self.canvas(draws, name, cells, u[:, 3:6])
-        level = LEVEL_LOW + LEVEL_SPAN * u[:, 1] if level is None else level
+        level = drawn_level(u[:, 1]) if level is None else level
         contrast = 0.05 + 0.1 * u[:, 2]
         gray = (level.float().view(-1, 1, 1, 1) + contrast.float().view(-1, 1, 1, 1) * field).clamp(0.0, 1.0)
         return tint(gray, u[:, 6], u[:, 7] * self.options.colour) if self.options.colour else gray
@@ -182,7 +189,7 @@ class LayersFamily(Family):
             o.layers_rotation * (2 * scene[:, 3:4] - 1) * s,
             pan[:, None, :] * s[..., None],
         )
-        background_level = LEVEL_LOW + LEVEL_SPAN * scene[:, 5]
+        background_level = drawn_level(scene[:, 5])  # u1 of the background's draws (scene[:, 4:12])
         background = self.texture(draws, "background", scene[:, 4:12], background_level)
         params = [self.space.params(k) for k in labels.tolist()]
         relative = (
