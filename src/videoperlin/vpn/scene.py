@@ -81,29 +81,29 @@ def warp(canvas: Tensor, offset: Tensor, camera: Camera, size: tuple[int, int]) 
     Each frame's footprint on the canvas reaches ``r`` pixels from its centre; the centre is moved by
     whole periods into ``[r, r + period)``, so the footprint lies in a tiling of
     ``ceil((period + 2 r + 1) / period)`` periods without wrapping (2 for a plain translation). The
-    sampling grid is one broadcast addition (a row term plus a column term), and the T frames are
-    sampled as T x H rows of one ``grid_sample`` per clip: no per-frame copy of the canvas and no
-    per-pixel wrap.
+    sampling grid is one broadcast addition per coordinate (a row term plus a column term), written
+    coordinate-major and handed to ``grid_sample`` as a permuted view (adding into the interleaved
+    (..., 2) layout directly took 40% of a ``layers`` batch), and the T frames are sampled as T x H rows
+    of one ``grid_sample`` per clip: no per-frame copy of the canvas and no per-pixel wrap.
     """
     batch, channels, hc, wc = canvas.shape
     frames, (h, w) = offset.shape[1], size
     theta = canvas_map(offset, camera, (hc, wc), size)
     xs = torch.linspace(-1.0, 1.0, w, dtype=torch.float64, device=canvas.device)
     ys = torch.linspace(-1.0, 1.0, h, dtype=torch.float64, device=canvas.device)
-    across, down, tiles = [], [], []
+    grid, tiles = torch.empty(2, batch, frames, h, w, device=canvas.device), []
     for axis, period in ((0, wc), (1, hc)):
         a = theta[..., axis, :]
         reach = float((a[..., 0].abs() + a[..., 1].abs()).amax())
         tiles.append(math.ceil((period + 2 * reach + 1) / period))
         scale = 2 / (tiles[-1] * period - 1)  # tiled-canvas pixels -> normalised coordinates
         centre = (reach + torch.remainder(a[..., 2] - reach, period)) * scale - 1
-        across.append((a[..., 0, None] * xs) * scale)  # (B, T, W)
-        down.append((a[..., 1, None] * ys) * scale + centre[..., None])  # (B, T, H)
-    grid = torch.stack(across, -1).float()[:, :, None] + torch.stack(down, -1).float()[:, :, :, None]  # one pass
+        across = ((a[..., 0, None] * xs) * scale).float()  # (B, T, W)
+        down = ((a[..., 1, None] * ys) * scale + centre[..., None]).float()  # (B, T, H)
+        torch.add(across[:, :, None, :], down[:, :, :, None], out=grid[axis])
     tiled = canvas.repeat(1, 1, tiles[1], tiles[0])
-    out = F.grid_sample(
-        tiled, grid.view(batch, frames * h, w, 2), mode="bilinear", padding_mode="border", align_corners=True
-    )
+    grid = grid.permute(1, 2, 3, 4, 0).view(batch, frames * h, w, 2)
+    out = F.grid_sample(tiled, grid, mode="bilinear", padding_mode="border", align_corners=True)
     return out.view(batch, channels, frames, h, w)
 
 

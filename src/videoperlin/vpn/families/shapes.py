@@ -78,7 +78,8 @@ def signed_distance(kind: str, x: Tensor, y: Tensor, radius: Tensor) -> Tensor:
         return torch.maximum(x.abs(), y.abs()) - 0.8 * r
     if kind == "triangle":
         normals = [(math.cos(a), math.sin(a)) for a in (-math.pi / 2 + k * 2 * math.pi / 3 for k in range(3))]
-        return torch.stack([nx * x + ny * y for nx, ny in normals]).amax(0) - 0.5 * r
+        faces = [nx * x + ny * y for nx, ny in normals]
+        return torch.maximum(torch.maximum(faces[0], faces[1]), faces[2]) - 0.5 * r
     arm = 0.35 * r
     return torch.minimum(torch.maximum(x.abs() - r, y.abs() - arm), torch.maximum(x.abs() - arm, y.abs() - r))
 
@@ -194,4 +195,4 @@ class ShapesFamily(Family):
         contrast = (0.25 + 0.2 * u[:, 5]) * torch.where(u[:, 6] < 0.5, -1.0, 1.0)
         fill = level + torch.where((level + contrast - 0.5).abs() > 0.48, -contrast, contrast)  # stays in [0, 1]
         fill = self.coloured(fill.float().view(-1, 1, 1, 1, 1), u[:, 7], u[:, 8])
-        return torch.lerp(out, fill, mask).clamp(0.0, 1.0).float()
+        return torch.lerp(out, fill, mask).clamp_(0.0, 1.0)
