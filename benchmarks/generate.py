@@ -9,8 +9,13 @@ second as a share of the device's write bandwidth (an ``fill_`` of a 4 GiB buffe
 same run: the bound, since a clip is written once and read never), the share of time the CPU draws
 take for 'generator', and the top CUDA kernels of one counter batch (torch.profiler).
 
+Families table: clips/s of every family (the ladder's rungs among them) at 16x112x112 beside ``low``
+in the same run. The process keeps freed memory for reuse as the ``videoperlin`` command does
+(:mod:`videoperlin.utils.memory`; ``--allocator default`` does not); ``--allocator-baseline`` also
+times each round in a child process with glibc's allocator as it is, interleaved, for the speed-up.
+
     python benchmarks/generate.py [--batch-size 32] [--seconds 3] [--threads N] [--cuda-batches 32 128 512]
-                                  [--json FILE] [--skip-cpu]
+                                  [--json FILE] [--skip-cpu] [--families-only] [--allocator-baseline]
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference_perlin import reference_perlin
 
+from videoperlin.utils.memory import CHOICES, configure_allocator
 from videoperlin.vpn import LabelSpace, VPNDataset
 
 PRESETS = ("low", "high", "motion")
@@ -119,37 +127,58 @@ FAMILY_ROWS = (
 )
 
 
-def family_table(args) -> list[dict]:
-    """CPU clips/s of each family at 16x112x112 and its share of ``low``'s, the rows interleaved so drift
-    in the machine's speed hits them alike (median of ``args.repeats`` rounds)."""
+def family_rates(args) -> dict[str, float]:
+    """CPU clips/s of each family at 16x112x112 in this process, one interleaved round."""
     from videoperlin.geometry import ClipGeometry
     from videoperlin.vpn.source import ClipSource
 
-    sets = {
-        name: ClipSource(family=family, **options).dataset(ClipGeometry(16, 112), 0, 1_000_000)
-        for name, family, options in FAMILY_ROWS
-    }
-    rates: dict[str, list[float]] = {name: [] for name in sets}
-    for _ in range(args.repeats):
-        for name, ds in sets.items():
-            rates[name].append(rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds / 2))
-    print(f"\nfamilies at 16x112x112 on the CPU, batch {args.batch_size} (median of {args.repeats} interleaved rounds)")
-    rows, low = [], statistics.median(rates["low"])
+    rates = {}
     for name, family, options in FAMILY_ROWS:
-        clips = statistics.median(rates[name])
-        rows.append(
-            {
-                "device": "cpu",
-                "row": name,
-                "family": family,
-                "options": options,
-                "size": 112,
-                "batch": args.batch_size,
-                "clips_per_s": clips,
-                "share_of_low": clips / low,
-            }
+        ds = ClipSource(family=family, **options).dataset(ClipGeometry(16, 112), 0, 1_000_000)
+        rates[name] = rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds / 2)
+    return rates
+
+
+def default_allocator_round(args) -> dict[str, float]:
+    """One round of :func:`family_rates` in a child process that leaves glibc's allocator as it is."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "round.json"
+        command = [sys.executable, __file__, "--families-only", "--repeats", "1", "--allocator", "default"]
+        command += ["--seconds", str(args.seconds), "--batch-size", str(args.batch_size), "--json", str(out)]
+        command += ["--threads", str(args.threads)] if args.threads else []
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        return {row["row"]: row["clips_per_s"] for row in json.loads(out.read_text())}
+
+
+def family_table(args) -> list[dict]:
+    """CPU clips/s of each family at 16x112x112 and its share of ``low``'s, the rows interleaved so drift
+    in the machine's speed hits them alike (median of ``args.repeats`` rounds). With
+    ``--allocator-baseline`` each round also runs in a child process with glibc's allocator as it is,
+    interleaved with this process's rounds: the speed-up of :func:`reuse_freed_memory` in the same run."""
+    rounds, baseline = [], []
+    for _ in range(args.repeats):
+        rounds.append(family_rates(args))
+        if args.allocator_baseline:
+            baseline.append(default_allocator_round(args))
+    print(
+        f"\nfamilies at 16x112x112 on the CPU, batch {args.batch_size} (median of {args.repeats} interleaved "
+        f"rounds; allocator: {args.allocator_in_effect})"
+    )
+    median = {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
+    before = {name: statistics.median(r[name] for r in baseline) for name in rounds[0]} if baseline else {}
+    rows = []
+    for name, family, options in FAMILY_ROWS:
+        clips, low = median[name], median["low"]
+        row = {"device": "cpu", "row": name, "family": family, "options": options, "size": 112}
+        row.update(
+            batch=args.batch_size, allocator=args.allocator_in_effect, clips_per_s=clips, share_of_low=clips / low
         )
-        print(f"{name:14} {clips:8.0f} clips/s  {clips / low:6.1%} of low")
+        line = f"{name:14} {clips:8.0f} clips/s  {clips / low:6.1%} of low"
+        if before:
+            row.update(default_allocator_clips_per_s=before[name], default_allocator_share=before[name] / before["low"])
+            line += f"   default allocator {before[name]:6.0f} ({before[name] / before['low']:5.1%})  {clips / before[name]:4.2f}x"
+        rows.append(row)
+        print(line)
     return rows
 
 
@@ -242,7 +271,14 @@ def main() -> None:
     parser.add_argument("--skip-cpu", action="store_true", help="only the CUDA table")
     parser.add_argument("--families-only", action="store_true", help="of the CPU tables, only the families'")
     parser.add_argument("--json", type=Path, default=None, help="also write every row to this JSON file")
+    parser.add_argument(
+        "--allocator", choices=CHOICES, default="reuse", help="glibc keeps freed memory (as the videoperlin command)"
+    )
+    parser.add_argument(
+        "--allocator-baseline", action="store_true", help="also time the families with glibc's allocator as it is"
+    )
     args = parser.parse_args()
+    args.allocator_in_effect = configure_allocator() if args.allocator == "reuse" else "default"
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = [] if args.skip_cpu or args.families_only else cpu_table(args)

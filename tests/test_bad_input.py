@@ -638,3 +638,12 @@ def test_error_messages_cap_what_they_quote(tmp_path, cli):
     proc = cli(*PRE, "--set", "model.widen_factor=" + "x" * 100_000, "--out", str(tmp_path / "run"))
     one_line_error(proc, "model.widen_factor", "… (100,002 characters)")  # its repr, quotes included
     assert len(proc.stderr) < 400
+
+
+def test_an_unknown_allocator_setting_is_refused_in_one_line(monkeypatch, capsys):
+    import videoperlin.cli as cli_module
+
+    monkeypatch.setenv("VIDEOPERLIN_ALLOCATOR", "jemalloc")
+    assert cli_module.main(["families"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "VIDEOPERLIN_ALLOCATOR='jemalloc'" in err and "reuse, default" in err

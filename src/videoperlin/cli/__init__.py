@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from videoperlin.cli import analysis, models, study, training, vpn
 from videoperlin.errors import VideoperlinError
+from videoperlin.utils.memory import configure_allocator
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        logging.getLogger(__name__).debug("allocator: %s", configure_allocator())
         return args.func(args)
     except VideoperlinError as exc:
         lines = [line for line in str(exc).splitlines() if line.strip()]
