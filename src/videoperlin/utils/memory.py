@@ -14,9 +14,11 @@ unchanged bit for bit; the cost is memory. The process keeps its peak after a pe
 does not always fit the next request of the same size (``posix_memalign``'s slack), so the heap holds
 a few spare blocks of the largest size: resident memory +8% in a ladder pre-training and +14% in
 ``benchmarks/generate.py``; a loop of 64 MiB tensors among small objects settled at 5 spare blocks
-(603 vs 283 MiB) and stopped growing. glibc still falls back to ``mmap`` when the heap cannot grow. The ``videoperlin`` command calls it
-first; set ``VIDEOPERLIN_ALLOCATOR=default`` to leave glibc as it is. Library users call it themselves
-(it changes the whole process). Elsewhere (macOS, Windows, musl) it does nothing and says so.
+(603 vs 283 MiB) and stopped growing. glibc still falls back to ``mmap`` when the heap cannot grow.
+
+The ``videoperlin`` command calls it first (:func:`configure_allocator`); set
+``VIDEOPERLIN_ALLOCATOR=default`` to leave glibc as it is. Library users call it themselves (it changes
+the whole process). Elsewhere (macOS, Windows, musl) it does nothing and returns False.
 """
 
 from __future__ import annotations
