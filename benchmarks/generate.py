@@ -175,8 +175,9 @@ def family_table(args) -> list[dict]:
         )
         line = f"{name:14} {clips:8.0f} clips/s  {clips / low:6.1%} of low"
         if before:
-            row.update(default_allocator_clips_per_s=before[name], default_allocator_share=before[name] / before["low"])
-            line += f"   default allocator {before[name]:6.0f} ({before[name] / before['low']:5.1%})  {clips / before[name]:4.2f}x"
+            share, speedup = before[name] / before["low"], clips / before[name]
+            row.update(default_allocator_clips_per_s=before[name], default_allocator_share=share)
+            line += f"   default allocator {before[name]:6.0f} ({share:5.1%})  {speedup:4.2f}x"
         rows.append(row)
         print(line)
     return rows
