@@ -11,7 +11,7 @@ take for 'generator', and the top CUDA kernels of one counter batch (torch.profi
 
 Families table: clips/s of every family (the ladder's rungs among them) at 16x112x112 beside ``low``
 in the same run. The process keeps freed memory for reuse as the ``videoperlin`` command does
-(:mod:`videoperlin.utils.memory`; ``--allocator default`` does not); ``--allocator-baseline`` also
+(:mod:`videoperlin.utils.memory`; not with ``VIDEOPERLIN_ALLOCATOR=default``); ``--allocator-baseline`` also
 times each round in a child process with glibc's allocator as it is, interleaved, for the speed-up.
 
     python benchmarks/generate.py [--batch-size 32] [--seconds 3] [--threads N] [--cuda-batches 32 128 512]
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -35,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference_perlin import reference_perlin
 
-from videoperlin.utils.memory import CHOICES, configure_allocator
+from videoperlin.utils.memory import ENVIRONMENT, configure_allocator
 from videoperlin.vpn import LabelSpace, VPNDataset
 
 PRESETS = ("low", "high", "motion")
@@ -127,26 +128,35 @@ FAMILY_ROWS = (
 )
 
 
-def family_rates(args) -> dict[str, float]:
-    """CPU clips/s of each family at 16x112x112 in this process, one interleaved round."""
+def family_sets() -> dict:
+    """The family rows' datasets at 16x112x112, built once for every round."""
     from videoperlin.geometry import ClipGeometry
     from videoperlin.vpn.source import ClipSource
 
-    rates = {}
-    for name, family, options in FAMILY_ROWS:
-        ds = ClipSource(family=family, **options).dataset(ClipGeometry(16, 112), 0, 1_000_000)
-        rates[name] = rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds / 2)
-    return rates
+    return {
+        name: ClipSource(family=family, **options).dataset(ClipGeometry(16, 112), 0, 1_000_000)
+        for name, family, options in FAMILY_ROWS
+    }
+
+
+def family_rates(sets: dict, args) -> dict[str, float]:
+    """CPU clips/s of each family in this process, one interleaved round."""
+    return {
+        name: rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds / 2)
+        for name, ds in sets.items()
+    }
 
 
 def default_allocator_round(args) -> dict[str, float]:
-    """One round of :func:`family_rates` in a child process that leaves glibc's allocator as it is."""
+    """One round of :func:`family_rates` in a child process that leaves glibc's allocator as it is
+    (``VIDEOPERLIN_ALLOCATOR=default``, read by :func:`configure_allocator` there)."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "round.json"
-        command = [sys.executable, __file__, "--families-only", "--repeats", "1", "--allocator", "default"]
-        command += ["--seconds", str(args.seconds), "--batch-size", str(args.batch_size), "--json", str(out)]
+        command = [sys.executable, __file__, "--families-only", "--repeats", "1", "--json", str(out)]
+        command += ["--seconds", str(args.seconds), "--batch-size", str(args.batch_size)]
         command += ["--threads", str(args.threads)] if args.threads else []
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        env = {**os.environ, ENVIRONMENT: "default"}
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
         return {row["row"]: row["clips_per_s"] for row in json.loads(out.read_text())}
 
 
@@ -155,9 +165,9 @@ def family_table(args) -> list[dict]:
     in the machine's speed hits them alike (median of ``args.repeats`` rounds). With
     ``--allocator-baseline`` each round also runs in a child process with glibc's allocator as it is,
     interleaved with this process's rounds: the speed-up of :func:`reuse_freed_memory` in the same run."""
-    rounds, baseline = [], []
+    sets, rounds, baseline = family_sets(), [], []
     for _ in range(args.repeats):
-        rounds.append(family_rates(args))
+        rounds.append(family_rates(sets, args))
         if args.allocator_baseline:
             baseline.append(default_allocator_round(args))
     print(
@@ -273,13 +283,10 @@ def main() -> None:
     parser.add_argument("--families-only", action="store_true", help="of the CPU tables, only the families'")
     parser.add_argument("--json", type=Path, default=None, help="also write every row to this JSON file")
     parser.add_argument(
-        "--allocator", choices=CHOICES, default="reuse", help="glibc keeps freed memory (as the videoperlin command)"
-    )
-    parser.add_argument(
         "--allocator-baseline", action="store_true", help="also time the families with glibc's allocator as it is"
     )
     args = parser.parse_args()
-    args.allocator_in_effect = configure_allocator() if args.allocator == "reuse" else "default"
+    args.allocator_in_effect = configure_allocator()  # as the videoperlin command: $VIDEOPERLIN_ALLOCATOR decides
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = [] if args.skip_cpu or args.families_only else cpu_table(args)
