@@ -18,7 +18,7 @@ from videoperlin.cli.training import builtin_config
 from videoperlin.data.encode import encode_video
 from videoperlin.errors import ConfigError
 from videoperlin.study.protocol import load_protocol
-from videoperlin.study.report import comparison_table
+from videoperlin.study.report import comparison_table, summary_table
 from videoperlin.study.statistics import paired, paired_interval, t_quantile_975, verdict, wins_ties_losses
 
 
@@ -210,6 +210,7 @@ def test_protocol_is_typed_and_names_the_new_keys(tmp_path):
         ("archs=r3d19", "archs \\['r3d19'\\] has 'r3d19'; each item must be one of"),
         ("arms=[scratch, vpn-medium]", "not arms"),
         ("compare_with=[scratch]", "compare_with \\['scratch'\\] must be pre-trained arms"),
+        ("pooled={both: [weizmann, hmdb]}", "pooled.both .*'hmdb'\\] are not"),
     ]:
         with pytest.raises(ConfigError, match=message):
             load_protocol(default, [bad])
@@ -263,6 +264,45 @@ def test_paired_differences_intervals_and_verdicts():
     rows += [{**r, "pretrain_seed": 1, "video_top1": r["video_top1"] - 0.1} for r in rows if r["arm"] == "vpn-low"]
     mine, _base, diffs = paired(rows, "vpn-low", "r3d18", "toy")  # each scratch run pairs with both pre-training seeds
     assert len(mine) == len(diffs) == 8 and [round(d, 6) for d in diffs[4:]] == [0.3, 0.3, -0.1, 0.3]
+
+
+def test_pooled_splits_pair_within_their_split_and_report_as_one():
+    """Official splits as dataset entries, pooled: a run pairs only with scratch of its own split (never
+    across splits, where fold 0 and seed 0 mean other training data), and the pool's units are all pairs."""
+    rows = [
+        {"arm": arm, "arch": "r3d18", "dataset": split, "fold": 0, "seed": seed, "video_top1": value,
+         "pretrain_seed": "" if arm == "scratch" else 0}
+        for split, shift in (("s1", 0.0), ("s2", 0.3))
+        for arm, values in (("scratch", (0.1, 0.2)), ("vpn-low", (0.3, 0.3)), ("shuffled", (0.1, 0.4)))
+        for seed, value in zip((0, 1), values)
+        if not (split == "s2" and arm == "shuffled" and seed == 1)  # one run missing: its pair drops out
+        for value in (value + shift,)
+    ]  # fmt: skip
+    mine, base, diffs = paired(rows, "vpn-low", "r3d18", ("s1", "s2"))
+    assert len(mine) == len(base) == 4 and [round(d, 6) for d in diffs] == [0.2, 0.1, 0.2, 0.1]
+    assert [round(d, 6) for d in paired(rows, "shuffled", "r3d18", ("s1", "s2"), baseline="vpn-low")[2]] == [
+        -0.2,
+        0.1,
+        -0.2,
+    ]
+    assert paired(rows, "vpn-low", "r3d18", "s1")[2] == paired(rows, "vpn-low", "r3d18", ("s1",))[2]
+    protocol = load_protocol(
+        builtin_config("transfer_default"),
+        [
+            "datasets=[{name: s1, data: x, split: 1}, {name: s2, data: x, split: 2}]",
+            "pooled={splits-1-2: [s1, s2]}",
+            "arms=[scratch, vpn-low, shuffled]",
+            "compare_with=[vpn-low]",
+        ],
+    )
+    text = summary_table(rows, protocol)
+    pooled = text.split("### splits-1-2 (pooled: s1, s2)")[1]
+    assert (
+        "### s1" in text
+        and "### s2" in text
+        and "| r3d18 | vpn-low | 45.0 ± 17.3 (n=4) | +15.0 [+5.8, +24.2] | 4/0/0 | **gain** |" in pooled
+    )
+    assert "| r3d18 | shuffled | -10.0 [" in pooled and "| 1/0/2 |" in pooled
 
 
 def test_failed_runs_are_retried_in_fp32_recorded_and_the_study_goes_on(tmp_path, monkeypatch):

@@ -115,6 +115,12 @@ class Protocol(Checked):
         "pre-trained arms every other pre-trained arm is also compared with, paired on fold, seed and "
         "pre-training seed (the ladder: [vpn-low], does a family beat the paper's VPN?)",
     )
+    pooled: dict[str, list[str]] = option(
+        {},
+        "datasets also reported as one, under the key: runs pair within their own dataset and the pairs of all "
+        "of them are the units (HMDB-51/JHMDB official splits 1-3, each a dataset entry: {jhmdb-1-3: [jhmdb, "
+        "jhmdb2, jhmdb3]})",
+    )
     inflate_from: str | None = option(
         None,
         "2D ResNet state dict for the inflated arm (ImageNet weights, I3D-style); "
@@ -140,6 +146,7 @@ class Protocol(Checked):
         for name in ("archs", "datasets", "run_folds", "seeds", "pretrain_seeds"):
             if not getattr(self, name):
                 raise FieldError(name, "must not be empty")
+        self.pools_are_valid()
         for position, entry in enumerate(self.datasets):
             earlier = {d.name: d for d in self.datasets[:position]}
             if entry.after is not None and (entry.after not in earlier or not earlier[entry.after].fixed_split):
@@ -149,6 +156,17 @@ class Protocol(Checked):
                     f"fixed split (split or val_data): its runs are the chain's first stage",
                 )
         self.stage_configs_are_valid()
+
+    def pools_are_valid(self) -> None:
+        names = [d.name for d in self.datasets]
+        for pool, members in self.pooled.items():
+            unknown = [m for m in members if m not in names]
+            if unknown or len(set(members)) < 2 or pool in names:
+                raise FieldError(
+                    f"pooled.{pool}",
+                    f"{members} must name two or more of this study's datasets ({', '.join(names)}), once each, "
+                    "under a name that is not a dataset's" + (f"; {unknown} are not" if unknown else ""),
+                )
 
     def stage_configs_are_valid(self) -> None:
         """Load every stage config once, so a bad field fails now, naming its section."""

@@ -58,7 +58,7 @@ def arms_present(rows: list[dict[str, Any]], protocol: Protocol, arch: str) -> l
     return [a for a in protocol.arms if any(r["arm"] == a and r["arch"] == arch and not r.get("error") for r in rows)]
 
 
-def dataset_table(rows: list[dict[str, Any]], protocol: Protocol, dataset: str) -> str:
+def dataset_table(rows: list[dict[str, Any]], protocol: Protocol, dataset: str | tuple[str, ...]) -> str:
     """Markdown for one dataset: per arch and arm, video- and clip-level top-1, the paired video-level
     difference to scratch with its 95% interval, W/T/L and the verdict, and the clip-level difference."""
     lines = [
@@ -81,7 +81,9 @@ def dataset_table(rows: list[dict[str, Any]], protocol: Protocol, dataset: str) 
     return "\n".join(lines)
 
 
-def comparison_table(rows: list[dict[str, Any]], protocol: Protocol, dataset: str, reference: str) -> str:
+def comparison_table(
+    rows: list[dict[str, Any]], protocol: Protocol, dataset: str | tuple[str, ...], reference: str
+) -> str:
     """Markdown: each other pre-trained arm against ``reference`` (``compare_with``), paired on fold, seed
     and pre-training seed: the video-level difference with its 95% interval, W/T/L and the verdict."""
     lines = [
@@ -101,11 +103,16 @@ def comparison_table(rows: list[dict[str, Any]], protocol: Protocol, dataset: st
 
 
 def summary_table(rows: list[dict[str, Any]], protocol: Protocol) -> str:
-    """One :func:`dataset_table` per dataset, under its name, and its comparisons with ``compare_with``."""
+    """One :func:`dataset_table` per dataset, under its name, and its comparisons with ``compare_with``;
+    then the same for each pool of datasets (``pooled``)."""
+    groups: list[tuple[str, str | tuple[str, ...]]] = [
+        (f"### {d.name}" + (f" (after {d.after})" if d.after else ""), d.name) for d in protocol.datasets
+    ]
+    groups += [(f"### {pool} (pooled: {', '.join(names)})", tuple(names)) for pool, names in protocol.pooled.items()]
     sections = []
-    for d in protocol.datasets:
-        parts = [f"### {d.name}" + (f" (after {d.after})" if d.after else ""), dataset_table(rows, protocol, d.name)]
-        parts += [comparison_table(rows, protocol, d.name, reference) for reference in protocol.compare_with]
+    for heading, dataset in groups:
+        parts = [heading, dataset_table(rows, protocol, dataset)]
+        parts += [comparison_table(rows, protocol, dataset, reference) for reference in protocol.compare_with]
         sections.append("\n\n".join(parts))
     return "\n\n".join(sections)
 
@@ -174,6 +181,11 @@ def failures_section(failed: list[str]) -> str:
     )
 
 
+POOLED_NOTE = """
+A pooled section reports the datasets it names as one: each run pairs with scratch (or the compared
+arm) on its own dataset, and n counts the runs of all of them."""
+
+
 def write_report(
     protocol: Protocol,
     rows: list[dict[str, Any]],
@@ -194,7 +206,7 @@ folds × seeds × pre-training seeds, n runs. Δ is the mean paired difference t
 fold and seed, in percentage points, with a 95% Student-t interval over the paired runs (they share
 folds and pre-trained checkpoints, so the interval is optimistic where those effects are large).
 W/T/L counts the paired runs the arm wins, ties and loses. Verdict: **gain** when the interval's lower
-bound is above 0, **loss** when its upper bound is below 0, otherwise no evidence of a difference.
+bound is above 0, **loss** when its upper bound is below 0, otherwise no evidence of a difference.{POOLED_NOTE if protocol.pooled else ""}
 
 {summary_table(rows, protocol)}
 {failures_section(failed or [])}

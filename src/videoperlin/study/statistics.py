@@ -2,14 +2,17 @@
 
 Pairing: a run of arm A on (dataset, architecture, fold, seed, pre-training seed p) is compared
 with scratch on the same (dataset, architecture, fold, seed); scratch has no pre-training seed,
-so each scratch run pairs with one run per pre-training seed of every pre-trained arm.
+so each scratch run pairs with one run per pre-training seed of every pre-trained arm. Datasets a
+protocol pools (``pooled``: the official splits 1-3 of one benchmark, each its own dataset entry)
+are reported once more as one: runs pair within their own split, and the pairs of all splits are
+the units.
 
 Interval: Student's t interval on the mean paired difference, the units being the paired runs
 (fold x seed x pre-training seed): with 4-18 units a percentile bootstrap undercovers, and the
 differences are bounded and roughly symmetric. Caveat: runs that share a fold share their test
-videos, and runs that share a pre-training seed share their initialisation, so the units are not
-fully independent; where those effects are large the interval is optimistic (narrower than it
-should be). The verdict is read off the interval: "gain" when its lower bound is above 0, "loss"
+videos (pooled splits a few: HMDB-51's three test lists share 7-10% of their videos pairwise), and
+runs that share a pre-training seed share their initialisation, so the units are not fully
+independent; where those effects are large the interval is optimistic (narrower than it should be). The verdict is read off the interval: "gain" when its lower bound is above 0, "loss"
 when its upper bound is below 0, otherwise "no evidence of a difference".
 """
 
@@ -81,21 +84,28 @@ def verdict(interval: tuple[float, float, float] | None) -> str:
 
 
 def paired(
-    rows: list[dict[str, Any]], arm: str, arch: str, dataset: str, metric: str = "video_top1", baseline: str = SCRATCH
+    rows: list[dict[str, Any]],
+    arm: str,
+    arch: str,
+    dataset: str | tuple[str, ...],
+    metric: str = "video_top1",
+    baseline: str = SCRATCH,
 ) -> tuple[list[float], list[float], list[float]]:
-    """(arm values, baseline values, paired differences arm - baseline). Scratch pairs on the same fold
-    and seed (with every pre-training seed of the arm); a pre-trained baseline on the same fold, seed
-    and pre-training seed."""
+    """(arm values, baseline values, paired differences arm - baseline). Scratch pairs on the same dataset,
+    fold and seed (with every pre-training seed of the arm); a pre-trained baseline on the same dataset,
+    fold, seed and pre-training seed. A tuple of datasets pools them (a protocol's ``pooled``): runs pair
+    within their own dataset, and the pairs of all of them are the units."""
+    datasets = (dataset,) if isinstance(dataset, str) else dataset
 
     def results(name: str) -> dict[tuple, float]:
         return {
-            (r["fold"], r["seed"], r.get("pretrain_seed", "")): float(r[metric])
+            (r["dataset"], r["fold"], r["seed"], r.get("pretrain_seed", "")): float(r[metric])
             for r in rows
-            if (r["arm"], r["arch"], r["dataset"]) == (name, arch, dataset) and r.get(metric) not in (None, "")
+            if (r["arm"], r["arch"]) == (name, arch) and r["dataset"] in datasets and r.get(metric) not in (None, "")
         }
 
     mine = results(arm)
-    width = 2 if baseline == SCRATCH else 3  # the part of (fold, seed, pretrain_seed) that pairs
+    width = 3 if baseline == SCRATCH else 4  # the part of (dataset, fold, seed, pretrain_seed) that pairs
     base = {key[:width]: value for key, value in results(baseline).items()}
     return list(mine.values()), list(base.values()), [v - base[k[:width]] for k, v in mine.items() if k[:width] in base]
 
