@@ -168,3 +168,64 @@ def test_visualize_samples_gif(tmp_path, cli):
     assert proc.returncode == 0, proc.stderr
     gif = Image.open(tmp_path / "s.gif")
     assert gif.n_frames == 8 and gif.size == (32 * 3 + 8, 32)
+
+
+def test_rank_correlation_and_its_permutation_p_value():
+    from videoperlin.analysis.predictors import average_ranks, permutation_pvalue, spearman
+
+    assert list(average_ranks([3.0, 1.0, 3.0, 2.0])) == [2.5, 0.0, 2.5, 1.0]  # ties share their mean rank
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 1, 0, -5]) == pytest.approx(-1.0)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3])) and math.isnan(permutation_pvalue([1, 1, 1], [1, 2, 3]))
+    # exact: of the 4! orderings only the identity and its reversal reach |rho| = 1
+    assert permutation_pvalue([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(2 / 24)
+    # rho = 0.8 (sum of squared rank gaps 2): the identity and the 3 adjacent swaps, and their 4 reversals
+    assert permutation_pvalue([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(8 / 24)
+    # Monte Carlo above 9 points: a perfect ranking of 12 is all but never matched; unrelated data often are
+    x = np.arange(12.0)
+    assert permutation_pvalue(x, x, draws=2000) == pytest.approx(1 / 2001, abs=2e-3)
+    noise = np.random.default_rng(1).random(12)
+    assert permutation_pvalue(x, noise, draws=2000) > 0.05 and abs(spearman(x, noise)) < 0.6
+
+
+def write_study(folder, arms):
+    """A published study: each arm's VPN accuracy, tuning fraction and Weizmann top-1 per pre-training seed."""
+    from videoperlin.study.report import PRETRAIN_HEADING
+
+    rows = {a: "".join(f"| r3d18 | {a} | {s} | {v[s]:.1f} | bf16 | 10.0 |\n" for s in (0, 1)) for a, v in arms.items()}
+    decoy = rows.pop("decoy")  # a row of the right shape above the pre-training table: not to be read
+    folder.mkdir()
+    (folder / "report.md").write_text(
+        f"{decoy}\n{PRETRAIN_HEADING} (...):\n\n| arch | arm |\n|---|---|\n{''.join(rows.values())}"
+    )
+    rows = ["arm,arch,dataset,fold,seed,pretrain_seed,video_top1,clip_top1,error"]
+    rows += [f"scratch,r3d18,weizmann,{f},0,,0.5,0.5," for f in (0, 1)]
+    rows += [f"{a},r3d18,weizmann,{f},0,{s},{0.5 + v[s] / 1000 + f / 100},0.5," for a, v in arms.items() for s in (0, 1) for f in (0, 1)]  # fmt: skip
+    rows += ["broken,r3d18,weizmann,0,0,0,,,RuntimeError: failed"]
+    (folder / "results.csv").write_text("\n".join(rows) + "\n")
+    for s in (0, 1):
+        (folder / f"tuning{s}").mkdir()
+        summary = {a: {"frac_direction_selective": 0.5 - v[s] / 200, "mean_dsi": 0.1} for a, v in arms.items()}
+        (folder / f"tuning{s}" / "summary.json").write_text(json.dumps(summary))
+
+
+def test_predictors_of_transfer_from_a_published_study(tmp_path):
+    from videoperlin.analysis.predictors import arm_points, main, predictor_report
+
+    study = tmp_path / "study"
+    write_study(study, {"a": (10, 30), "b": (40, 60), "c": (70, 70), "d": (90, 96), "decoy": (1, 2)})
+    tuning = [study / "tuning0", study / "tuning1"]
+    points = arm_points(study, tuning)
+    assert sorted(points) == ["a", "b", "c", "d"]  # the decoy's rows above the pre-training table are not read
+    assert points["a"]["VPN held-out top-1 %"] == 20 and points["a"]["weizmann"] == pytest.approx(2.5)  # pp
+    text = predictor_report(study, tuning, "cmd")
+    assert "| VPN held-out top-1 % | weizmann | 4 | +1.00 | 0.083 (exact) |" in text  # 2 of 4! orderings
+    assert "| conv1 direction-selective fraction | weizmann | 4 | -1.00 | 0.083 (exact) |" in text
+    assert (
+        "| conv1 mean DSI | weizmann | 4 | – | – (one side is constant) |" in text
+    )  # a constant predictor has no rank correlation
+    main(["--study", str(study), "--tuning", *map(str, tuning), "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "README.md").read_text().startswith("# Does a pre-training property predict")
+    with pytest.raises(SystemExit) as exc:
+        main(["--study", str(tmp_path / "nowhere"), "--tuning", *map(str, tuning)])
+    assert exc.value.code == 2
