@@ -10,10 +10,11 @@ the units.
 Interval: Student's t interval on the mean paired difference, the units being the paired runs
 (fold x seed x pre-training seed): with 4-18 units a percentile bootstrap undercovers, and the
 differences are bounded and roughly symmetric. Caveat: runs that share a fold share their test
-videos (pooled splits a few: HMDB-51's three test lists share 7-10% of their videos pairwise), and
-runs that share a pre-training seed share their initialisation, so the units are not fully
-independent; where those effects are large the interval is optimistic (narrower than it should be). The verdict is read off the interval: "gain" when its lower bound is above 0, "loss"
-when its upper bound is below 0, otherwise "no evidence of a difference".
+videos (pooled splits a few: JHMDB's three official test lists share 4-14% of their videos
+pairwise, HMDB-51's 7-10%), and runs that share a pre-training seed share their initialisation, so
+the units are not fully independent; where those effects are large the interval is optimistic
+(narrower than it should be). The verdict is read off the interval: "gain" when its lower bound is
+above 0, "loss" when its upper bound is below 0, otherwise "no evidence of a difference".
 """
 
 from __future__ import annotations
