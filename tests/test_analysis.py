@@ -209,8 +209,8 @@ def write_study(folder, arms):
         (folder / f"tuning{s}" / "summary.json").write_text(json.dumps(summary))
 
 
-def test_predictors_of_transfer_from_a_published_study(tmp_path):
-    from videoperlin.analysis.predictors import arm_points, main, predictor_report
+def test_predictors_of_transfer_from_a_published_study(tmp_path, cli):
+    from videoperlin.analysis.predictors import arm_points, predictor_report
 
     study = tmp_path / "study"
     write_study(study, {"a": (10, 30), "b": (40, 60), "c": (70, 70), "d": (90, 96), "decoy": (1, 2)})
@@ -224,8 +224,8 @@ def test_predictors_of_transfer_from_a_published_study(tmp_path):
     assert (
         "| conv1 mean DSI | weizmann | 4 | – | – (one side is constant) |" in text
     )  # a constant predictor has no rank correlation
-    main(["--study", str(study), "--tuning", *map(str, tuning), "--out", str(tmp_path / "out")])
+    proc = cli("predictors", str(study), "--tuning", *map(str, tuning), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out" / "README.md").read_text().startswith("# Does a pre-training property predict")
-    with pytest.raises(SystemExit) as exc:
-        main(["--study", str(tmp_path / "nowhere"), "--tuning", *map(str, tuning)])
-    assert exc.value.code == 2
+    proc = cli("predictors", str(tmp_path / "nowhere"), "--tuning", *map(str, tuning))
+    assert proc.returncode != 0 and "nowhere" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

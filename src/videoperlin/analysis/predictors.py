@@ -22,14 +22,13 @@ selective).
 
 Run on a published ladder::
 
-    python -m videoperlin.analysis.predictors --study benchmarks/results/ladder/two-seeds \\
+    videoperlin predictors benchmarks/results/ladder/two-seeds \\
         --tuning benchmarks/results/ladder/tuning benchmarks/results/ladder/tuning-seed1 \\
         --out benchmarks/results/ladder/predictors
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import itertools
 import json
@@ -45,7 +44,6 @@ from videoperlin.errors import DataError
 from videoperlin.study.protocol import SCRATCH
 from videoperlin.study.report import PRETRAIN_HEADING
 from videoperlin.study.statistics import paired
-from videoperlin.utils.atomic import atomic_write_text
 
 #: Exact permutation p-values up to this many points (9! = 362,880 orderings); above, this many random ones.
 EXACT_UP_TO, DRAWS = 9, 100_000
@@ -203,33 +201,3 @@ Command:
 
     {command}
 """
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m videoperlin.analysis.predictors", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--study", type=Path, required=True, help="a published study: report.md and results.csv")
-    parser.add_argument(
-        "--tuning", type=Path, nargs="+", required=True, help="`videoperlin tuning` folders, seed 0 first"
-    )
-    parser.add_argument("--out", type=Path, help="write README.md here (default: print)")
-    args = parser.parse_args(argv)
-    command = "python -m videoperlin.analysis.predictors " + " ".join(
-        [f"--study {args.study}", "--tuning " + " ".join(map(str, args.tuning))]
-        + ([f"--out {args.out}"] if args.out else [])
-    )
-    try:
-        text = predictor_report(args.study, args.tuning, command)
-    except DataError as exc:
-        parser.exit(2, f"error: {exc}\n")
-    if args.out is None:
-        print(text)
-        return
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "README.md", text)
-    print(f"wrote {args.out / 'README.md'}")
-
-
-if __name__ == "__main__":
-    main()

@@ -80,6 +80,11 @@ COMMANDS: dict[str, Command] = {
     "tuning": Command(
         "direction/orientation tuning of a layer with drifting gratings", analysis.tuning_arguments, analysis.run_tuning
     ),
+    "predictors": Command(
+        "does a pre-training property (VPN accuracy, direction selectivity) predict transfer? rank correlations",
+        analysis.predictors_arguments,
+        analysis.run_predictors,
+    ),
     "plot": Command(
         "plots of runs",
         sub={

@@ -1,4 +1,4 @@
-"""``visualize kernels|samples``, ``tuning`` and ``plot curves``: looking inside networks and runs."""
+"""``visualize kernels|samples``, ``tuning``, ``predictors`` and ``plot curves``: looking inside networks and runs."""
 
 from __future__ import annotations
 
@@ -104,6 +104,26 @@ def run_tuning(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_predictors(args: argparse.Namespace) -> int:
+    """Across a published transfer study's pre-trained arms (one point per arm, its pre-training seeds
+    averaged): Spearman's rank correlation of the VPN held-out accuracy and conv1's direction selectivity
+    with each dataset's mean paired difference to scratch, and a permutation p-value (exact up to 9 arms)."""
+    from videoperlin.analysis.predictors import predictor_report
+    from videoperlin.utils.atomic import atomic_write_text
+
+    command = f"videoperlin predictors {args.study} --tuning {' '.join(args.tuning)}"
+    text = predictor_report(
+        Path(args.study), [Path(t) for t in args.tuning], command + (f" --out {args.out}" if args.out else "")
+    )
+    if args.out is None:
+        print(text)
+        return 0
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(args.out) / "README.md", text)
+    print(f"wrote {Path(args.out) / 'README.md'}")
+    return 0
+
+
 def run_curves(args: argparse.Namespace) -> int:
     """Accuracy (or any metric) vs epoch for several runs, from their metrics.jsonl."""
     from videoperlin.analysis.curves import plot_groups
@@ -147,6 +167,12 @@ def tuning_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of that test")
     parser.add_argument("--out", required=True)
+
+
+def predictors_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", help="a published transfer study: its report.md and results.csv")
+    parser.add_argument("--tuning", nargs="+", required=True, help="`videoperlin tuning --out` folders, seed 0 first")
+    parser.add_argument("--out", default=None, help="write README.md here (default: print)")
 
 
 def curves_arguments(parser: argparse.ArgumentParser) -> None:
