@@ -11,10 +11,12 @@ the arithmetic. Writing a colour clip's three channels took 45 ms a batch into a
 to keep freed memory there instead of trimming it (``M_TRIM_THRESHOLD``), the effect PyTorch's CPU
 tuning guide gets by preloading jemalloc or tcmalloc, without a library to install. Numbers are
 unchanged bit for bit; the cost is memory. The process keeps its peak after a peak, and a freed block
-does not always fit the next request of the same size (``posix_memalign``'s slack), so the heap holds
-a few spare blocks of the largest size: resident memory +8% in a ladder pre-training and +14% in
-``benchmarks/generate.py``; a loop of 64 MiB tensors among small objects settled at 5 spare blocks
-(603 vs 283 MiB) and stopped growing. glibc still falls back to ``mmap`` when the heap cannot grow.
+does not always serve the next request of the same size (small objects allocated meanwhile are cut
+from it, leaving it a little too small), so the heap holds a few spare blocks of the largest size:
+resident memory +8% in a ladder pre-training and +14% in ``benchmarks/generate.py``; a loop of 64 MiB
+tensors among small objects stopped growing after 1 to 8 spare blocks (21 runs; which one varies with
+the process's earlier allocations), faulting in every page of each batch until then. glibc still falls
+back to ``mmap`` when the heap cannot grow.
 
 The ``videoperlin`` command calls it first (:func:`configure_allocator`); set
 ``VIDEOPERLIN_ALLOCATOR=default`` to leave glibc as it is. Library users call it themselves (it changes
