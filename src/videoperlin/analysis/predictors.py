@@ -29,7 +29,6 @@ Run on a published ladder::
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import math
@@ -37,6 +36,7 @@ import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from videoperlin.errors import DataError
 from videoperlin.study.protocol import SCRATCH
 from videoperlin.study.report import PRETRAIN_HEADING
 from videoperlin.study.statistics import paired
+from videoperlin.utils.text import read_csv_rows, read_text
 
 #: Exact permutation p-values up to this many points (9! = 362,880 orderings); above, this many random ones.
 EXACT_UP_TO, DRAWS = 9, 100_000
@@ -90,9 +91,9 @@ def permutation_pvalue(x: Sequence[float], y: Sequence[float], draws: int = DRAW
 
 def vpn_accuracies(report: Path) -> dict[tuple[str, int], float]:
     """(arm, pre-training seed) -> VPN held-out top-1 %, from a published report's pre-training table."""
-    if not report.is_file():
-        raise DataError(f"{report}: no report; give --study the folder a `videoperlin transfer --publish` wrote")
-    parts = report.read_text().split(f"\n{PRETRAIN_HEADING} ", 1)
+    parts = read_text(report, "study report (a folder `videoperlin transfer --publish` wrote)").split(
+        f"\n{PRETRAIN_HEADING} ", 1
+    )
     if len(parts) < 2:
         raise DataError(f"{report}: no '{PRETRAIN_HEADING}' table; is it a `videoperlin transfer` report?")
     table = parts[1]
@@ -105,20 +106,16 @@ def tuning_properties(folders: Sequence[Path]) -> dict[tuple[str, int], dict[str
     out = {}
     for seed, folder in enumerate(folders):
         path = folder / "summary.json"
-        if not path.is_file():
-            raise DataError(
-                f"{path}: missing; give --tuning the folders `videoperlin tuning --out` wrote, seed 0 first"
-            )
-        for arm, summary in json.loads(path.read_text()).items():
+        for arm, summary in json.loads(
+            read_text(path, "tuning summary (`videoperlin tuning --out` writes it)")
+        ).items():
             out[arm, seed] = {key: float(summary[key]) for key in TUNING_PROPERTIES if key in summary}
     return out
 
 
 def transfer_deltas(results: Path) -> dict[tuple[str, int], dict[str, float]]:
     """(arm, pre-training seed) -> {dataset: its mean paired difference to scratch, pp}, from ``results.csv``."""
-    if not results.is_file():
-        raise DataError(f"{results}: no results; give --study the folder a `videoperlin transfer --publish` wrote")
-    rows = [r for r in csv.DictReader(results.read_text().splitlines()) if not r.get("error")]
+    rows: list[dict[str, Any]] = [r for r in read_csv_rows(results, "study results") if not r.get("error")]
     archs = {r["arch"] for r in rows}
     if len(archs) != 1:
         raise DataError(f"{results}: architectures {sorted(archs)}; this analysis compares the arms of one")
