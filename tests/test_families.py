@@ -283,6 +283,27 @@ def test_separation_keeps_the_labelled_layer_apart_from_the_background():
         family_set("layers", layers_separation=0.5)
 
 
+def test_contrast_scales_every_texture_about_its_level():
+    """``layers_contrast`` scales each texture's departure from its gray level (background and layers
+    alike) and nothing else: textures at contrasts 0.05, 0.1 and 0.15 step by equal amounts wherever none
+    is clipped to [0, 1]. (That the default, 0.15, leaves every clip bit for bit as it was before the
+    option existed was checked against bb939a5 when it was added.)"""
+
+    def textures(contrast: float) -> torch.Tensor:
+        ds = family_set("layers", layers_contrast=contrast)
+        scene = ds.family.plan(ds.draws(torch.arange(16)), torch.arange(16) % len(ds.space))
+        return torch.stack([scene.background, scene.layers[0][0]])  # (2, B, C, H, W)
+
+    low, mid, high = textures(0.05), textures(0.1), textures(0.15)
+    inside = torch.stack([low, mid, high]).gt(0).all(0) & torch.stack([low, mid, high]).lt(1).all(0)
+    assert inside.float().mean() > 0.9
+    step = (mid - low)[inside]
+    assert torch.allclose((high - mid)[inside], step, atol=1e-5) and step.abs().mean() > 0.01
+    assert textures(0.3).std(dim=(2, 3, 4)).mean() > 1.5 * high.std(dim=(2, 3, 4)).mean()
+    with pytest.raises(ConfigError, match="layers_contrast"):
+        family_set("layers", layers_contrast=0.0)
+
+
 def test_still_classes_do_not_move_and_options_shape_the_motion():
     ds = family_set("layers", layers_acceleration=0.5, layers_zoom=0.3, layers_rotation=20.0)
     still = ds.space.index(layers_direction=0, layers_speed=0)

@@ -13,7 +13,8 @@ into blobs -- and moving on its own path (:mod:`videoperlin.vpn.scene` warps and
 * optionally every layer's speed ramps over the clip (``layers_acceleration``), and a camera zooms
   and turns the whole scene (``layers_zoom``, ``layers_rotation``);
 * gray levels are independent, so a layer can blend into the background and show itself only by its
-  texture's motion; ``layers_separation`` keeps the labelled layer's level that far from the background's.
+  texture's motion; ``layers_separation`` keeps the labelled layer's level that far from the background's;
+* textures are faint (gray-level std up to ``layers_contrast``, 0.15): the pan shows only through them.
 
 **Labels**: ``layers_direction`` x ``layers_speed``: the direction (degrees, 0 right, 90 up) and speed
 (frame widths per clip) of the first layer's motion *relative to the background*; speed 0 is one
@@ -54,6 +55,9 @@ SCENE_DRAWS, LAYER_DRAWS = 12, 16
 #: on one side of any level.
 LEVEL_LOW, LEVEL_SPAN = 0.15, 0.7
 MAX_SEPARATION = LEVEL_SPAN / 2
+#: A texture's contrast (the gray-level std of its field, before clipping to [0, 1]) is U(1/3, 1) of
+#: ``layers_contrast``; the default keeps every clip as it was before the option existed.
+DEFAULT_CONTRAST = 0.15
 
 
 def drawn_level(u: Tensor) -> Tensor:
@@ -90,6 +94,12 @@ class LayersOptions(ColourOption, SourceOptions):
         f"layer can blend in; at most {MAX_SEPARATION:g}); its level then lies U(gap, room) above or below the "
         "background's",
         in_range(0, MAX_SEPARATION),
+    )
+    layers_contrast: float = option(
+        DEFAULT_CONTRAST,
+        "largest texture contrast (gray-level std of a layer's or the background's field, before clipping to "
+        "[0, 1]); each texture's is U(1/3, 1) of it",
+        in_range(0.01, 0.5),
     )
 
 
@@ -158,7 +168,7 @@ class LayersFamily(Family):
         cells = torch.tensor(TEXTURE_CELLS, device=u.device)[(u[:, 0] * len(TEXTURE_CELLS)).long().clamp_max(2)]
         field = self.canvas(draws, name, cells, u[:, 3:6])
         level = drawn_level(u[:, 1]) if level is None else level
-        contrast = 0.05 + 0.1 * u[:, 2]
+        contrast = (0.05 + 0.1 * u[:, 2]) * (self.options.layers_contrast / DEFAULT_CONTRAST)  # x 1.0 by default
         gray = (level.float().view(-1, 1, 1, 1) + contrast.float().view(-1, 1, 1, 1) * field).clamp(0.0, 1.0)
         return tint(gray, u[:, 6], u[:, 7] * self.options.colour) if self.options.colour else gray
 
