@@ -10,7 +10,8 @@ same run: the bound, since a clip is written once and read never), the share of 
 take for 'generator', and the top CUDA kernels of one counter batch (torch.profiler).
 
 Families table: clips/s of every family (the ladder's rungs among them) at 16x112x112 beside ``low``
-in the same run. The process keeps freed memory for reuse as the ``videoperlin`` command does
+in the same run, and of ``layers``' scene planning alone (its textures, masks and draws, ``plan()``,
+without the warp and composite): the ceiling of any faster warp. The process keeps freed memory for reuse as the ``videoperlin`` command does
 (:mod:`videoperlin.utils.memory`; not with ``VIDEOPERLIN_ALLOCATOR=default``); ``--allocator-baseline`` also
 times each round in a child process with glibc's allocator as it is, interleaved, for the speed-up.
 
@@ -86,6 +87,17 @@ def batch_step(ds: VPNDataset, batch: int, device: str):
     return step
 
 
+def plan_step(ds: VPNDataset, batch: int):
+    """A batch's scene planning only (a family with ``plan``: its canvases and draws, no warp or composite)."""
+
+    def step(call: int) -> None:
+        start = (call * batch) % (len(ds) - batch)
+        index = torch.arange(start, start + batch)
+        ds.family.plan(ds.draws(index), index % len(ds.space))
+
+    return step
+
+
 def cpu_table(args) -> list[dict]:
     print(f"CPU: torch {torch.__version__}, {torch.get_num_threads()} threads; batch {args.batch_size}")
     header = f"{'preset':6} {'clip':>10} {'per-voxel':>10} {'batch CPU':>10} {'CPU/ref':>8}"
@@ -125,6 +137,7 @@ FAMILY_ROWS = (
     ("shapes+2", "shapes", {"shapes_distractors": 2}),
     ("layers", "layers", {}),
     ("layers-camera", "layers", {"layers_acceleration": 0.5, "layers_zoom": 0.2, "layers_rotation": 15}),
+    ("layers plan", "layers", {}),  # plan() alone: what any warp and composite would add to
 )
 
 
@@ -141,10 +154,11 @@ def family_sets() -> dict:
 
 def family_rates(sets: dict, args) -> dict[str, float]:
     """CPU clips/s of each family in this process, one interleaved round."""
-    return {
-        name: rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds / 2)
-        for name, ds in sets.items()
-    }
+
+    def step(name: str, ds: VPNDataset):
+        return plan_step(ds, args.batch_size) if name.endswith(" plan") else batch_step(ds, args.batch_size, "cpu")
+
+    return {name: rate(step(name, ds), args.batch_size, args.seconds / 2) for name, ds in sets.items()}
 
 
 def default_allocator_round(args) -> dict[str, float]:
