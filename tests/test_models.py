@@ -14,6 +14,7 @@ from videoperlin.models import count_parameters, create_model, list_models
 from videoperlin.models.from_3d_resnets_pytorch import import_hara_checkpoint
 from videoperlin.models.inflate import inflate_2d
 from videoperlin.models.pretrained import load_model, load_pretrained
+from videoperlin.models.registry import stem_of
 from videoperlin.models.weight_files import save_model
 
 ALL_MODELS = list_models()
@@ -21,7 +22,8 @@ ALL_MODELS = list_models()
 
 def test_registry_lists_every_family_at_all_depths():
     depths = [10, 18, 34, 50, 101, 152, 200]
-    assert ALL_MODELS == [f"{family}{d}" for family in ("r3d", "r2p1d", "mc3_") for d in depths]
+    resnets = [f"{family}{d}" for family in ("r3d", "r2p1d", "mc3_") for d in depths]
+    assert ALL_MODELS == resnets + ["vit_tiny", "vit_small", "vit_base"]
     assert list_models("r2p1d1*") == ["r2p1d10", "r2p1d18", "r2p1d101", "r2p1d152"]
     with pytest.raises(ConfigError, match="unknown model 'r3d19'"):
         create_model("r3d19")
@@ -39,7 +41,10 @@ def test_forward_backward_every_model(name):
     out.square().mean().backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    stem = model.conv1_s if name.startswith("r2p1d") else model.conv1
+    stem = stem_of(model)  # the registry's first convolution or patch embedding
+    assert stem is (
+        model.conv1_s if name.startswith("r2p1d") else model.patch_embed.proj if "vit" in name else model.conv1
+    )
     assert stem.weight.grad.abs().sum() > 0
 
 

@@ -337,3 +337,44 @@ def text_parser(annotation: Any, key: str) -> Callable[[str], Any]:
 def values_of(cls: type, source: Any) -> dict[str, Any]:
     """The values of ``cls``'s fields read off ``source`` (an argparse namespace or any object)."""
     return {f.name: getattr(source, f.name) for f in dataclasses.fields(cls) if hasattr(source, f.name)}
+
+
+# ---- sections built from a registry -----------------------------------------------------------
+
+
+def union_fields(classes: typing.Iterable[type]) -> list[tuple[str, Any, Any]]:
+    """(name, type, field) of the fields of ``classes``, in order, each name once: the fields of a
+    config section made from a registry (model options, clip-source options, objective options)."""
+    rows: dict[str, tuple[str, Any, Any]] = {}
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name not in rows:
+                copy_ = dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=f.metadata)
+                rows[f.name] = (f.name, hints[f.name], copy_)
+    return list(rows.values())
+
+
+def check_foreign_fields(section: Any, mine: typing.Container[str], owners: Callable[[str], str], chosen: str) -> None:
+    """Refuse a field of ``section`` that is not one of ``mine`` (the chosen entry's) and differs from its
+    default: ``owners(name)`` says whose option it is, ``chosen`` names the entry (the error's words)."""
+    for f in dataclasses.fields(section):
+        if f.name in mine:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if getattr(section, f.name) != default:
+            raise FieldError(f.name, f"is an option of {owners(f.name)}, not {chosen}; leave {f.name} out")
+
+
+def shared_field_conflict(new: type, old: type) -> str | None:
+    """The first field ``new`` and ``old`` both have with another type, default or doc (registries refuse it)."""
+    mine = {f.name: f for f in dataclasses.fields(new)}
+    for f in dataclasses.fields(old):
+        twin = mine.get(f.name)
+        if twin is not None and (twin.type, twin.default, twin.metadata.get("doc")) != (
+            f.type,
+            f.default,
+            f.metadata.get("doc"),
+        ):
+            return f.name
+    return None

@@ -1,5 +1,6 @@
 """The paper-style conv1 panel: one tile per filter, the middle temporal slice, each filter scaled
-to its own range, RGB as colour. For (2+1)D models the spatial ``conv1_s`` filters are shown."""
+to its own range, RGB as colour. The first layer is the architecture's ``stem`` in the model registry:
+``conv1``, the spatial ``conv1_s`` of (2+1)D models, a transformer's patch embedding."""
 
 from __future__ import annotations
 
@@ -10,16 +11,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from videoperlin.models.registry import stem_of
 from videoperlin.utils.plotting import pyplot, save_figure
 
 
 def conv1_weight(model: nn.Module) -> torch.Tensor:
-    """The first convolution's weights (out, in, t, h, w)."""
-    for name in ("conv1", "conv1_s"):
-        module = getattr(model, name, None)
-        if module is not None and hasattr(module, "weight"):
-            return module.weight.detach().float().cpu()
-    raise ValueError("model has no conv1 or conv1_s")
+    """The first convolution's (or patch embedding's) weights (out, in, t, h, w)."""
+    return stem_of(model).weight.detach().float().cpu()
 
 
 def kernel_tiles(weight: torch.Tensor) -> np.ndarray:

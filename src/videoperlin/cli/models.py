@@ -136,10 +136,13 @@ def inflate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_inflate(args: argparse.Namespace) -> int:
     """Inflate a 2D ResNet state dict into a 3D model and save it in this project's model format."""
-    from videoperlin.models import create_model
+    from videoperlin.models import architecture, create_model, load_models
     from videoperlin.models.inflate import inflate_2d
     from videoperlin.models.weight_files import save_model
 
+    if not architecture(args.model).inflates_from_2d:
+        inflatable = [n for n, a in load_models().items() if a.inflates_from_2d]
+        raise ConfigError(f"--model {args.model}: 2D ResNet weights inflate into {', '.join(inflatable)} only")
     model = create_model(args.model, num_classes=args.num_classes, temporal_padding=args.temporal_padding)
     report = inflate_2d(model, args.source, drop_classifier=args.num_classes != args.source_classes)
     print(report.summary())

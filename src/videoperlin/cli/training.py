@@ -170,11 +170,14 @@ def run_training(args: argparse.Namespace) -> int:
     config = config_from_args(args, args.command)
     if args.accept_changes and not args.resume:
         raise ConfigError("--accept-changes goes with --resume (it accepts changed settings of a resumed run)")
-    record = Trainer(config, resume=args.resume, accept_changes=args.accept_changes).fit()
+    trainer = Trainer(config, resume=args.resume, accept_changes=args.accept_changes)
+    record = trainer.fit()
     if record:
+        score = trainer.objective.score
+        best = record.get(f"best_{score}")
         print(
-            f"{config.train.out}: epoch {record['epoch']}, val_acc {record.get('val_acc', float('nan')):.4f}, "
-            f"best {record['best_val_acc']:.4f}; checkpoints in {config.train.out}/checkpoints"
+            f"{config.train.out}: epoch {record['epoch']}, {score} {record.get(score, float('nan')):.4f}, "
+            f"best {float('nan') if best is None else best:.4f}; checkpoints in {config.train.out}/checkpoints"
         )
     return 0
 

@@ -45,17 +45,19 @@ from typing import Any
 from torch import Tensor
 
 from videoperlin.errors import CheckpointError, ConfigError
+from videoperlin.models.architectures.resnet3d import (
+    DEPTHS,
+    FAMILY_NAMES,
+    STAGE_WIDTHS,
+    Bottleneck,
+    VideoResNet,
+    model_name,
+    split_name,
+)
 from videoperlin.models.from_3d_resnets_pytorch import model_from_hara_state
-from videoperlin.models.registry import DEPTHS, create_model, model_name, split_name
-from videoperlin.models.resnet3d import STAGE_WIDTHS, Bottleneck, VideoResNet
+from videoperlin.models.registry import create_model
 
-FRAMEWORKS = ("torchvision", "mmaction2", "hara")
-#: Our model families by the name each framework gives them.
-FAMILY_NAMES = {
-    "torchvision": {"r3d": "r3d", "mc3": "mc3", "r2p1d": "r2plus1d"},
-    "mmaction2": {"r3d": "ResNet3d", "mc3": "ResNet3d"},
-    "hara": {"r3d": "resnet", "r2p1d": "resnet2p1d"},
-}
+FRAMEWORKS = tuple(FAMILY_NAMES)
 #: Why a family has no counterpart in a framework.
 NO_COUNTERPART = {
     ("mmaction2", "r2p1d"): "mmaction2's ResNet2Plus1d factorises its 1x1x1 convolutions too (the projection "

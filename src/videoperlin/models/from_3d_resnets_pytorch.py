@@ -18,8 +18,8 @@ from typing import Any
 from torch import Tensor
 
 from videoperlin.errors import CheckpointError
-from videoperlin.models.registry import DEPTHS, create_model
-from videoperlin.models.resnet3d import STAGE_WIDTHS, Bottleneck, VideoResNet
+from videoperlin.models.architectures.resnet3d import DEPTHS, STAGE_WIDTHS, Bottleneck, VideoResNet
+from videoperlin.models.registry import create_model
 from videoperlin.models.weight_files import read_checkpoint_file
 
 ARCH_FAMILIES = {"resnet": "r3d", "resnet2p1d": "r2p1d"}

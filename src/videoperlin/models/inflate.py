@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from videoperlin.errors import ConfigError
 from videoperlin.models.pretrained import LoadReport, load_pretrained
-from videoperlin.models.resnet3d import VideoResNet
+from videoperlin.models.registry import architecture_of
 from videoperlin.models.weight_files import read_state_dict
 
 
@@ -38,10 +38,11 @@ def inflate_tensor(weight2d: Tensor, target: Tensor) -> Tensor:
 def inflate_state_dict(model3d: nn.Module, state2d: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """3D state dict for ``model3d`` built from a 2D ResNet state dict (4D kernels inflated, rest copied)."""
     target = model3d.state_dict()
-    if any(key.endswith("_s.weight") for key in target):
+    arch = architecture_of(model3d)
+    if not arch.inflates_from_2d:
         raise ConfigError(
-            "inflation needs full 3D convolutions (an r3d model); (2+1)D layers have other "
-            "names and widths than a 2D ResNet"
+            f"inflation needs full 3D convolutions (an r3d model), and {arch.name} has none: (2+1)D layers have "
+            f"other names and widths than a 2D ResNet, and a transformer has no ResNet layers"
         )
     out: dict[str, Tensor] = {}
     for key, value in state2d.items():
@@ -53,7 +54,7 @@ def inflate_state_dict(model3d: nn.Module, state2d: Mapping[str, Tensor]) -> dic
 
 
 def inflate_2d(
-    model3d: VideoResNet, source: str | Path | Mapping[str, Tensor], drop_classifier: bool = True
+    model3d: nn.Module, source: str | Path | Mapping[str, Tensor], drop_classifier: bool = True
 ) -> LoadReport:
     """Load 2D ResNet weights (a state dict or a file) into ``model3d`` by inflation; return the report."""
     state2d = read_state_dict(source)

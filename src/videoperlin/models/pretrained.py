@@ -1,7 +1,8 @@
 """Loading pretrained weights into a model, with an exact report; rebuilding a saved model.
 
 :func:`load_pretrained` reads any source :func:`~videoperlin.models.weight_files.read_state_dict`
-accepts, renames torchvision and mmaction2 checkpoints (:mod:`videoperlin.models.frameworks`), and
+accepts, renames torchvision and mmaction2 checkpoints (:mod:`videoperlin.models.frameworks`) and VideoMAE's
+(:mod:`videoperlin.models.videomae`), and
 loads what fits: a shape mismatch outside the classifier, tensors the model lacks or tensors it
 needs that the checkpoint lacks (another architecture) are errors, never a silent partial load.
 :func:`load_model` rebuilds a network and its weights from a file that records its config.
@@ -22,13 +23,11 @@ from torch import Tensor, nn
 
 from videoperlin.errors import CheckpointError
 from videoperlin.models.frameworks import detect_framework, own_layout, with_backbone_prefix
-from videoperlin.models.registry import model_from_config
-from videoperlin.models.resnet3d import VideoResNet
+from videoperlin.models.registry import architecture_of, model_from_config
+from videoperlin.models.videomae import from_videomae, is_videomae_layout
 from videoperlin.models.weight_files import read_checkpoint_file, read_state_dict
 
 log = logging.getLogger(__name__)
-
-CLASSIFIER_PREFIX = "fc."
 
 
 @dataclass
@@ -47,21 +46,23 @@ class LoadReport:
 
 
 def _classify(
-    model_state: Mapping[str, Tensor], state: Mapping[str, Tensor], drop_classifier: bool, source: str
+    model: nn.Module, state: Mapping[str, Tensor], drop_classifier: bool, source: str
 ) -> tuple[dict[str, Tensor], LoadReport]:
+    model_state = model.state_dict()
+    classifier_prefix = architecture_of(model).classifier + "."
     report = LoadReport()
     usable: dict[str, Tensor] = {}
     mismatched = []
     for key, value in state.items():
         if key not in model_state:
             report.skipped[key] = "not in this model"
-        elif key.startswith(CLASSIFIER_PREFIX) and drop_classifier:
+        elif key.startswith(classifier_prefix) and drop_classifier:
             report.skipped[key] = "classifier dropped (drop_classifier=True)"
         elif value.shape != model_state[key].shape:
             mismatched.append(f"{key} {tuple(value.shape)} vs model {tuple(model_state[key].shape)}")
         else:
             usable[key] = value
-    classifier = [m for m in mismatched if m.startswith(CLASSIFIER_PREFIX)]
+    classifier = [m for m in mismatched if m.startswith(classifier_prefix)]
     if classifier and len(classifier) == len(mismatched):
         raise CheckpointError(
             f"{source}: classifier shape differs ({classifier[0]}); the class counts differ, so "
@@ -74,7 +75,7 @@ def _classify(
         )
     report.loaded = sorted(usable)
     report.missing = sorted(
-        k for k in model_state if k not in usable and not (drop_classifier and k.startswith(CLASSIFIER_PREFIX))
+        k for k in model_state if k not in usable and not (drop_classifier and k.startswith(classifier_prefix))
     )
     return usable, report
 
@@ -98,7 +99,7 @@ def _counter(key: str) -> bool:
 
 
 def load_pretrained(
-    model: VideoResNet, source: str | Path | Mapping[str, Tensor], drop_classifier: bool = True
+    model: nn.Module, source: str | Path | Mapping[str, Tensor], drop_classifier: bool = True
 ) -> LoadReport:
     """Load weights into ``model``; return (and log) exactly which keys were loaded, skipped and missing.
 
@@ -108,11 +109,12 @@ def load_pretrained(
     """
     name = str(source) if not isinstance(source, Mapping) else "state dict"
     state = read_state_dict(source)
+    if is_videomae_layout(state):  # the VideoMAE release's or Hugging Face's names
+        state = from_videomae(state, name)
     framework = detect_framework(with_backbone_prefix(state))
     if framework is not None:  # torchvision / mmaction2 names: renamed strictly, for a model that corresponds
         state = own_layout(with_backbone_prefix(state), model, framework, name, classifier=not drop_classifier)
-    model_state = model.state_dict()
-    usable, report = _classify(model_state, state, drop_classifier, name)
+    usable, report = _classify(model, state, drop_classifier, name)
     if not usable:
         raise CheckpointError(
             f"{name} shares no parameter names with the model; is it a checkpoint of this architecture?"
@@ -139,7 +141,7 @@ def load_model_and_metadata(path: str | Path) -> tuple[nn.Module, dict[str, Any]
             f"(for 3D-ResNets-PyTorch checkpoints run `videoperlin convert` first)"
         )
     model = model_from_config(config)
-    _, report = _classify(model.state_dict(), state, drop_classifier=False, source=str(path))
+    _, report = _classify(model, state, drop_classifier=False, source=str(path))
     if report.missing:
         raise CheckpointError(f"{path} lacks {len(report.missing)} tensors of its own model, e.g. {report.missing[0]}")
     if report.skipped:

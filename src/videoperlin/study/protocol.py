@@ -121,6 +121,12 @@ class Protocol(Checked):
         "of them are the units (HMDB-51/JHMDB official splits 1-3, each a dataset entry: {jhmdb-1-3: [jhmdb, "
         "jhmdb2, jhmdb3]})",
     )
+    arm_variants: dict[str, dict[str, str]] = option(
+        {},
+        "arms whose pre-training differs per dataset, {ARM: {DATASET: VARIANT}}: on DATASET the arm starts from "
+        "VARIANT's pre-training (a vpn_arms entry that is not itself an arm) and is reported as ARM -- e.g. "
+        "MAE on each JHMDB split's own training clips, so no split's test videos were seen in pre-training",
+    )
     inflate_from: str | None = option(
         None,
         "2D ResNet state dict for the inflated arm (ImageNet weights, I3D-style); "
@@ -147,6 +153,7 @@ class Protocol(Checked):
             if not getattr(self, name):
                 raise FieldError(name, "must not be empty")
         self.pools_are_valid()
+        self.variants_are_valid()
         for position, entry in enumerate(self.datasets):
             earlier = {d.name: d for d in self.datasets[:position]}
             if entry.after is not None and (entry.after not in earlier or not earlier[entry.after].fixed_split):
@@ -168,9 +175,26 @@ class Protocol(Checked):
                     "under a name that is not a dataset's" + (f"; {unknown} are not" if unknown else ""),
                 )
 
+    def variants_are_valid(self) -> None:
+        """Each variant is a vpn_arms entry that is not an arm, for a pre-trained arm (a dataset the study
+        does not run is allowed: one protocol serves its screen and its confirmation)."""
+        for arm, variants in self.arm_variants.items():
+            for dataset, variant in variants.items():
+                if arm not in self.vpn_arms or variant not in self.vpn_arms or variant in self.arms:
+                    raise FieldError(
+                        f"arm_variants.{arm}.{dataset}",
+                        f"{quoted(variant)} must be a vpn_arms entry that is not an arm, for a pre-trained arm "
+                        f"({', '.join(sorted(self.vpn_arms))})",
+                    )
+
+    def pretraining_of(self, arm: str, dataset: str) -> str:
+        """The vpn_arms entry whose pre-training ``arm`` starts from on ``dataset`` (itself, or its variant)."""
+        return self.arm_variants.get(arm, {}).get(dataset, arm)
+
     def stage_configs_are_valid(self) -> None:
         """Load every stage config once, so a bad field fails now, naming its section."""
-        for arm in [a for a in self.arms if a in self.vpn_arms]:
+        variants = [v for vs in self.arm_variants.values() for v in vs.values()]
+        for arm in [a for a in self.arms if a in self.vpn_arms] + variants:
             checked(
                 f"vpn_arms.{arm}", lambda arm=arm: self.pretrain_config(arm, self.archs[0], self.pretrain_seeds[0], "-")
             )

@@ -29,7 +29,7 @@ from typing import Any
 from videoperlin.config_fields import to_dict
 from videoperlin.data.sources import load_catalog
 from videoperlin.errors import ConfigError
-from videoperlin.models import create_model
+from videoperlin.models import architecture, create_model
 from videoperlin.models.inflate import inflate_2d
 from videoperlin.models.weight_files import save_model
 from videoperlin.study.protocol import INFLATED, SCRATCH, Protocol, StudyDataset
@@ -144,7 +144,7 @@ def initialisations(protocol: Protocol, cache: Path) -> list[Init]:
             if arm == SCRATCH:
                 inits.append(Init(arch, arm, None, None))
             elif arm == INFLATED:
-                if arch.startswith("r3d"):
+                if architecture(arch).inflates_from_2d:
                     inits.append(Init(arch, arm, None, inflated(protocol, arch, cache)))
                 else:
                     log.info("skipping inflated %s: 2D weights inflate into full 3D convolutions only", arch)
@@ -155,6 +155,20 @@ def initialisations(protocol: Protocol, cache: Path) -> list[Init]:
                     except RunFailed as exc:
                         inits.append(Init(arch, arm, seed, None, failure=str(exc)))
     return inits
+
+
+def variant_init(protocol: Protocol, init: Init, entry: StudyDataset, cache: Path) -> Init:
+    """``init``, or where its arm starts on ``entry`` when the protocol names a variant for it there
+    (``arm_variants``: pre-trained now if needed), reported under the arm's own name."""
+    variant = protocol.pretraining_of(init.arm, entry.name)
+    if variant == init.arm or init.pretrain_seed is None:
+        return init
+    try:
+        return Init(
+            init.arch, init.arm, init.pretrain_seed, pretrained(protocol, variant, init.arch, init.pretrain_seed, cache)
+        )
+    except RunFailed as exc:
+        return Init(init.arch, init.arm, init.pretrain_seed, None, failure=str(exc))
 
 
 def run_directory(out: Path, entry: StudyDataset, init: Init, fold: int, seed: int) -> Path:
@@ -251,7 +265,7 @@ def run_study(protocol: Protocol, out: Path, cache: Path, on_row=None) -> tuple[
     inits = initialisations(protocol, cache)
     rows: list[dict[str, Any]] = []
     for entry in protocol.datasets:
-        for init in inits:
+        for init in [variant_init(protocol, i, entry, cache) for i in inits]:
             for fold in protocol.folds_of(entry):
                 for seed in protocol.seeds:
                     rows.append(finetune(protocol, entry, init, fold, seed, out))

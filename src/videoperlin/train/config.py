@@ -1,7 +1,7 @@
 """Run configuration: one dataclass per section, each field with its type, default, rule and doc.
 
-Sections come from the layer that owns them: ``model`` (:class:`~videoperlin.models.resnet3d.ModelOptions`
-plus the name), ``vpn`` (:class:`~videoperlin.vpn.source.ClipSource`, from the registered formula
+Sections come from the layer that owns them: ``model`` (:class:`~videoperlin.models.config.ModelConfig`,
+a registered name plus every architecture's options), ``vpn`` (:class:`~videoperlin.vpn.source.ClipSource`, from the registered formula
 families, plus the validation count), ``data`` (:class:`~videoperlin.data.config.DataConfig`),
 ``optim`` and ``train`` (here). ``videoperlin config`` prints every field.
 
@@ -15,9 +15,10 @@ and :func:`config_from_record` reads such a record back (also one written by an 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -26,6 +27,7 @@ from videoperlin.config_fields import (
     FieldError,
     at_least,
     build,
+    check_foreign_fields,
     field_doc,
     field_types,
     greater_than,
@@ -34,14 +36,20 @@ from videoperlin.config_fields import (
     option,
     parse_text,
     to_dict,
+    union_fields,
+    values_of,
 )
 from videoperlin.data.config import DataConfig
 from videoperlin.errors import ConfigError, quoted
-from videoperlin.models.registry import list_models
-from videoperlin.models.resnet3d import ModelOptions
+from videoperlin.models.config import ModelConfig
+from videoperlin.train.augment import AugmentConfig
+from videoperlin.train.objectives import Objective
+from videoperlin.train.objectives import freeze_schema as objectives_schema
 from videoperlin.utils.atomic import atomic_write_text
 from videoperlin.utils.text import read_yaml_file
 from videoperlin.vpn.source import ClipSource
+
+log = logging.getLogger(__name__)
 
 #: Fields a resumed run may change without changing what it computes: where it is, how fast it runs,
 #: how often it saves or validates, and when it stops. ``--resume`` refuses a change to any other field
@@ -67,21 +75,62 @@ RENAMED = {"data.data": "data.path", "data.val_data": "data.val_path"}
 
 
 @dataclass
-class ModelConfig(ModelOptions):
-    """The network: a registered name plus :class:`ModelOptions` (``videoperlin models`` lists the names)."""
-
-    name: str = option(
-        "r3d18", "registered model: r3d, r2p1d or mc3 with depth 10..200 (videoperlin models)", one_of(list_models())
-    )
-
-
-@dataclass
 class VPNConfig(ClipSource):
     """Synthetic pre-training clips rendered on the fly: a :class:`~videoperlin.vpn.source.ClipSource`
     (family, label choice, options, count) plus the validation count; geometry from ``data``, seed
     from ``train.seed``. (``data.path`` may instead name an exported folder.)"""
 
     val_videos: int = option(1080, "held-out clips for validation (another seed)", at_least(1))
+
+
+OBJECTIVES = objectives_schema()
+
+
+@dataclass
+class _ObjectiveBase(Checked):
+    name: str = option(
+        "classify",
+        f"what training optimises: {', '.join(f'{n} = {o.description}' for n, o in OBJECTIVES.items())}",
+        one_of(list(OBJECTIVES)),
+    )
+
+
+class _ObjectiveMethods:
+    """What the ``objective`` section knows (mixed into the generated :class:`ObjectiveConfig`)."""
+
+    name: str
+
+    @property
+    def objective_class(self) -> type[Objective]:
+        return OBJECTIVES[self.name]
+
+    def options(self) -> Any:
+        """The chosen objective's options."""
+        cls = self.objective_class.Options
+        return cls(**values_of(cls, self))
+
+    def check_relations(self) -> None:
+        mine = {"name", *(f.name for f in dataclasses.fields(self.objective_class.Options))}
+        owners = {f.name: n for n, o in OBJECTIVES.items() for f in dataclasses.fields(o.Options)}
+        check_foreign_fields(self, mine, lambda f: f"objective {owners[f]}", self.name)
+
+
+if TYPE_CHECKING:
+
+    @dataclass
+    class ObjectiveConfig(_ObjectiveMethods, _ObjectiveBase):
+        def __getattr__(self, name: str) -> Any: ...
+
+else:
+    ObjectiveConfig = dataclasses.make_dataclass(
+        "ObjectiveConfig",
+        union_fields(o.Options for o in OBJECTIVES.values()),
+        bases=(_ObjectiveMethods, _ObjectiveBase),
+        namespace={
+            "__doc__": "What training optimises: a registered objective and every objective's options.",
+            "__module__": __name__,
+        },
+    )
 
 
 @dataclass
@@ -100,6 +149,19 @@ class OptimConfig(Checked):
     gamma: float = option(0.1, "multistep lr factor", in_range(0, 1, low_open=True))
     warmup_epochs: float = option(0.0, "linear warmup from lr/100, in epochs (fractions allowed)", at_least(0))
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy", in_range(0, 1, high_open=True))
+    betas: list[float] = option([0.9, 0.999], "AdamW's two moment decay rates", in_range(0, 1, high_open=True))
+    layer_decay: float = option(
+        1.0,
+        "layer-wise lr decay: a layer's lr is lr x decay^(layers above it), the head's is lr (1: off; ViT recipe 0.75)",
+        in_range(0, 1, low_open=True),
+    )
+    decay_norms_and_biases: bool = option(
+        True, "apply weight decay to biases and norm weights too (the ResNet recipes); false: to weights only"
+    )
+
+    def check_relations(self) -> None:
+        if len(self.betas) != 2:
+            raise FieldError("betas", f"{self.betas} must be two numbers, e.g. [0.9, 0.999]")
 
 
 @dataclass
@@ -141,10 +203,27 @@ class RunConfig(Checked):
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"doc": "network"})
     vpn: VPNConfig = field(default_factory=VPNConfig, metadata={"doc": "VPN pre-training data"})
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "real-video data and clip geometry"})
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig, metadata={"doc": "what training optimises"})
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"doc": "batch augmentations (classify)"})
     optim: OptimConfig = field(default_factory=OptimConfig, metadata={"doc": "optimiser and schedule"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": "loop, precision, checkpoints"})
 
     def check_relations(self) -> None:
+        objective = self.objective.objective_class
+        if self.task == "train" and objective.name != "classify":
+            raise FieldError(
+                "objective.name", f"{objective.name} is a pre-training objective; train fine-tunes with classify"
+            )
+        if objective.needs_tokens and not self.model.architecture.tokens:
+            raise FieldError(
+                "objective.name",
+                f"{objective.name} masks tokens, and model {self.model.name} has none; choose a transformer "
+                f"(model.name vit_tiny, vit_small, vit_base)",
+            )
+        if self.augment != AugmentConfig() and not objective.uses_labels:
+            raise FieldError(
+                "augment", f"mixes and erases clips for classification; objective {objective.name} uses no labels"
+            )
         real_video = self.task == "train" or self.data.path is not None
         if real_video and self.data.size > self.data.short_side:
             raise FieldError(
@@ -247,12 +326,30 @@ def load_config(
             set_key(mapping, key, value)
     if task is not None:
         mapping["task"] = task
+    recipe_model = dict(mapping.get("model") or {})
     for key, value in (overrides or {}).items():
         if value is not None:
             set_key(mapping, key, value)
     for text in sets or []:
         set_key(mapping, *parse_override(text))
+    _drop_other_architecture_options(mapping, recipe_model)
     return build(RunConfig, mapping)
+
+
+def _drop_other_architecture_options(mapping: dict[str, Any], recipe_model: dict[str, Any]) -> None:
+    """A recipe's model options are for the model it names: when the command line names another
+    architecture (``--model vit_tiny`` over a ResNet recipe), the recipe's options that model lacks
+    are left out (what the user sets is never dropped, and still refused if foreign)."""
+    model = mapping.get("model") or {}
+    name = model.get("name")
+    if name is None or name == recipe_model.get("name") or name not in ModelConfig.architectures():
+        return
+    own = set(ModelConfig.architectures()[name].option_names())
+    dropped = [k for k, v in recipe_model.items() if k != "name" and k not in own and model.get(k) == v]
+    for key in dropped:
+        del model[key]
+    if dropped:
+        log.info("the recipe's %s apply to its model, not %s: left out", ", ".join(f"model.{k}" for k in dropped), name)
 
 
 def config_from_record(record: dict[str, Any]) -> RunConfig:

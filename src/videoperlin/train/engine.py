@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -36,17 +35,17 @@ import videoperlin
 from videoperlin.config_fields import to_dict
 from videoperlin.data.transforms import normalize
 from videoperlin.errors import ConfigError, DataError, NumericsError, quoted
-from videoperlin.models import VideoResNet, create_model
+from videoperlin.models import create_model
 from videoperlin.models.frameworks import detect_framework, infer_model_config, with_backbone_prefix
 from videoperlin.models.pretrained import load_pretrained
-from videoperlin.models.registry import normalize_model_config
+from videoperlin.models.registry import architecture_of, normalize_model_config
 from videoperlin.models.weight_files import read_state_dict
-from videoperlin.scores import VideoScores, rates
 from videoperlin.train.batch_sources import build_batches
 from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from videoperlin.train.config import RunConfig, changed_settings, save_config, with_absolute_paths
 from videoperlin.train.distributed import all_sum, cleanup_distributed, setup_distributed
 from videoperlin.train.numerics import Precision, choose_precision
+from videoperlin.train.objectives import Objective
 from videoperlin.train.resources import check_set_size, check_step_memory
 from videoperlin.train.run_dir import RunDir
 from videoperlin.train.schedule import lr_factor
@@ -86,12 +85,33 @@ def freeze_before(model: nn.Module, module_name: str | None) -> list[str]:
     return frozen
 
 
-def build_optimizer(model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+def parameter_groups(network: nn.Module, model: nn.Module, config: RunConfig) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: one per (lr scale, weight decay). With ``optim.layer_decay`` a
+    parameter of the model's layer ``i`` of ``L`` (``model.layer_id``) has lr scale decay^(L - i); the
+    objective's own modules (``network`` beyond ``model``: a decoder) train at scale 1. Without
+    ``optim.decay_norms_and_biases``, biases and norms (``model.no_weight_decay``; any 1-D tensor of
+    the objective's) get no weight decay. The defaults make one group of every parameter, in order."""
     o = config.optim
-    params = [p for p in model.parameters() if p.requires_grad]
+    own = {id(p): name for name, p in model.named_parameters()}
+    top = max((model.layer_id(name) for name in own.values()), default=0)
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, parameter in network.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        key = own.get(id(parameter))
+        scale = o.layer_decay ** (top - model.layer_id(key)) if key is not None else 1.0
+        exempt = model.no_weight_decay(key) if key is not None else parameter.ndim <= 1 or name.endswith(".bias")
+        decay = o.weight_decay if o.decay_norms_and_biases or not exempt else 0.0
+        groups.setdefault((scale, decay), []).append(parameter)
+    return [{"params": params, "lr_scale": scale, "weight_decay": decay} for (scale, decay), params in groups.items()]
+
+
+def build_optimizer(network: nn.Module, model: nn.Module, config: RunConfig) -> torch.optim.Optimizer:
+    o = config.optim
+    groups = parameter_groups(network, model, config)
     if o.name == "adamw":
-        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
+        return torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay, betas=(o.betas[0], o.betas[1]))
+    return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
 
 
 class GradNormGuard:
@@ -164,7 +184,9 @@ class Trainer:
         self.model = self._build_model()
         d = config.data
         check_step_memory(self.model, (3, d.frames, d.size, d.size), config.train.batch_size, self.device)
-        self.optimizer = build_optimizer(self.model, config)
+        self.objective: Objective = config.objective.objective_class(config.objective.options(), self.model, config)
+        self.task_net = self.objective.network()
+        self.optimizer = build_optimizer(self.task_net, self.model, config)
         self.precision = self._guard_precision()
         self.amp_dtype = self.precision.dtype
         self.grad_guard = GradNormGuard()
@@ -174,16 +196,16 @@ class Trainer:
             "epoch": 0,
             "step_in_epoch": 0,
             "global_step": 0,
-            "best": -1.0,
+            "best": None,
             "best_epoch": -1,
         }
         self.epoch_totals = self._zero_totals()
         self.changes: dict[str, tuple[Any, Any]] = {}  # settings this segment changed (accept_changes)
         self._prepare_run_dir(resume, accept_changes)
-        self.net: nn.Module = self.model
+        self.net: nn.Module = self.task_net
         if self.dist.enabled:
             self.net = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+                self.task_net, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
 
     def _guard_precision(self) -> Precision:
@@ -256,10 +278,10 @@ class Trainer:
             )
         self.config.model = dataclasses.replace(self.config.model, **inferred)
 
-    def _build_model(self) -> VideoResNet:
+    def _build_model(self) -> nn.Module:
         if self.config.train.init:
             self._adopt_init_architecture()
-        options = {k: v for k, v in to_dict(self.config.model).items() if k != "name"}
+        options = to_dict(self.config.model.options())
         model = create_model(self.config.model.name, num_classes=len(self.class_names), **options)
         if self.config.train.init:
             load_pretrained(model, self.config.train.init, drop_classifier=self.config.train.reset_head)
@@ -295,6 +317,7 @@ class Trainer:
                 f"not {self.model.config}; resume with the same model settings"
             )
         self.model.load_state_dict(checkpoint["model"])
+        self.objective.load_extra_state(checkpoint.get("objective_state") or {})
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scaler is not None and checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])
@@ -339,6 +362,7 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "model_config": self.model.config,
+            "objective_state": self.objective.extra_state(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "position": dict(self.position),
@@ -393,7 +417,7 @@ class Trainer:
     def set_lr(self, epoch: int, step: int, steps: int) -> float:
         lr = self.config.optim.lr * lr_factor(epoch + step / max(steps, 1), self.config.optim, self.config.train.epochs)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         return lr
 
     def fit(self) -> dict[str, Any]:
@@ -415,11 +439,12 @@ class Trainer:
         return record
 
     def end_epoch(self, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
-        improved = metrics.get("val_acc", -1.0) > self.position["best"]
+        score = self.objective.score
+        improved = score in metrics and self.objective.better(metrics[score], self._best())
         if improved:
-            self.position["best"], self.position["best_epoch"] = metrics["val_acc"], epoch
+            self.position["best"], self.position["best_epoch"] = metrics[score], epoch
         self.position.update(epoch=epoch + 1, step_in_epoch=0)
-        record = {"epoch": epoch + 1, **metrics, "best_val_acc": self.position["best"]}
+        record = {"epoch": epoch + 1, **metrics, f"best_{score}": self._best()}
         if self.changes:  # the first epoch record of a resumed segment that changed settings
             record["changed_settings"] = {k: list(v) for k, v in self.changes.items()}
             self.changes = {}
@@ -434,6 +459,11 @@ class Trainer:
             ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()),
         )
         return record
+
+    def _best(self) -> float | None:
+        """The best validation score so far (None: none yet; a checkpoint of an older version kept -1)."""
+        best = self.position["best"]
+        return None if best is None or (best == -1.0 and self.position["best_epoch"] < 0) else best
 
     def _save_due(self, epoch: int) -> bool:
         """Whether last.pt is written at the end of ``epoch``: every ``train.save_every`` epochs, and at the last."""
@@ -497,11 +527,12 @@ class Trainer:
         boundary = (step + 1) % accum == 0 or step + 1 == steps
         labels = labels.to(self.device)
         inputs = self.prepare(clips)
-        buffers = [b.detach().clone() for b in self.model.buffers()]
+        buffers = [b.detach().clone() for b in self.task_net.buffers()]
         rng = rng_state()  # a retry must draw the same dropout masks
         attempts = 1 + (self.BAD_STEP_RETRIES if accum == 1 else 0)
         for attempt in range(attempts):
-            logits, loss, problem = self._forward_backward(inputs, labels, boundary, accum)
+            generator = self.step_generator()  # the same draws on every attempt (and after a resume)
+            logits, loss, problem = self._forward_backward(inputs, labels, boundary, accum, generator)
             if problem is None:
                 break
             self._restore_buffers(buffers)
@@ -521,10 +552,15 @@ class Trainer:
                 self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         totals["loss"] += float(loss.detach()) * len(labels)
-        totals["correct"] += float((logits.argmax(1) == labels).sum())
+        if logits is not None:
+            totals["correct"] += float((logits.argmax(1) == labels).sum())
         totals["count"] += len(labels)
 
-    def _forward_backward(self, inputs, labels, boundary: bool, accum: int):
+    def step_generator(self) -> torch.Generator:
+        """The current step's own generator (masks, mixing, erasing): a function of (train.seed, step)."""
+        return torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + self.position["global_step"])
+
+    def _forward_backward(self, inputs, labels, boundary: bool, accum: int, generator: torch.Generator):
         """Loss and gradients of one micro-batch, and what is wrong with them (None: nothing).
 
         At an optimiser step (without a grad scaler, which handles fp16 overflow itself) the total
@@ -538,14 +574,13 @@ class Trainer:
         )
         with sync:
             with self.autocast():
-                logits = self.net(inputs)
-                loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.optim.label_smoothing)
+                loss, logits = self.objective.loss(self.net, inputs, labels, generator)
             if not torch.isfinite(loss):
                 return logits, loss, "non-finite loss"
             scaled = loss / accum
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         if boundary and self.scaler is None:
-            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            grads = [p.grad for p in self.task_net.parameters() if p.grad is not None]
             if grads:
                 # float64: a finite 1e36 gradient must not overflow into an inf norm (it is "finite nonsense")
                 norms = torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64) for g in grads])
@@ -555,7 +590,7 @@ class Trainer:
 
     def _restore_buffers(self, buffers: list[torch.Tensor]) -> None:
         with torch.no_grad():
-            for saved, current in zip(buffers, self.model.buffers()):
+            for saved, current in zip(buffers, self.task_net.buffers()):
                 current.copy_(saved)
 
     def _skip_bad_step(self, problem: str, epoch: int, step: int, totals: dict[str, float]) -> None:
@@ -592,9 +627,10 @@ class Trainer:
             return
         elapsed = max(time.perf_counter() - began, 1e-9)
         count = max(totals["count"], 1)
+        accuracy = {"acc": f"{totals['correct'] / count:.3f}"} if self.objective.uses_labels else {}
         bar.set_postfix(
             loss=f"{totals['loss'] / count:.3f}",
-            acc=f"{totals['correct'] / count:.3f}",
+            **accuracy,
             clips_s=f"{totals['count'] / elapsed:.1f}",
             wait=f"{totals['wait'] / elapsed:.0%}",
         )
@@ -604,10 +640,11 @@ class Trainer:
         loss, correct, count, skipped, wait = all_sum(
             [totals["loss"], totals["correct"], totals["count"], totals["skipped"], totals["wait"]], self.device
         )
+        accuracy = {"train_acc": correct / max(count, 1)} if self.objective.uses_labels else {}
         return {
             "train_loss": loss / max(count, 1),
-            "train_acc": correct / max(count, 1),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            **accuracy,
+            "lr": max(group["lr"] for group in self.optimizer.param_groups),
             "clips_per_s": count / max(seconds, 1e-9),
             "data_wait": wait / self.dist.world_size / max(seconds, 1e-9),
             "time_s": seconds,
@@ -621,38 +658,40 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Video-level top-1/top-5 (softmax averaged over each video's windows), clip-level top-1, loss."""
+        """The objective's validation metrics on the held-out clips (classify: video-level top-1/top-5 with
+        the softmax averaged over each video's windows, clip-level top-1, loss; mae: reconstruction loss)."""
         self.net.eval()
-        scores, bad = VideoScores(), 0.0
+        validator, bad = self.objective.validator(), 0.0
         for batch in self.source.val_batches():
             bad += batch.bad_videos
             if len(batch.labels):
-                with self.autocast():
-                    logits = self.net(self.prepare(batch.clips))
                 assert batch.videos is not None, "validation batches name each clip's video"
-                scores.add(logits, batch.labels, batch.videos)
-        *counts, bad = all_sum([*scores.counts(), bad], self.device)
-        r = rates(counts)
-        if not r["videos"]:
+                with self.autocast():
+                    validator.add(self.net, self.prepare(batch.clips), batch.labels.to(self.device), batch.videos)
+        *counts, bad = all_sum([*validator.counts(), bad], self.device)
+        metrics = validator.metrics(counts)
+        if not metrics["val_videos"]:
             raise DataError(
                 f"no validation video could be decoded ({int(bad)} skipped); run videoperlin check-data "
                 f"on the validation data"
             )
-        return {
-            "val_acc": r["video_top1"],
-            "val_top5": r["video_top5"],
-            "val_clip_acc": r["clip_top1"],
-            "val_loss": r["loss"],
-            "val_videos": r["videos"],
-            "val_bad_videos": int(bad),
-        }
+        return {**metrics, "val_bad_videos": int(bad)}
 
     def write_figures(self) -> None:
-        if self.dist.is_main:
-            from videoperlin.analysis.kernels import save_kernel_panel
+        """``figures/conv1.png`` (the first layer's kernels: conv1, or a transformer's patch embedding) and
+        the objective's own pictures (mae: ``figures/mae.png``)."""
+        if not self.dist.is_main:
+            return
+        from videoperlin.analysis.kernels import save_kernel_panel
 
-            save_kernel_panel(
-                self.model,
-                self.run_dir.figures / "conv1.png",
-                f"{self.model.config['name']} conv1 after {self.config.task}",
-            )
+        stem = architecture_of(self.model).stem
+        name = self.model.config["name"]
+        save_kernel_panel(self.model, self.run_dir.figures / "conv1.png", f"{name} {stem} after {self.config.task}")
+        self.objective.write_figures(self.run_dir.figures, f"{name}, {self.objective.name}", self._validation_sample)
+
+    @torch.no_grad()
+    def _validation_sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first validation batch, prepared (inputs, video ids): what figures show."""
+        batch = next(iter(self.source.val_batches()))
+        assert batch.videos is not None, "validation batches name each clip's video"
+        return self.prepare(batch.clips), batch.videos

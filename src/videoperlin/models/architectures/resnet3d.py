@@ -22,21 +22,20 @@ from typing import Any, Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videoperlin.config_fields import Checked, at_least, greater_than, in_range, option, to_dict
+from videoperlin.config_fields import at_least, greater_than, option, to_dict
 from videoperlin.errors import ConfigError
-from videoperlin.models.builders import BUILDERS, STAGE_BUILDERS, TemporalPadding, mid_planes_2plus1d
+from videoperlin.models.architectures.builders import BUILDERS, STAGE_BUILDERS, TemporalPadding, mid_planes_2plus1d
+from videoperlin.models.options import CommonOptions
+from videoperlin.models.registry import Architecture, register_model
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 
 
 @dataclass
-class ModelOptions(Checked):
-    """The options every registered model takes besides its name and class count
+class ModelOptions(CommonOptions):
+    """The options of the video ResNets besides their name and class count
     (:func:`videoperlin.models.create_model`; the run config's ``model`` section adds ``name``)."""
 
-    in_channels: int = option(
-        3, "input channels (VPN is grayscale repeated to 3, so RGB networks transfer)", at_least(1)
-    )
     conv1_t_size: int = option(7, "temporal kernel size of conv1", at_least(1))
     conv1_t_stride: int = option(1, "temporal stride of conv1", at_least(1))
     no_max_pool: bool = option(False, "leave out the 3x3x3 max-pool after conv1")
@@ -46,7 +45,6 @@ class ModelOptions(Checked):
     widen_factor: float = option(
         1.0, "channel-width multiplier of every stage (0.25, 0.5 for CPU-sized runs)", greater_than(0)
     )
-    dropout: float = option(0.0, "dropout probability before fc", in_range(0, 1, high_open=True))
     temporal_padding: TemporalPadding = option(
         "zeros", "padding of the time axis: zeros, or replicate (exact 2D->3D inflation on static clips)"
     )
@@ -257,3 +255,72 @@ class VideoResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def layer_id(self, parameter: str) -> int:
+        """Depth of a parameter for layer-wise learning-rate decay: 0 the stem, k stage ``layer{k}``, 5 ``fc``."""
+        head = parameter.split(".")[0]
+        return int(head[len("layer") :]) if head.startswith("layer") else 5 if head == "fc" else 0
+
+    def no_weight_decay(self, parameter: str) -> bool:
+        """Biases and BatchNorm parameters (decayed in the ResNet recipes, which keep ``optim.decay_all``)."""
+        return parameter.endswith(".bias") or ".bn" in parameter or parameter.startswith("bn")
+
+
+# ---- the registered names ------------------------------------------------------------------------
+
+DEPTHS: dict[int, tuple[type, tuple[int, int, int, int]]] = {
+    10: (BasicBlock, (1, 1, 1, 1)),
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+    200: (Bottleneck, (3, 24, 36, 3)),
+}
+#: Name prefix -> convolution type: full 3x3x3 (``r3d``), (2+1)D factorised (``r2p1d``), mixed (``mc3``:
+#: 3D in the stem and first stage, 1x3x3 above; Tran et al. 2018, torchvision's ``mc3_18``).
+CONV_TYPES = {"r3d": "3d", "r2p1d": "2plus1d", "mc3": "mixed"}
+#: Our ResNet families by the name each framework gives them (``videoperlin convert``; a family missing
+#: from a framework's row has no counterpart there: :data:`videoperlin.models.frameworks.NO_COUNTERPART`).
+FAMILY_NAMES = {
+    "torchvision": {"r3d": "r3d", "mc3": "mc3", "r2p1d": "r2plus1d"},
+    "mmaction2": {"r3d": "ResNet3d", "mc3": "ResNet3d"},
+    "hara": {"r3d": "resnet", "r2p1d": "resnet2p1d"},
+}
+
+
+def model_name(family: str, depth: int) -> str:
+    """``r3d`` + 18 -> ``r3d18``; a family ending in a digit gets an underscore (``mc3_18``)."""
+    return f"{family}{'_' if family[-1].isdigit() else ''}{depth}"
+
+
+def split_name(name: str) -> tuple[str, int]:
+    """(family, depth) of a registered ResNet name."""
+    for family in CONV_TYPES:
+        depth = name[len(family) :].lstrip("_")
+        if name.startswith(family) and depth.isdigit() and model_name(family, int(depth)) == name:
+            return family, int(depth)
+    raise ConfigError(f"{name!r} is not a video ResNet; their names are {', '.join(RESNETS)}")
+
+
+def _builder(conv_type: str, depth: int):
+    block, layers = DEPTHS[depth]
+    return lambda num_classes, name, options: VideoResNet(block, layers, conv_type, num_classes, name, options)
+
+
+RESNETS = [model_name(family, depth) for family in CONV_TYPES for depth in DEPTHS]
+for _family, _conv_type in CONV_TYPES.items():
+    for _depth in DEPTHS:
+        register_model(
+            Architecture(
+                name=model_name(_family, _depth),
+                family=_family,
+                build=_builder(_conv_type, _depth),
+                Options=ModelOptions,
+                stem="conv1" if _conv_type != "2plus1d" else "conv1_s",
+                classifier="fc",
+                inflates_from_2d=_conv_type == "3d",
+                frameworks=tuple(f for f, names in FAMILY_NAMES.items() if _family in names),
+                description=f"{ {'3d': '3D', '2plus1d': '(2+1)D', 'mixed': 'mixed 3D/2D'}[_conv_type] } ResNet-{_depth}",
+            )
+        )

@@ -1,0 +1,1 @@
+"""The built-in architectures: each module registers its networks (:mod:`videoperlin.models.registry`)."""

@@ -1,0 +1,205 @@
+"""Objective ``mae``: VideoMAE's masked autoencoding -- no labels, any clips (every family, real video).
+
+Written from Tong et al., *VideoMAE* (NeurIPS 2022), after He et al.'s image MAE:
+
+* **tube masking**: per clip one random set of ``mask_ratio`` of the spatial token positions is masked
+  in every frame (a masked patch cannot be copied from its neighbour in time); 0.9 by default, far
+  above image MAE's 0.75, since video is redundant;
+* the **encoder** (the network being pre-trained: a registered transformer) sees the visible tokens
+  only, then a LayerNorm (``encoder_norm``);
+* a narrow, shallow **decoder** (``decoder_depth`` blocks of ``decoder_width``, by default half the
+  encoder's width) takes the encoded tokens, projected, plus a learned mask token at every masked
+  position, each with fixed sine-cosine positions, and predicts the masked tubelets' pixels;
+* the **loss** is the mean squared error over the masked tubelets only, each target tubelet
+  normalised by its own mean and standard deviation per channel (``norm_target``).
+
+The checkpoint's ``model`` is the encoder alone, so ``train --init`` and ``convert`` take it as any
+pre-trained network; the decoder is ``objective_state`` (for resuming). Validation reports the same
+loss on held-out clips with a fixed mask per clip (``val_loss``, which picks ``best.pt``); at the end
+of a run ``figures/mae.png`` shows masked input, reconstruction and target for a few of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from videoperlin.config_fields import Checked, at_least, in_range, option
+from videoperlin.errors import ConfigError
+from videoperlin.models.architectures.vit import LAYER_NORM_EPS, Block, sinusoid_table
+from videoperlin.train.objectives import Objective, Validator, register_objective
+
+log = logging.getLogger(__name__)
+#: Seed offset of the fixed validation masks (a clip's mask depends only on its video index).
+VAL_MASK_SEED = 7_919
+
+
+@dataclass
+class MAEOptions(Checked):
+    """Options of ``mae`` (module docstring)."""
+
+    mask_ratio: float = option(
+        0.9, "share of the token positions masked, the same in every frame (tube masking)", in_range(0, 1, True, True)
+    )
+    decoder_width: int | None = option(None, "decoder width (null: half the encoder's)", at_least(8))
+    decoder_depth: int = option(4, "decoder blocks", at_least(1))
+    decoder_heads: int | None = option(None, "decoder attention heads (null: width / 64, at least 2)", at_least(1))
+    norm_target: bool = option(True, "normalise each target tubelet by its own mean and standard deviation")
+
+
+def patchify(clips: Tensor, tubelet: int, patch: int) -> Tensor:
+    """(B, C, T, H, W) -> (B, N, t*p*p, C): the pixels of every tubelet, tokens in (t, h, w) order."""
+    b, c, t, h, w = clips.shape
+    x = clips.reshape(b, c, t // tubelet, tubelet, h // patch, patch, w // patch, patch)
+    return x.permute(0, 2, 4, 6, 3, 5, 7, 1).reshape(b, -1, tubelet * patch * patch, c)
+
+
+def unpatchify(patches: Tensor, shape: tuple[int, ...], tubelet: int, patch: int) -> Tensor:
+    """The inverse of :func:`patchify` for clips of ``shape`` (B, C, T, H, W)."""
+    b, c, t, h, w = shape
+    x = patches.reshape(b, t // tubelet, h // patch, w // patch, tubelet, patch, patch, c)
+    return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(shape)
+
+
+def normalise_patches(patches: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(normalised, mean, std) of (B, N, P, C) patches over their P pixels, per channel (VideoMAE's target)."""
+    mean = patches.mean(dim=-2, keepdim=True)
+    std = patches.var(dim=-2, unbiased=True, keepdim=True).sqrt() + 1e-6
+    return (patches - mean) / std, mean, std
+
+
+def tube_mask(grid: tuple[int, int, int], ratio: float, batch: int, generator: torch.Generator) -> Tensor:
+    """(B, N) boolean, True where masked: per clip a random ``ratio`` of the h x w positions, in every frame."""
+    frames, rows, cols = grid
+    positions = rows * cols
+    masked = int(round(ratio * positions))
+    if not 0 < masked < positions:
+        raise ConfigError(
+            f"objective.mask_ratio {ratio} masks {masked} of {positions} token positions per frame; each clip needs "
+            f"some masked and some visible (lower or raise the ratio, or use smaller patches)"
+        )
+    order = torch.rand(batch, positions, generator=generator).argsort(dim=1)
+    spatial = torch.zeros(batch, positions, dtype=torch.bool)
+    spatial.scatter_(1, order[:, :masked], True)
+    return spatial[:, None, :].expand(batch, frames, positions).reshape(batch, -1)
+
+
+class MaskedAutoencoder(nn.Module):
+    """The network (``model``, a registered transformer) as VideoMAE's encoder, with its decoder."""
+
+    def __init__(self, model: nn.Module, options: MAEOptions) -> None:
+        super().__init__()
+        self.model = model
+        width = model.width
+        decoder = options.decoder_width or max(8, width // 2)
+        heads = options.decoder_heads or max(2, round(decoder / 64))
+        self.encoder_norm = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
+        self.encoder_to_decoder = nn.Linear(width, decoder, bias=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder))
+        self.decoder_blocks = nn.ModuleList(Block(decoder, heads) for _ in range(options.decoder_depth))
+        self.decoder_norm = nn.LayerNorm(decoder, eps=LAYER_NORM_EPS)
+        tubelet, patch, _ = model.patch_embed.size
+        self.decoder_head = nn.Linear(decoder, model.options.in_channels * tubelet * patch * patch)
+        self.norm_target = options.norm_target
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        for module in (self.encoder_to_decoder, self.decoder_head, *self.decoder_blocks.modules()):
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def predict(self, clips: Tensor, masked: Tensor) -> Tensor:
+        """Predicted pixels (B, N_masked, t*p*p*C) of the masked tubelets, in the tokens' order."""
+        tokens = self.model.embed(clips)
+        batch, count, width = tokens.shape
+        visible = self.model.forward_tokens(tokens[~masked].reshape(batch, -1, width))
+        z = self.encoder_to_decoder(self.encoder_norm(visible))
+        positions = sinusoid_table(count, z.shape[-1]).to(z.device, z.dtype).expand(batch, -1, -1)
+        hidden = self.mask_token.to(z.dtype) + positions[masked].reshape(batch, -1, z.shape[-1])
+        x = torch.cat([z + positions[~masked].reshape(batch, -1, z.shape[-1]), hidden], dim=1)
+        for block in self.decoder_blocks:
+            x = block(x)
+        return self.decoder_head(self.decoder_norm(x[:, -hidden.shape[1] :]))
+
+    def targets(self, clips: Tensor, masked: Tensor) -> Tensor:
+        """The masked tubelets' pixels (B, N_masked, t*p*p*C), normalised per tubelet if ``norm_target``."""
+        tubelet, patch, _ = self.model.patch_embed.size
+        with torch.no_grad():
+            patches = patchify(clips.float(), tubelet, patch)
+            if self.norm_target:
+                patches = normalise_patches(patches)[0]
+            return patches[masked].reshape(clips.shape[0], -1, patches.shape[-2] * patches.shape[-1])
+
+    def forward(self, clips: Tensor, masked: Tensor) -> Tensor:
+        """Per-clip loss (B,): mean squared error over the masked tubelets."""
+        error = (self.predict(clips, masked).float() - self.targets(clips, masked)) ** 2
+        return error.mean(dim=(1, 2))
+
+
+class ReconstructionLoss(Validator):
+    """Held-out reconstruction loss with a fixed tube mask per clip (seeded by its video index)."""
+
+    def __init__(self, objective: MaskedAutoencoding) -> None:
+        self.objective, self.loss_sum, self.clips = objective, 0.0, 0
+
+    def add(self, net: nn.Module, inputs: Tensor, labels: Tensor, videos: Tensor) -> None:
+        masked = torch.cat([self.objective.val_mask(int(v), inputs.shape) for v in videos.tolist()]).to(inputs.device)
+        self.loss_sum += float(net(inputs, masked).float().sum())
+        self.clips += len(inputs)
+
+    def counts(self) -> list[float]:
+        return [self.loss_sum, self.clips]
+
+    def metrics(self, counts: list[float]) -> dict[str, float]:
+        loss_sum, clips = counts
+        return {"val_loss": loss_sum / max(clips, 1), "val_videos": clips}
+
+
+@register_objective
+class MaskedAutoencoding(Objective):
+    name = "mae"
+    Options = MAEOptions
+    description = "VideoMAE masked autoencoding (no labels; a transformer: vit_*)"
+    score = "val_loss"
+    lower_is_better = True
+    uses_labels = False
+    needs_tokens = True
+
+    def __init__(self, options: MAEOptions, model: nn.Module, config) -> None:
+        super().__init__(options, model, config)
+        self.autoencoder = MaskedAutoencoder(model, options).to(next(model.parameters()).device)
+
+    def network(self) -> nn.Module:
+        return self.autoencoder
+
+    def mask(self, shape: torch.Size | tuple[int, ...], generator: torch.Generator) -> Tensor:
+        grid = self.model.patch_embed.grid(tuple(shape))
+        return tube_mask(grid, self.options.mask_ratio, shape[0], generator)
+
+    def val_mask(self, video: int, shape: torch.Size | tuple[int, ...]) -> Tensor:
+        return self.mask((1, *shape[1:]), torch.Generator().manual_seed(VAL_MASK_SEED + video))
+
+    def loss(self, net: nn.Module, inputs: Tensor, labels: Tensor, generator: torch.Generator) -> tuple[Tensor, None]:
+        masked = self.mask(inputs.shape, generator).to(inputs.device)
+        return net(inputs, masked).mean(), None
+
+    def validator(self) -> Validator:
+        return ReconstructionLoss(self)
+
+    def write_figures(
+        self, figures: Path, title: str, sample: Callable[[], tuple[Tensor, Tensor]] | None
+    ) -> list[Path]:
+        if sample is None:
+            return []
+        from videoperlin.analysis.reconstruction import save_reconstruction_figure
+
+        inputs, videos = sample()
+        masked = torch.cat([self.val_mask(int(v), inputs.shape) for v in videos.tolist()]).to(inputs.device)
+        d = self.config.data
+        path = save_reconstruction_figure(self.autoencoder, inputs, masked, d.mean, d.std, figures / "mae.png", title)
+        return [path]
