@@ -59,7 +59,7 @@ def test_registry_lists_both_families_and_names_the_unknown_one(capsys):
     assert main(["families"]) == 0
     printed = capsys.readouterr().out
     assert "toy: uniform flicker" in printed and "many (4 classes)" in printed and "flicker_depth" in printed
-    with pytest.raises(ConfigError, match="unknown family 'tv'; families are layers, perlin, shapes, toy"):
+    with pytest.raises(ConfigError, match="unknown family 'tv'; families are layers, perlin, shapes, textures, toy"):
         get_family("tv")
 
 
@@ -112,7 +112,7 @@ def test_options_of_another_family_are_refused_by_name():
         ClipSource(family="toy", octaves=2)
     with pytest.raises(ConfigError, match="preset 'low' is not a preset of family toy; its presets: few, many"):
         ClipSource(family="toy", preset="low")
-    with pytest.raises(ConfigError, match="vpn.family 'tv' must be one of layers, perlin, shapes, toy"):
+    with pytest.raises(ConfigError, match="vpn.family 'tv' must be one of layers, perlin, shapes, textures, toy"):
         load_config(None, None, ["vpn.family=tv"], task="pretrain")
 
 

@@ -23,7 +23,7 @@ ALL_MODELS = list_models()
 def test_registry_lists_every_family_at_all_depths():
     depths = [10, 18, 34, 50, 101, 152, 200]
     resnets = [f"{family}{d}" for family in ("r3d", "r2p1d", "mc3_") for d in depths]
-    assert ALL_MODELS == resnets + ["vit_tiny", "vit_small", "vit_base"]
+    assert ALL_MODELS == resnets + ["vit_micro", "vit_tiny", "vit_small", "vit_base"]
     assert list_models("r2p1d1*") == ["r2p1d10", "r2p1d18", "r2p1d101", "r2p1d152"]
     with pytest.raises(ConfigError, match="unknown model 'r3d19'"):
         create_model("r3d19")

@@ -102,7 +102,9 @@ def test_guard_keeps_a_wrong_kernel_in_fp32_and_the_fault_never_reaches_the_grad
     }
     for name, grad in faulty["guarded"].items():  # the wrong kernel is never called: bit for bit
         assert torch.equal(grad, right["guarded"][name]), name
-    assert min(rel(faulty["unguarded"][m], right["unguarded"][m]) for m in expected) > 1.0  # without: the fault
+    # without the guard the fault reaches the gradients; measured against the guarded fp32 ones, since on CPUs
+    # whose own bf16 kernel has this fault (AMD EPYC, avx512_bf16) the unguarded right gradients are NaN
+    assert all(not rel(faulty["unguarded"][m], right["guarded"][m]) <= 1.0 for m in expected)
 
 
 def test_a_wrong_fp32_kernel_is_an_error(monkeypatch, fresh_cache):

@@ -444,8 +444,8 @@ class FlakyTrainer(Trainer):
 
     failures = 1
 
-    def _forward_backward(self, inputs, labels, boundary, accum):
-        logits, loss, problem = super()._forward_backward(inputs, labels, boundary, accum)
+    def _forward_backward(self, inputs, labels, boundary, accum, generator):
+        logits, loss, problem = super()._forward_backward(inputs, labels, boundary, accum, generator)
         if self.position["global_step"] == 2 and self.failures > 0:
             self.failures -= 1
             return logits, loss, "non-finite gradient"

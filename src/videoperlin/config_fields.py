@@ -361,7 +361,7 @@ def check_foreign_fields(section: Any, mine: typing.Container[str], owners: Call
     for f in dataclasses.fields(section):
         if f.name in mine:
             continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
         if getattr(section, f.name) != default:
             raise FieldError(f.name, f"is an option of {owners(f.name)}, not {chosen}; leave {f.name} out")
 

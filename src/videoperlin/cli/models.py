@@ -46,8 +46,9 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def convert_arguments(parser: argparse.ArgumentParser) -> None:
-    from videoperlin.models.frameworks import FRAMEWORKS
+    from videoperlin.models.frameworks import FRAMEWORKS as RESNET_FRAMEWORKS
 
+    FRAMEWORKS = (*RESNET_FRAMEWORKS, "videomae")
     parser.add_argument("source", help="weights: a .pth/.pt/.safetensors file or a model directory")
     parser.add_argument(
         "--from",
@@ -70,10 +71,11 @@ def convert_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_source_model(path: str, source_format: str, fixed: dict):
-    """Our model from ``path`` in ``source_format`` (ours, hara, torchvision or mmaction2)."""
+    """Our model from ``path`` in ``source_format`` (ours, hara, torchvision, mmaction2 or videomae)."""
     from videoperlin.models.frameworks import import_state_dict
     from videoperlin.models.from_3d_resnets_pytorch import import_hara_checkpoint
     from videoperlin.models.pretrained import load_model
+    from videoperlin.models.videomae import import_videomae
     from videoperlin.models.weight_files import read_checkpoint_file
 
     if source_format == "videoperlin":
@@ -84,16 +86,25 @@ def read_source_model(path: str, source_format: str, fixed: dict):
         return load_model(path)
     if source_format == "hara":
         return import_hara_checkpoint(path, **fixed)
+    if source_format == "videomae":
+        if fixed:
+            raise ConfigError(
+                "--conv1-t-stride/--no-max-pool are ResNet options; VideoMAE checkpoints are transformers"
+            )
+        return import_videomae(read_checkpoint_file(path)[0], str(path))
     return import_state_dict(read_checkpoint_file(path)[0], source_format, str(path), **fixed)
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    """Convert video ResNet weights between this project and torchvision, mmaction2 and 3D-ResNets-PyTorch
-    (hara): strict both ways (every tensor placed with its shape) or a one-line error naming the difference."""
+    """Convert weights between this project and torchvision, mmaction2 and 3D-ResNets-PyTorch (hara) for the
+    video ResNets, and the VideoMAE release for the transformers: strict both ways (every tensor placed with
+    its shape) or a one-line error naming the difference."""
     import json
     from pathlib import Path
 
     from videoperlin.models.frameworks import export_state_dict, framework_settings
+    from videoperlin.models.registry import architecture_of
+    from videoperlin.models.videomae import to_videomae, videomae_settings
     from videoperlin.models.weight_files import save_model
     from videoperlin.train.checkpointing import save_checkpoint
 
@@ -115,8 +126,17 @@ def run_convert(args: argparse.Namespace) -> int:
             f"--out {out}: the weights and their build settings ({sidecar}) must be two new files, not "
             f"{'one' if sidecar == out else 'the source'}; give the weights a suffix such as .pth"
         )
-    settings = framework_settings(model, args.target_format)
-    save_checkpoint(out, export_state_dict(model, args.target_format))
+    arch = architecture_of(model)
+    if arch.tokens != (args.target_format == "videomae"):  # a transformer to a ResNet framework, or the reverse
+        raise ConfigError(
+            f"--to {args.target_format}: {arch.name} has no {args.target_format} counterpart; it converts to "
+            f"{', '.join(arch.frameworks) or 'no other framework'}"
+        )
+    if args.target_format == "videomae":
+        settings, state = videomae_settings(model), to_videomae(model.state_dict())
+    else:
+        settings, state = framework_settings(model, args.target_format), export_state_dict(model, args.target_format)
+    save_checkpoint(out, state)
     atomic_write_text(sidecar, json.dumps(settings, indent=2) + "\n")
     print(
         f"{args.source} ({source_format}) -> {out} ({args.target_format} layout, {name}); build the model as in "

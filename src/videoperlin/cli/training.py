@@ -32,6 +32,8 @@ SHORTCUTS = {
     "checkpoint_every": "train.checkpoint_every",
     "init": "train.init",
     "ft_begin_module": "train.ft_begin_module",
+    "objective": "objective.name",
+    "family": "vpn.family",
     "preset": "vpn.preset",
     "num_videos": "vpn.num_videos",
     "data": "data.path",
@@ -69,7 +71,7 @@ _RUN = (
 _DATA = ("data", "dataset", "split", "splits_dir", "fold", "folds", "cache_dir", "on_bad_video")
 #: The shortcut flags of each command.
 COMMAND_SHORTCUTS = {
-    "pretrain": _RUN + ("preset", "num_videos") + _DATA,
+    "pretrain": _RUN + ("objective", "family", "preset", "num_videos") + _DATA,
     "train": _RUN + ("init", "ft_begin_module", "val_data") + _DATA,
     "evaluate": _DATA
     + ("val_data", "val_fraction", "seed", "frames", "size", "stride", "window_stride", "short_side", "workers"),

@@ -42,7 +42,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from videoperlin.errors import CheckpointError, ConfigError
 from videoperlin.models.architectures.resnet3d import (
@@ -223,11 +223,16 @@ def export_state_dict(model: VideoResNet, framework: str) -> dict[str, Any]:
 
 
 def own_layout(
-    state: Mapping[str, Tensor], model: VideoResNet, framework: str, source: str = "checkpoint", classifier: bool = True
+    state: Mapping[str, Tensor], model: nn.Module, framework: str, source: str = "checkpoint", classifier: bool = True
 ) -> dict[str, Tensor]:
     """``framework``'s ``state`` renamed to ``model``'s keys, strictly: every tensor of ``model`` is there
     with its shape and ``state`` holds nothing else (BatchNorm batch counters may be absent). With
     ``classifier=False`` the head is left out on both sides (fine-tuning replaces it)."""
+    if not isinstance(model, VideoResNet):
+        raise CheckpointError(
+            f"{source} is a {framework} video ResNet checkpoint, and {type(model).__name__} "
+            f"({getattr(model, 'name', '?')}) is not a ResNet: choose a ResNet model (r3d18, ...) to load it"
+        )
     names = key_map(model, framework)
     head = {their_key(k, framework) for k in names if k.startswith("fc.")}
     if not classifier:
@@ -336,5 +341,6 @@ def import_state_dict(
         return model_from_hara_state(state, source, **options)
     config = {**infer_model_config(state, framework), **options}
     model = create_model(**config)
+    assert isinstance(model, VideoResNet), "the frameworks' video networks are ResNets"
     model.load_state_dict(own_layout(state, model, framework, source), strict=False)
     return model

@@ -79,6 +79,7 @@ def model_from_hara_state(
     options = infer_options(state, arch)
     name = options.pop("name")
     model = create_model(name, conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool, **options)
+    assert isinstance(model, VideoResNet), "3D-ResNets-PyTorch's networks are ResNets"
     expected = set(model.state_dict())
     # Checkpoints from PyTorch < 0.4.1 have no BatchNorm batch counters; those alone may be absent.
     missing = sorted(k for k in expected - set(state) if not k.endswith("num_batches_tracked"))

@@ -32,7 +32,7 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from torch import Tensor, nn
 
@@ -197,9 +197,17 @@ def model_from_config(config: dict[str, Any]) -> nn.Module:
     return create_model(name, **config)
 
 
-def stem_of(model: nn.Module) -> nn.Module:
+def stem_of(model: nn.Module) -> nn.Conv3d:
     """The first convolution or patch embedding of a registered network (its architecture's ``stem``)."""
-    return model.get_submodule(architecture_of(model).stem)
+    stem = model.get_submodule(architecture_of(model).stem)
+    if not isinstance(stem, nn.Conv3d):
+        raise ConfigError(f"{architecture_of(model).name}'s stem {architecture_of(model).stem} is not a 3D convolution")
+    return stem
+
+
+def as_video_model(model: nn.Module) -> VideoModel:
+    """``model`` seen through :class:`VideoModel` (what a registered network offers)."""
+    return cast(VideoModel, model)
 
 
 def count_parameters(model: nn.Module) -> int:

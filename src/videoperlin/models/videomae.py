@@ -30,8 +30,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from videoperlin.errors import CheckpointError
-from videoperlin.models.architectures.vit import SHAPES
+from videoperlin.errors import CheckpointError, ConfigError
+from videoperlin.models.architectures.vit import LAYER_NORM_EPS, SHAPES, VideoViT
+from videoperlin.models.registry import architecture_of, create_model
 
 #: Our block names -> Hugging Face's, inside one block (the qkv projection is split into three).
 _HF_BLOCK = {
@@ -170,4 +171,64 @@ def infer_config(state: Mapping[str, Tensor], source: str = "checkpoint") -> dic
         "in_channels": int(channels),
         "tubelet_size": int(tubelet),
         "patch_size": int(patch),
+    }
+
+
+def import_videomae(state: Mapping[str, Any], source: str = "checkpoint") -> torch.nn.Module:
+    """Our transformer holding a VideoMAE checkpoint's weights, strictly: every tensor placed with its
+    shape, none left over (the decoder of a pre-training checkpoint is left out, as fine-tuning does)."""
+    ours = from_videomae(state, source)
+    config = infer_config(ours, source)
+    model = create_model(**config)
+    if "head.weight" not in ours:  # a pre-trained encoder: no classifier yet
+        ours = {**ours, **{k: v for k, v in model.state_dict().items() if k.startswith(("head.", "fc_norm."))}}
+    expected = model.state_dict()
+    extra = sorted(set(ours) - set(expected))
+    missing = sorted(set(expected) - set(ours))
+    wrong = [k for k in ours if k in expected and ours[k].shape != expected[k].shape]
+    if extra or missing or wrong:
+        first = (extra or missing or wrong)[0]
+        raise CheckpointError(
+            f"{source} does not map onto {config['name']} strictly ({len(extra)} tensors without a place, e.g. "
+            f"{extra[:1]}; {len(missing)} missing, e.g. {missing[:1]}; {len(wrong)} of another shape): first {first}"
+        )
+    model.load_state_dict(ours, strict=True)
+    return model
+
+
+def check_exportable(model: torch.nn.Module) -> None:
+    """Refuse, naming the model, a network with no VideoMAE counterpart (the ResNets)."""
+    arch = architecture_of(model)
+    if "videomae" not in arch.frameworks:
+        raise ConfigError(
+            f"{arch.name} has no VideoMAE counterpart: VideoMAE's networks are transformers (vit_*); "
+            f"{arch.name} converts to {', '.join(arch.frameworks) or 'no other framework'}"
+        )
+
+
+def videomae_settings(model: torch.nn.Module) -> dict[str, Any]:
+    """How to build the VideoMAE release's network that loads :func:`to_videomae`'s file strictly."""
+    check_exportable(model)
+    assert isinstance(model, VideoViT), "the VideoMAE networks are VideoViT"
+    shape, options = model.shape, model.options
+    return {
+        "framework": "videomae",
+        "builder": "modeling_finetune.VisionTransformer (github.com/MCG-NJU/VideoMAE)",
+        "kwargs": {
+            "embed_dim": shape.width,
+            "depth": shape.depth,
+            "num_heads": shape.heads,
+            "mlp_ratio": shape.mlp_ratio,
+            "patch_size": options.patch_size,
+            "tubelet_size": options.tubelet_size,
+            "in_chans": options.in_channels,
+            "num_classes": model.num_classes,
+            "qkv_bias": True,
+            "use_mean_pooling": True,
+            "init_values": 0.0,
+            "use_learnable_pos_emb": False,
+            "norm_layer": f"LayerNorm(eps={LAYER_NORM_EPS})",
+        },
+        "huggingface": "transformers.VideoMAEForVideoClassification with the same sizes, use_mean_pooling=True, "
+        f"layer_norm_eps={LAYER_NORM_EPS} (videoperlin.models.videomae.to_huggingface renames the tensors)",
     }

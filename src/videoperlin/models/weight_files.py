@@ -115,12 +115,14 @@ def read_checkpoint_file(path: str | Path) -> tuple[dict[str, Tensor], dict[str,
     obj = _torch_load(path)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict or checkpoint dict")
-    for key in ("state_dict", "model"):
+    for key in ("state_dict", "model", "module"):
         if key in obj and isinstance(obj[key], Mapping):
             meta = {k: v for k, v in obj.items() if k != key}
             return strip_prefix(obj[key]), meta
     if not all(isinstance(v, Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path} is a dict without 'state_dict' or 'model' and not all its values are tensors")
+        raise CheckpointError(
+            f"{path} is a dict without 'state_dict', 'model' or 'module' and not all its values are tensors"
+        )
     return strip_prefix(obj), {}
 
 

@@ -151,23 +151,75 @@ def write_figures(protocol: Protocol, rows: list[dict[str, Any]], inits: list[In
                 model, out / "figures" / f"conv1_{init.arch}_{init.arm}.png", f"{init.arch} conv1, {init.arm}"
             )
         )
+        reconstruction = None if init.checkpoint is None else init.checkpoint.parent.parent / "figures" / "mae.png"
+        if reconstruction is not None and reconstruction.exists():
+            figures.append(Path(shutil.copy2(reconstruction, out / "figures" / f"mae_{init.arch}_{init.arm}.png")))
     return figures
 
 
-def pretrain_row(init: Init) -> str | None:
-    """The pre-training table's row of ``init`` (None if it was not pre-trained here): VPN validation
-    accuracy at the end, the precision it trained in (the numerics guard's verdict), its time."""
+#: Columns of ``pretraining.csv`` (one row per pre-training; the pre-training table of the report).
+PRETRAIN_COLUMNS = (
+    "arch",
+    "arm",
+    "pretrained_as",
+    "pretrain_seed",
+    "objective",
+    "val_acc",
+    "val_loss",
+    "clips_seen",
+    "precision",
+    "minutes",
+    "error",
+)
+
+
+def pretrain_record(init: Init) -> dict[str, Any] | None:
+    """What a pre-training of the study ended with (None if ``init`` was not pre-trained here): the
+    objective, the held-out accuracy (classify) or reconstruction loss (mae) at the end, the clips it
+    saw, the precision it trained in (the numerics guard's verdict) and its time."""
+    base: dict[str, Any] = {"arch": init.arch, "arm": init.arm, "pretrained_as": init.pretrained_as or init.arm}
+    base["pretrain_seed"] = init.pretrain_seed
     if init.failure:
-        return f"| {init.arch} | {init.arm} | {init.pretrain_seed} | failed | – | – |"
+        return {**base, "error": init.failure}
     if init.checkpoint is None or init.checkpoint.suffix != ".pt":
         return None
-    records = RunDir.of_checkpoint(init.checkpoint).metrics()
-    last, minutes = records[-1], sum(r.get("time_s", 0.0) for r in records) / 60
-    accuracy = "–" if last.get("val_acc") is None else f"{100 * last['val_acc']:.1f}"
+    run = RunDir.of_checkpoint(init.checkpoint)
+    records, config = run.metrics(), run.config()
+    last = records[-1]
+    finished = [r for r in records if "val_videos" in r or "val_loss" in r]
+    final = finished[-1] if finished else last
+    return {
+        **base,
+        "objective": config.get("objective", {}).get("name", "classify"),
+        "val_acc": final.get("val_acc"),
+        "val_loss": final.get("val_loss"),
+        "clips_seen": int(last.get("step", 0)) * int(config.get("train", {}).get("batch_size", 0)),
+        "precision": last.get("precision", "not recorded"),
+        "minutes": round(sum(r.get("time_s", 0.0) for r in records) / 60, 1),
+    }
+
+
+def pretrain_row(record: dict[str, Any]) -> str:
+    """The pre-training table's row of a :func:`pretrain_record`."""
+    arm = record["arm"] if record["pretrained_as"] == record["arm"] else f"{record['arm']} ({record['pretrained_as']})"
+    head = f"| {record['arch']} | {arm} | {record['pretrain_seed']} |"
+    if record.get("error"):
+        return f"{head} failed | – | – | – | – | – |"
+    accuracy = "–" if record["val_acc"] is None else f"{100 * record['val_acc']:.1f}"
+    loss = "–" if record["objective"] == "classify" or record["val_loss"] is None else f"{record['val_loss']:.3f}"
     return (
-        f"| {init.arch} | {init.arm} | {init.pretrain_seed} | {accuracy} | "
-        f"{last.get('precision', 'not recorded')} | {minutes:.1f} |"
+        f"{head} {record['objective']} | {accuracy} | {loss} | {record['clips_seen']:,} | {record['precision']} | "
+        f"{record['minutes']:.1f} |"
     )
+
+
+def write_pretraining(out: Path, records: list[dict[str, Any]]) -> None:
+    """``pretraining.csv``: one row per pre-training (what the predictors analysis reads)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=PRETRAIN_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    atomic_write_text(out / "pretraining.csv", buffer.getvalue())
 
 
 def failures_section(failed: list[str]) -> str:
@@ -197,7 +249,9 @@ def write_report(
 ) -> Path:
     """``report.md``: the table, failed runs, pre-training accuracies and precisions, figures, the
     machine, wall time, command and protocol."""
-    pre = [row for i in inits if (row := pretrain_row(i)) is not None]
+    records = [record for i in inits if (record := pretrain_record(i)) is not None]
+    write_pretraining(out, records)
+    pre = [pretrain_row(record) for record in records]
     text = f"""# Transfer study: does VPN initialization help?
 
 Metric: top-1 on the held-out data at the last fine-tuning epoch, video-level (softmax averaged over
@@ -210,15 +264,18 @@ bound is above 0, **loss** when its upper bound is below 0, otherwise no evidenc
 
 {summary_table(rows, protocol)}
 {failures_section(failed or [])}
-{PRETRAIN_HEADING} (VPN validation accuracy at the end, held-out VPN clips; the precision it trained in, as
-the numerics guard cleared it; its training time):
+{PRETRAIN_HEADING} (at the end, on held-out clips: VPN top-1 of a supervised pre-training, reconstruction loss
+of a masked one; the clips it saw; the precision it trained in, as the numerics guard cleared it; its training
+time; also in `pretraining.csv`):
 
-| arch | arm | pre-training seed | VPN val top-1 % | precision | minutes |
-|---|---|---|---|---|---|
-{chr(10).join(pre) if pre else "| – | – | – | – | – | – |"}
+| arch | arm | pre-training seed | objective | held-out top-1 % | held-out MAE loss | clips seen | precision | minutes |
+|---|---|---|---|---|---|---|---|---|
+{chr(10).join(pre) if pre else "| – | – | – | – | – | – | – | – | – |"}
 
 Figures: `figures/curves_<dataset>_<arch>.png` (validation accuracy vs epoch, mean and min–max
-band per arm) and `figures/conv1_<arch>_<arm>.png` (conv1 after pre-training).
+band per arm), `figures/conv1_<arch>_<arm>.png` (the first layer after pre-training: conv1, or a
+transformer's patch embedding) and `figures/mae_<arch>_<arm>.png` (a masked pre-training's masked input,
+reconstruction and target).
 
 Machine: {device_description(torch.device("cpu"))}, torch {torch.__version__}, {torch.get_num_threads()} threads.
 Wall time of the invocation that wrote this report: {seconds / 60:.1f} min (finished pre-training and

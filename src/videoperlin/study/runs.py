@@ -54,6 +54,8 @@ class Init:
     pretrain_seed: int | None
     checkpoint: Path | None
     failure: str | None = None
+    #: the vpn_arms entry it was pre-trained as, when not the arm itself (``arm_variants``)
+    pretrained_as: str | None = None
 
 
 class RunFailed(Exception):
@@ -164,11 +166,10 @@ def variant_init(protocol: Protocol, init: Init, entry: StudyDataset, cache: Pat
     if variant == init.arm or init.pretrain_seed is None:
         return init
     try:
-        return Init(
-            init.arch, init.arm, init.pretrain_seed, pretrained(protocol, variant, init.arch, init.pretrain_seed, cache)
-        )
+        checkpoint = pretrained(protocol, variant, init.arch, init.pretrain_seed, cache)
+        return Init(init.arch, init.arm, init.pretrain_seed, checkpoint, pretrained_as=variant)
     except RunFailed as exc:
-        return Init(init.arch, init.arm, init.pretrain_seed, None, failure=str(exc))
+        return Init(init.arch, init.arm, init.pretrain_seed, None, failure=str(exc), pretrained_as=variant)
 
 
 def run_directory(out: Path, entry: StudyDataset, init: Init, fold: int, seed: int) -> Path:
@@ -264,11 +265,14 @@ def run_study(protocol: Protocol, out: Path, cache: Path, on_row=None) -> tuple[
     check_datasets(protocol)
     inits = initialisations(protocol, cache)
     rows: list[dict[str, Any]] = []
+    variants: list[Init] = []
     for entry in protocol.datasets:
-        for init in [variant_init(protocol, i, entry, cache) for i in inits]:
+        starts = [variant_init(protocol, i, entry, cache) for i in inits]
+        variants += [i for i in starts if i.pretrained_as and i not in variants]
+        for init in starts:
             for fold in protocol.folds_of(entry):
                 for seed in protocol.seeds:
                     rows.append(finetune(protocol, entry, init, fold, seed, out))
                     if on_row:
                         on_row(rows)
-    return rows, inits
+    return rows, inits + variants

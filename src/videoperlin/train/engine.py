@@ -35,11 +35,13 @@ import videoperlin
 from videoperlin.config_fields import to_dict
 from videoperlin.data.transforms import normalize
 from videoperlin.errors import ConfigError, DataError, NumericsError, quoted
-from videoperlin.models import create_model
+from videoperlin.models import architecture, create_model
+from videoperlin.models.config import ModelConfig
 from videoperlin.models.frameworks import detect_framework, infer_model_config, with_backbone_prefix
 from videoperlin.models.pretrained import load_pretrained
-from videoperlin.models.registry import architecture_of, normalize_model_config
-from videoperlin.models.weight_files import read_state_dict
+from videoperlin.models.registry import architecture_of, as_video_model, normalize_model_config
+from videoperlin.models.videomae import from_videomae, infer_config, is_videomae_layout
+from videoperlin.models.weight_files import read_checkpoint_file
 from videoperlin.train.batch_sources import build_batches
 from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from videoperlin.train.config import RunConfig, changed_settings, save_config, with_absolute_paths
@@ -91,16 +93,16 @@ def parameter_groups(network: nn.Module, model: nn.Module, config: RunConfig) ->
     objective's own modules (``network`` beyond ``model``: a decoder) train at scale 1. Without
     ``optim.decay_norms_and_biases``, biases and norms (``model.no_weight_decay``; any 1-D tensor of
     the objective's) get no weight decay. The defaults make one group of every parameter, in order."""
-    o = config.optim
+    o, video = config.optim, as_video_model(model)
     own = {id(p): name for name, p in model.named_parameters()}
-    top = max((model.layer_id(name) for name in own.values()), default=0)
+    top = max((video.layer_id(name) for name in own.values()), default=0)
     groups: dict[tuple[float, float], list[nn.Parameter]] = {}
     for name, parameter in network.named_parameters():
         if not parameter.requires_grad:
             continue
         key = own.get(id(parameter))
-        scale = o.layer_decay ** (top - model.layer_id(key)) if key is not None else 1.0
-        exempt = model.no_weight_decay(key) if key is not None else parameter.ndim <= 1 or name.endswith(".bias")
+        scale = o.layer_decay ** (top - video.layer_id(key)) if key is not None else 1.0
+        exempt = video.no_weight_decay(key) if key is not None else parameter.ndim <= 1 or name.endswith(".bias")
         decay = o.weight_decay if o.decay_norms_and_biases or not exempt else 0.0
         groups.setdefault((scale, decay), []).append(parameter)
     return [{"params": params, "lr_scale": scale, "weight_decay": decay} for (scale, decay), params in groups.items()]
@@ -257,15 +259,18 @@ class Trainer:
             torch.backends.cudnn.benchmark = True  # clip shapes are fixed: let cuDNN pick its fastest kernels
 
     def _adopt_init_architecture(self) -> None:
-        """A torchvision or mmaction2 ``train.init`` fixes the network: its depth, family, stem and the
-        options that framework's model has (the run's config records what was built)."""
+        """A torchvision, mmaction2 or VideoMAE ``train.init`` fixes the network: its depth or width, family,
+        stem or tubelets and the options that framework's model has (the run's config records what was built)."""
         if self.config.train.init is None:
             return
-        state = read_state_dict(self.config.train.init)
+        state, meta = read_checkpoint_file(self.config.train.init)
         framework = detect_framework(with_backbone_prefix(state))
-        if framework is None:
+        if framework is not None:
+            inferred = infer_model_config(with_backbone_prefix(state), framework)
+        elif "model_config" not in meta and (is_videomae_layout(state) or "patch_embed.proj.weight" in state):
+            framework, inferred = "videomae", infer_config(from_videomae(state, self.config.train.init))
+        else:
             return
-        inferred = infer_model_config(with_backbone_prefix(state), framework)
         del inferred["num_classes"]
         old = to_dict(self.config.model)
         changed = {k: v for k, v in inferred.items() if old.get(k) != v}
@@ -276,7 +281,9 @@ class Trainer:
                 framework,
                 ", ".join(f"model.{k}={v}" for k, v in changed.items()),
             )
-        self.config.model = dataclasses.replace(self.config.model, **inferred)
+        own = {"name", *architecture(inferred["name"]).option_names()}
+        foreign = {k: v for k, v in to_dict(ModelConfig()).items() if k not in own}  # another family's: defaults
+        self.config.model = dataclasses.replace(self.config.model, **foreign, **inferred)
 
     def _build_model(self) -> nn.Module:
         if self.config.train.init:
@@ -684,8 +691,7 @@ class Trainer:
             return
         from videoperlin.analysis.kernels import save_kernel_panel
 
-        stem = architecture_of(self.model).stem
-        name = self.model.config["name"]
+        stem, name = architecture_of(self.model).stem, architecture_of(self.model).name
         save_kernel_panel(self.model, self.run_dir.figures / "conv1.png", f"{name} {stem} after {self.config.task}")
         self.objective.write_figures(self.run_dir.figures, f"{name}, {self.objective.name}", self._validation_sample)
 

@@ -25,6 +25,7 @@ from typing import Any
 from videoperlin.errors import ConfigError
 from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.utils.atomic import atomic_write_text
+from videoperlin.utils.text import read_yaml_file
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,10 @@ class RunDir:
         return self.path / f"eval-{subset}"
 
     # ---- metrics ---------------------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """The run's recorded config (``config.yaml``) as a mapping ({} when absent)."""
+        return read_yaml_file(self.config_file, "run config") or {} if self.config_file.exists() else {}
 
     def metrics(self) -> list[dict[str, Any]]:
         """The per-epoch records; an error names the file when there is none."""

@@ -56,7 +56,7 @@ class Objective:
     run config."""
 
     name: ClassVar[str]
-    Options: ClassVar[type[Checked]] = Checked
+    Options: ClassVar[type[Any]] = Checked
     description: ClassVar[str] = ""
     #: The validation metric that picks best.pt, and its direction.
     score: ClassVar[str] = "val_acc"
@@ -89,19 +89,25 @@ class Objective:
             return True
         return score < best if self.lower_is_better else score > best
 
-    def extra_state(self) -> dict[str, Tensor]:
-        """The weights of the objective's own modules (``objective_state`` in checkpoints)."""
+    def _network_prefix(self) -> str:
+        """The name under which :meth:`network` holds the model (``encoder.``), or "" when it is the model."""
         network = self.network()
         if network is self.model:
+            return ""
+        return next(f"{name}." for name, module in network.named_children() if module is self.model)
+
+    def extra_state(self) -> dict[str, Tensor]:
+        """The weights of the objective's own modules (``objective_state`` in checkpoints)."""
+        prefix = self._network_prefix()
+        if not prefix:
             return {}
-        own = {f"model.{k}" for k in self.model.state_dict()}
-        return {k: v for k, v in network.state_dict().items() if k not in own}
+        return {k: v for k, v in self.network().state_dict().items() if not k.startswith(prefix)}
 
     def load_extra_state(self, state: dict[str, Tensor]) -> None:
-        network = self.network()
-        if network is not self.model:
-            missing, unexpected = network.load_state_dict(state, strict=False)
-            absent = [k for k in missing if not k.startswith("model.")]
+        prefix = self._network_prefix()
+        if prefix:
+            missing, unexpected = self.network().load_state_dict(state, strict=False)
+            absent = [k for k in missing if not k.startswith(prefix)]
             if absent or unexpected:
                 from videoperlin.errors import CheckpointError
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videoperlin.config_fields import Checked
+from videoperlin.models.registry import as_video_model
 from videoperlin.scores import VideoScores, rates
 from videoperlin.train.augment import mix, random_erase
 from videoperlin.train.objectives import Objective, Validator, register_objective
@@ -58,7 +59,7 @@ class Classify(Objective):
             inputs = random_erase(inputs, augment.erase_prob, generator)
         targets: Tensor = labels
         if augment.mixes:
-            inputs, targets = mix(inputs, labels, self.model.num_classes, augment, generator)
+            inputs, targets = mix(inputs, labels, as_video_model(self.model).num_classes, augment, generator)
         logits = net(inputs)
         return F.cross_entropy(logits.float(), targets, label_smoothing=self.config.optim.label_smoothing), logits
 

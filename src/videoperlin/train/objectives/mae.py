@@ -31,8 +31,9 @@ from torch import Tensor, nn
 
 from videoperlin.config_fields import Checked, at_least, in_range, option
 from videoperlin.errors import ConfigError
-from videoperlin.models.architectures.vit import LAYER_NORM_EPS, Block, sinusoid_table
+from videoperlin.models.architectures.vit import LAYER_NORM_EPS, Block, VideoViT, sinusoid_table
 from videoperlin.train.objectives import Objective, Validator, register_objective
+from videoperlin.utils.plotting import pyplot, save_figure
 
 log = logging.getLogger(__name__)
 #: Seed offset of the fixed validation masks (a clip's mask depends only on its video index).
@@ -77,7 +78,7 @@ def tube_mask(grid: tuple[int, int, int], ratio: float, batch: int, generator: t
     """(B, N) boolean, True where masked: per clip a random ``ratio`` of the h x w positions, in every frame."""
     frames, rows, cols = grid
     positions = rows * cols
-    masked = int(round(ratio * positions))
+    masked = round(ratio * positions)
     if not 0 < masked < positions:
         raise ConfigError(
             f"objective.mask_ratio {ratio} masks {masked} of {positions} token positions per frame; each clip needs "
@@ -92,9 +93,9 @@ def tube_mask(grid: tuple[int, int, int], ratio: float, batch: int, generator: t
 class MaskedAutoencoder(nn.Module):
     """The network (``model``, a registered transformer) as VideoMAE's encoder, with its decoder."""
 
-    def __init__(self, model: nn.Module, options: MAEOptions) -> None:
+    def __init__(self, model: VideoViT, options: MAEOptions) -> None:
         super().__init__()
-        self.model = model
+        self.encoder = model
         width = model.width
         decoder = options.decoder_width or max(8, width // 2)
         heads = options.decoder_heads or max(2, round(decoder / 64))
@@ -115,9 +116,9 @@ class MaskedAutoencoder(nn.Module):
 
     def predict(self, clips: Tensor, masked: Tensor) -> Tensor:
         """Predicted pixels (B, N_masked, t*p*p*C) of the masked tubelets, in the tokens' order."""
-        tokens = self.model.embed(clips)
+        tokens = self.encoder.embed(clips)
         batch, count, width = tokens.shape
-        visible = self.model.forward_tokens(tokens[~masked].reshape(batch, -1, width))
+        visible = self.encoder.forward_tokens(tokens[~masked].reshape(batch, -1, width))
         z = self.encoder_to_decoder(self.encoder_norm(visible))
         positions = sinusoid_table(count, z.shape[-1]).to(z.device, z.dtype).expand(batch, -1, -1)
         hidden = self.mask_token.to(z.dtype) + positions[masked].reshape(batch, -1, z.shape[-1])
@@ -128,7 +129,7 @@ class MaskedAutoencoder(nn.Module):
 
     def targets(self, clips: Tensor, masked: Tensor) -> Tensor:
         """The masked tubelets' pixels (B, N_masked, t*p*p*C), normalised per tubelet if ``norm_target``."""
-        tubelet, patch, _ = self.model.patch_embed.size
+        tubelet, patch, _ = self.encoder.patch_embed.size
         with torch.no_grad():
             patches = patchify(clips.float(), tubelet, patch)
             if self.norm_target:
@@ -172,13 +173,16 @@ class MaskedAutoencoding(Objective):
 
     def __init__(self, options: MAEOptions, model: nn.Module, config) -> None:
         super().__init__(options, model, config)
+        if not isinstance(model, VideoViT):
+            raise ConfigError(f"objective mae needs a video transformer (vit_*), not {type(model).__name__}")
+        self.encoder = model
         self.autoencoder = MaskedAutoencoder(model, options).to(next(model.parameters()).device)
 
     def network(self) -> nn.Module:
         return self.autoencoder
 
     def mask(self, shape: torch.Size | tuple[int, ...], generator: torch.Generator) -> Tensor:
-        grid = self.model.patch_embed.grid(tuple(shape))
+        grid = self.encoder.patch_embed.grid(tuple(shape))
         return tube_mask(grid, self.options.mask_ratio, shape[0], generator)
 
     def val_mask(self, video: int, shape: torch.Size | tuple[int, ...]) -> Tensor:
@@ -196,10 +200,69 @@ class MaskedAutoencoding(Objective):
     ) -> list[Path]:
         if sample is None:
             return []
-        from videoperlin.analysis.reconstruction import save_reconstruction_figure
-
         inputs, videos = sample()
         masked = torch.cat([self.val_mask(int(v), inputs.shape) for v in videos.tolist()]).to(inputs.device)
         d = self.config.data
         path = save_reconstruction_figure(self.autoencoder, inputs, masked, d.mean, d.std, figures / "mae.png", title)
         return [path]
+
+
+# ---- the picture ----------------------------------------------------------------------------
+
+#: Clips and frames shown.
+CLIPS, FRAMES = 4, 4
+
+
+@torch.no_grad()
+def reconstruct(autoencoder: MaskedAutoencoder, inputs: Tensor, masked: Tensor) -> tuple[Tensor, Tensor]:
+    """(where masked: boolean (B, C, T, H, W), reconstruction in the normalised scale of ``inputs``)."""
+    tubelet, patch, _ = autoencoder.encoder.patch_embed.size
+    autoencoder.eval()
+    predicted = autoencoder.predict(inputs, masked).float()
+    patches = patchify(inputs.float(), tubelet, patch)
+    shaped = predicted.reshape(predicted.shape[0], predicted.shape[1], *patches.shape[-2:])
+    if autoencoder.norm_target:
+        _, mean, std = normalise_patches(patches)
+        b = patches.shape[0]
+        shaped = shaped * std[masked].reshape(b, -1, 1, patches.shape[-1]) + mean[masked].reshape(
+            b, -1, 1, patches.shape[-1]
+        )
+    rebuilt = patches.clone()
+    rebuilt[masked] = shaped.reshape(-1, *patches.shape[-2:])
+    shape = tuple(inputs.shape)
+    where = masked[:, :, None, None].expand(patches.shape).float()
+    return unpatchify(where, shape, tubelet, patch) > 0, unpatchify(rebuilt, shape, tubelet, patch)
+
+
+def save_reconstruction_figure(
+    autoencoder: MaskedAutoencoder, inputs: Tensor, masked: Tensor, mean, std, path: Path, title: str
+) -> Path:
+    """Write the picture for the first :data:`CLIPS` clips of ``inputs`` (rows in threes per clip: the input
+    with its masked tubelets grey, the reconstruction -- predicted tubelets un-normalised with the target's
+    own mean and std, as VideoMAE's visualisation does, among the visible ones -- and the clip; frames
+    across); return its path."""
+    plt = pyplot()
+    inputs, masked = inputs[:CLIPS], masked[:CLIPS]
+    where, rebuilt = reconstruct(autoencoder, inputs, masked)
+    scale = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1, 1)
+    shift = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
+    frames = torch.linspace(0, inputs.shape[2] - 1, FRAMES).round().long().tolist()
+    rows = [("masked input", inputs.float()), ("reconstruction", rebuilt), ("target", inputs.float())]
+    fig, axes = plt.subplots(3 * len(inputs), FRAMES, figsize=(1.3 * FRAMES, 1.3 * 3 * len(inputs)), squeeze=False)
+    for clip in range(len(inputs)):
+        for row, (label, clips) in enumerate(rows):
+            pixels = (clips[clip : clip + 1].cpu() * scale + shift).clamp(0, 1)[0]
+            if label == "masked input":
+                pixels = torch.where(where[clip].cpu(), torch.tensor(0.5), pixels)
+            for col, t in enumerate(frames):
+                ax = axes[3 * clip + row, col]
+                ax.imshow(pixels[:, t].permute(1, 2, 0).numpy(), interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if col == 0:
+                    ax.set_ylabel(label, fontsize=6)
+                if clip == 0 and row == 0:
+                    ax.set_title(f"frame {t}", fontsize=6)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
