@@ -24,23 +24,53 @@ def models_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=400)
     parser.add_argument("--flops", action="store_true", help="also count forward FLOPs (meta device, no compute)")
     parser.add_argument("--input", default="16x112x112", help="clip size TxHxW for --flops")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a model option, as the config key model.NAME takes it (repeatable), e.g. widen_factor=0.25, "
+        "tubelet_size=4; models without the option are left out",
+    )
+
+
+def model_option_values(texts: list[str]) -> dict[str, object]:
+    """``NAME=VALUE`` texts parsed by the types of the config's ``model.NAME`` fields."""
+    from videoperlin.config_fields import parse_text
+    from videoperlin.train.config import field_annotation
+
+    values = {}
+    for text in texts:
+        name, sep, raw = text.partition("=")
+        if not sep:
+            raise ConfigError(f"--option {quoted(text)} must look like NAME=VALUE, e.g. widen_factor=0.25")
+        values[name.strip()] = parse_text(raw, field_annotation(f"model.{name.strip()}"), f"model.{name.strip()}")
+    return values
 
 
 def run_models(args: argparse.Namespace) -> int:
     """List registered models with parameter counts (and forward GFLOPs per clip with --flops)."""
-    from videoperlin.models import count_parameters, create_model, list_models
+    import torch
+
+    from videoperlin.models import architecture, count_parameters, create_model, list_models
     from videoperlin.models.flops import count_flops
 
-    names = list_models(args.pattern)
+    options = model_option_values(args.option)
+    names = [n for n in list_models(args.pattern) if set(options) <= set(architecture(n).option_names())]
     if not names:
-        raise ConfigError(f"no model matches {quoted(args.pattern)}; try --pattern 'r3d*'")
+        raise ConfigError(
+            f"no model matches {quoted(args.pattern)}" + (f" with options {', '.join(options)}" if options else "")
+            + "; try --pattern 'r3d*'"
+        )
     size = parse_clip_size(args.input)
     header = f"{'model':10} {'params (M)':>11}" + (f" {'GFLOPs @ ' + args.input:>22}" if args.flops else "")
     print(header)
     for name in names:
-        line = f"{name:10} {count_parameters(create_model(name, num_classes=args.num_classes)) / 1e6:11.2f}"
+        with torch.device("meta"):  # shapes only: counting needs no weights
+            parameters = count_parameters(create_model(name, num_classes=args.num_classes, **options))
+        line = f"{name:10} {parameters / 1e6:11.2f}"
         if args.flops:
-            line += f" {count_flops(name, size, args.num_classes) / 1e9:22.1f}"
+            line += f" {count_flops(name, size, args.num_classes, **options) / 1e9:22.2f}"
         print(line)
     return 0
 

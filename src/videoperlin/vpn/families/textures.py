@@ -179,9 +179,13 @@ class TexturesFamily(Family):
         """(N, 1, S, S) textures in [0, 1] of ``kinds`` (N,: index into KINDS) from their uniforms (N, draws)
         and per-texture numbers ``params`` (N, 4): alpha, anisotropy, gray level (uniforms) and contrast."""
         size, phases = self.canvas, self.canvas * (self.canvas // 2 + 1)
-        spectrum = (0.5 + 0.18 * spectrum_textures(uniforms[:, :phases], params[:, :2], size)).clamp(0.0, 1.0)
-        leaves = dead_leaves(uniforms[:, phases:].view(-1, LEAVES, 3), size)
-        image = torch.where((kinds == KINDS.index("spectrum")).view(-1, 1, 1), spectrum, leaves)
+        image = torch.empty((len(kinds), size, size), device=uniforms.device)
+        spectral = kinds == KINDS.index("spectrum")
+        if spectral.any():
+            field = spectrum_textures(uniforms[spectral, :phases], params[spectral, :2], size)
+            image[spectral] = (0.5 + 0.18 * field).clamp(0.0, 1.0)
+        if (~spectral).any():
+            image[~spectral] = dead_leaves(uniforms[~spectral, phases:].view(-1, LEAVES, 3), size)
         level, contrast = (0.2 + 0.6 * params[:, 2]).view(-1, 1, 1).float(), params[:, 3].view(-1, 1, 1).float()
         return (level + contrast * (image - 0.5)).clamp(0.0, 1.0)[:, None]
 
@@ -205,23 +209,31 @@ class TexturesFamily(Family):
         self, texture: Tensor, shape: Tensor, pose: tuple[Tensor, Tensor, Tensor, Tensor]
     ) -> tuple[Tensor, Tensor]:
         """(colour (B, C, T, H, W), anti-aliased mask (B, 1, T, H, W)) of objects carrying ``texture``
-        (B, C, S, S) in object coordinates: it moves, turns and scales with them."""
+        (B, C, S, S) in object coordinates: it moves, turns and scales with them.
+
+        A pixel's object coordinates are x = R(-angle)(p - centre) / scale (pixels, +y up): per frame a
+        row term plus a column term, so each full-size coordinate costs one addition of two small
+        tensors. They are written straight into ``grid_sample``'s grid in the texture canvas's normalised
+        coordinates (x / (S/2), -y / (S/2)); the mask reads them there (distances scale with 1 / (S/2))."""
         radius, centre, angle, scale = pose
-        device = texture.device
-        ys = ((self.height - 1) / 2 - torch.arange(self.height, dtype=torch.float32, device=device)).view(1, 1, -1, 1)
-        xs = (torch.arange(self.width, dtype=torch.float32, device=device) - (self.width - 1) / 2).view(1, 1, 1, -1)
-        dx, dy = xs - centre[..., 0, None, None].float(), ys - centre[..., 1, None, None].float()
-        c, s = torch.cos(angle).float()[..., None, None], torch.sin(angle).float()[..., None, None]
-        k = scale.float()[..., None, None]
-        x, y = (c * dx + s * dy) / k, (-s * dx + c * dy) / k  # object coordinates (B, T, H, W)
-        mask = torch.empty((len(shape), 1, self.frames, self.height, self.width), device=device)
+        batch, half, device = len(shape), self.canvas / 2, texture.device
+        ys = (self.height - 1) / 2 - torch.arange(self.height, dtype=torch.float64, device=device)
+        xs = torch.arange(self.width, dtype=torch.float64, device=device) - (self.width - 1) / 2
+        dx = (xs[None, None, :] - centre[..., 0, None])[:, :, None, :]  # (B, T, 1, W)
+        dy = (ys[None, None, :] - centre[..., 1, None])[:, :, :, None]  # (B, T, H, 1)
+        c, s = (torch.cos(angle) / (scale * half))[..., None, None], (torch.sin(angle) / (scale * half))[..., None, None]
+        grid = torch.empty((batch, self.frames, self.height, self.width, 2), device=device)
+        torch.add((c * dx).float(), (s * dy).float(), out=grid[..., 0])  # x / (S/2)
+        torch.sub((s * dx).float(), (c * dy).float(), out=grid[..., 1])  # -y / (S/2)
+        x, y = grid[..., 0], -grid[..., 1]
+        mask = torch.empty((batch, 1, self.frames, self.height, self.width), device=device)
         for kind in shape.unique().tolist():
             rows = (shape == kind).nonzero()[:, 0]
-            mask[rows, 0] = torch.sigmoid(-2.0 * signed_distance(SHAPES[kind], x[rows], y[rows], radius[rows].float()))
-        half = self.canvas / 2
-        grid = torch.stack([x / half, -y / half], dim=-1).reshape(len(shape), self.frames * self.height, self.width, 2)
-        colour = F.grid_sample(texture, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-        return colour.view(len(shape), -1, self.frames, self.height, self.width), mask
+            distance = signed_distance(SHAPES[kind], x[rows], y[rows], radius[rows].float() / half)
+            mask[rows, 0] = torch.sigmoid(-2.0 * half * distance)  # an edge half a pixel wide
+        flat = grid.view(batch, self.frames * self.height, self.width, 2)
+        colour = F.grid_sample(texture, flat, mode="bilinear", padding_mode="reflection", align_corners=False)
+        return colour.view(batch, -1, self.frames, self.height, self.width), mask
 
     def class_table(self, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(texture kind index, direction degrees, speed in frame widths) of ``labels`` (B,)."""
