@@ -11,7 +11,7 @@ Measured in one run, on the ladder's settings (``configs/transfer_vit.yaml``: vi
 * the **loader's wait share** of an MAE step per family: ``render / (render + step)``, the clips of a
   batch rendered in the training process as the engine does, timed apart from the bf16 step.
 
-    python benchmarks/vit.py [--steps 6] [--threads 2] [--out benchmarks/results/vit-steps]
+    python benchmarks/vit.py [--steps 6] [--threads 2] [--batch-scale 2] [--out benchmarks/results/vit-steps]
 
 The result is printed and written as JSON (with the machine) to ``--out/steps.json``.
 """
@@ -106,16 +106,22 @@ def finetune_step(dtype: torch.dtype | None, batch: int):
     return step
 
 
-def step_rates(steps: int, peaks: dict[str, float]) -> dict[str, dict[str, float]]:
-    """Clips/s, GFLOP/s and the share of the peak of the MAE and fine-tuning steps per precision."""
+def step_rates(steps: int, peaks: dict[str, float], scale: int) -> dict[str, dict[str, float]]:
+    """Clips/s, GFLOP/s and the share of the peak of the MAE and fine-tuning steps per precision, at the
+    ladder's batch sizes and at ``scale`` times them."""
     rows = {}
-    for name, make, batch in (("mae", mae_step, MAE_BATCH), ("finetune", finetune_step, FINETUNE_BATCH)):
+    for name, make, batch in (
+        ("mae", mae_step, MAE_BATCH),
+        ("finetune", finetune_step, FINETUNE_BATCH),
+        ("mae", mae_step, scale * MAE_BATCH),
+        ("finetune", finetune_step, scale * FINETUNE_BATCH),
+    ):
         clips = torch.randn(batch, 3, *CLIP)
         flops = flops_of(lambda make=make, batch=batch, clips=clips: make(None, batch)(clips))
         for precision, dtype in PRECISIONS.items():
             step = make(dtype, batch)
             seconds = timed(lambda step=step, clips=clips: step(clips), steps)
-            rows[f"{name} {precision}"] = {
+            rows[f"{name} {precision} batch {batch}"] = {
                 "clips_per_s": batch / seconds,
                 "gflop_per_step": flops / 1e9,
                 "gflop_per_s": flops / seconds / 1e9,
@@ -149,6 +155,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--batch-scale", type=int, default=2, help="also time the steps at this many times the batch")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -158,7 +165,7 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "matmul_peak_gflop_per_s": peaks,
-        "steps": step_rates(args.steps, peaks),
+        "steps": step_rates(args.steps, peaks, args.batch_scale),
         "loader": wait_shares(args.steps),
     }
     print(json.dumps(result, indent=2))

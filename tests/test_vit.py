@@ -349,3 +349,15 @@ def test_texture_kinds_differ_as_their_definitions_say():
     power = torch.fft.rfft2(spectrum).abs() ** 2
     low, high = power[:, 1:4, 1:4].mean(), power[:, 16:20, 16:20].mean()
     assert low > 50 * high  # the amplitude falls as 1/f^alpha, alpha >= 1
+
+
+def test_render_workers_change_no_clip(tmp_path, cli):
+    """Batches rendered ahead by a worker process are the clips the training process renders itself."""
+    for workers in (0, 1):
+        cli(
+            "pretrain", "--family", "textures", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8",
+            "--size", "32", "--num-videos", "8", "--set", "vpn.val_videos=4", "--batch-size", "4", "--epochs", "1",
+            "--amp", "off", "--set", f"vpn.workers={workers}", "--out", tmp_path / f"w{workers}", "-q", check=True,
+        )  # fmt: skip
+    a, b = (torch.load(tmp_path / f"w{w}/checkpoints/last.pt", weights_only=True)["model"] for w in (0, 1))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -59,7 +59,8 @@ def run_models(args: argparse.Namespace) -> int:
     names = [n for n in list_models(args.pattern) if set(options) <= set(architecture(n).option_names())]
     if not names:
         raise ConfigError(
-            f"no model matches {quoted(args.pattern)}" + (f" with options {', '.join(options)}" if options else "")
+            f"no model matches {quoted(args.pattern)}"
+            + (f" with options {', '.join(options)}" if options else "")
             + "; try --pattern 'r3d*'"
         )
     size = parse_clip_size(args.input)

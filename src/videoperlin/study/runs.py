@@ -39,8 +39,9 @@ from videoperlin.train.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 #: Fields of a run config that do not change what a run computes (left out of the cache key): validation
-#: reads the model in eval mode and draws no random numbers, so val_every changes no weight.
-NOT_IN_KEY = ("train.out", "train.progress", "train.val_every")
+#: reads the model in eval mode and draws no random numbers, so val_every changes no weight; a clip is the
+#: same whichever process renders it (vpn.workers).
+NOT_IN_KEY = ("train.out", "train.progress", "train.val_every", "vpn.workers")
 
 
 @dataclass(frozen=True)

@@ -79,14 +79,49 @@ def _split(dataset: VPNDataset, group: list[list[int]], device: torch.device) ->
         start += len(indices)
 
 
+class RenderedBatches(torch.utils.data.Dataset):
+    """Whole batches of a synthetic dataset, item ``i`` the clips of ``batches[i]``: what a render worker makes."""
+
+    def __init__(self, dataset: VPNDataset, batches: list[list[int]]) -> None:
+        self.dataset, self.batches = dataset, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> Batch:
+        clips, labels = self.dataset.batch(self.batches[i])
+        return Batch(clips, labels, videos=torch.tensor(self.batches[i]))
+
+
+def one_thread(_: int) -> None:
+    """A render worker computes with one thread: the training process keeps the others."""
+    torch.set_num_threads(1)
+
+
+def render_in_workers(dataset: VPNDataset, batches: list[list[int]], workers: int) -> Iterator[Batch]:
+    """``Batch``es of ``batches`` rendered ahead by ``workers`` processes (clips depend only on (seed,
+    index), so where a clip is rendered changes nothing)."""
+    loader = DataLoader(
+        RenderedBatches(dataset, batches),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=2,
+        worker_init_fn=one_thread,
+        generator=torch.Generator().manual_seed(0),  # the global RNG is not drawn from
+    )
+    yield from loader
+
+
 class VPNBatches:
-    """VPN clips rendered in the training process with ``ds.batch`` (thousands of clips/s; on CUDA
-    several steps ahead, :data:`CUDA_RENDER_CLIPS`)."""
+    """VPN clips rendered with ``ds.batch`` (thousands of clips/s): in the training process, on CUDA
+    several steps ahead (:data:`CUDA_RENDER_CLIPS`), or on the CPU by ``vpn.workers`` processes ahead of
+    the step (for families slower to render than a step: ``benchmarks/vit.py``)."""
 
     def __init__(self, config: RunConfig, dist: DistInfo, device: torch.device) -> None:
         self.train, self.val = vpn_datasets(config)
         self.class_names = self.train.space.names()
         self.device = device
+        self.workers = config.vpn.workers if device.type == "cpu" else 0
         self.sampler = EpochBatches(
             len(self.train), config.train.batch_size, config.train.seed, rank=dist.rank, world_size=dist.world_size
         )
@@ -98,7 +133,10 @@ class VPNBatches:
         return len(self.sampler)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        yield from render_ahead(self.train, self.sampler.batches(epoch, start), self.device)
+        if self.workers:
+            yield from render_in_workers(self.train, list(self.sampler.batches(epoch, start)), self.workers)
+        else:
+            yield from render_ahead(self.train, self.sampler.batches(epoch, start), self.device)
 
     def val_batches(self) -> Iterator[Batch]:
         yield from render_ahead(self.val, self.val_sampler.batches(0), self.device)

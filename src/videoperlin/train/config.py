@@ -47,7 +47,8 @@ from videoperlin.train.objectives import Objective
 from videoperlin.train.objectives import freeze_schema as objectives_schema
 from videoperlin.utils.atomic import atomic_write_text
 from videoperlin.utils.text import read_yaml_file
-from videoperlin.vpn.source import ClipSource
+from videoperlin.vpn.family import LabelSource, SourceOptions
+from videoperlin.vpn.source import FAMILIES, ClipSource
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ RESUME_NEUTRAL = frozenset(
         "train.val_every",
         "data.workers",
         "data.cache_dir",
+        "vpn.workers",
     }
 )
 #: Fields holding paths; a run records them absolute, so it can be evaluated or resumed from any folder.
@@ -81,6 +83,12 @@ class VPNConfig(ClipSource):
     from ``train.seed``. (``data.path`` may instead name an exported folder.)"""
 
     val_videos: int = option(1080, "held-out clips for validation (another seed)", at_least(1))
+    workers: int = option(
+        0,
+        "CPU processes rendering training batches ahead of the step (0: in the training process; clips are "
+        "the same either way)",
+        at_least(0),
+    )
 
 
 OBJECTIVES = objectives_schema()
@@ -326,30 +334,50 @@ def load_config(
             set_key(mapping, key, value)
     if task is not None:
         mapping["task"] = task
-    recipe_model = dict(mapping.get("model") or {})
+    recipe = {section: dict(mapping.get(section) or {}) for section in ("model", "vpn")}
     for key, value in (overrides or {}).items():
         if value is not None:
             set_key(mapping, key, value)
     for text in sets or []:
         set_key(mapping, *parse_override(text))
-    _drop_other_architecture_options(mapping, recipe_model)
+    _drop_foreign_recipe_options(mapping, recipe)
     return build(RunConfig, mapping)
 
 
-def _drop_other_architecture_options(mapping: dict[str, Any], recipe_model: dict[str, Any]) -> None:
-    """A recipe's model options are for the model it names: when the command line names another
-    architecture (``--model vit_tiny`` over a ResNet recipe), the recipe's options that model lacks
-    are left out (what the user sets is never dropped, and still refused if foreign)."""
-    model = mapping.get("model") or {}
-    name = model.get("name")
-    if name is None or name == recipe_model.get("name") or name not in ModelConfig.architectures():
-        return
-    own = set(ModelConfig.architectures()[name].option_names())
-    dropped = [k for k, v in recipe_model.items() if k != "name" and k not in own and model.get(k) == v]
-    for key in dropped:
-        del model[key]
-    if dropped:
-        log.info("the recipe's %s apply to its model, not %s: left out", ", ".join(f"model.{k}" for k in dropped), name)
+def _drop_foreign_recipe_options(mapping: dict[str, Any], recipe: dict[str, dict[str, Any]]) -> None:
+    """A recipe's model options are for the model it names, its clip options for its family: when the
+    command line names another architecture (``--model vit_tiny`` over a ResNet recipe) or family
+    (``--family textures`` over a VPN recipe), the recipe's options that one lacks are left out (its
+    preset too). What the user sets is never dropped, and still refused if foreign."""
+    for section, key, own in (("model", "name", _architecture_options), ("vpn", "family", _family_options)):
+        chosen = (mapping.get(section) or {}).get(key)
+        names = None if chosen is None or chosen == recipe[section].get(key) else own(chosen)
+        if names is None:
+            continue
+        values = mapping[section]
+        dropped = [k for k, v in recipe[section].items() if k != key and k not in names and values.get(k) == v]
+        for name in dropped:
+            del values[name]
+        if dropped:
+            log.info("the recipe's %s are not %s's: left out", ", ".join(f"{section}.{k}" for k in dropped), chosen)
+
+
+def _architecture_options(name: str) -> set[str] | None:
+    architectures = ModelConfig.architectures()
+    return set(architectures[name].option_names()) if name in architectures else None
+
+
+def _family_options(name: str) -> set[str] | None:
+    """The ``vpn`` fields family ``name`` uses: its own, and those every family shares but a preset."""
+    if name not in FAMILIES:
+        return None
+    family = FAMILIES[name]
+    shared = {f.name for f in dataclasses.fields(VPNConfig)} - {f.name for f in dataclasses.fields(LabelSource)}
+    shared -= {
+        f.name for other in FAMILIES.values() for g in (other.Options, other.Labels) for f in dataclasses.fields(g)
+    }
+    own = {f.name for g in (family.Options, family.Labels) for f in dataclasses.fields(g)}
+    return (shared | own | {f.name for f in dataclasses.fields(SourceOptions)}) - {"preset", "labels"}
 
 
 def config_from_record(record: dict[str, Any]) -> RunConfig:

@@ -106,7 +106,7 @@ class _SourceMethods:
             )
         mine = {f.name for g in (family.Labels, family.Options) for f in dataclasses.fields(g)}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            if f.name in mine or f.name in ("family", "num_videos", "val_videos"):
+            if f.name in mine or f.name in ("family", "num_videos", "val_videos", "workers"):
                 continue
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
             if getattr(self, f.name) != default:

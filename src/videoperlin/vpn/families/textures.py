@@ -221,7 +221,10 @@ class TexturesFamily(Family):
         xs = torch.arange(self.width, dtype=torch.float64, device=device) - (self.width - 1) / 2
         dx = (xs[None, None, :] - centre[..., 0, None])[:, :, None, :]  # (B, T, 1, W)
         dy = (ys[None, None, :] - centre[..., 1, None])[:, :, :, None]  # (B, T, H, 1)
-        c, s = (torch.cos(angle) / (scale * half))[..., None, None], (torch.sin(angle) / (scale * half))[..., None, None]
+        c, s = (
+            (torch.cos(angle) / (scale * half))[..., None, None],
+            (torch.sin(angle) / (scale * half))[..., None, None],
+        )
         grid = torch.empty((batch, self.frames, self.height, self.width, 2), device=device)
         torch.add((c * dx).float(), (s * dy).float(), out=grid[..., 0])  # x / (S/2)
         torch.sub((s * dx).float(), (c * dy).float(), out=grid[..., 1])  # -y / (S/2)
