@@ -80,7 +80,9 @@ def convert_arguments(parser: argparse.ArgumentParser) -> None:
     from videoperlin.models.frameworks import FRAMEWORKS as RESNET_FRAMEWORKS
 
     FRAMEWORKS = (*RESNET_FRAMEWORKS, "videomae")
-    parser.add_argument("source", help="weights: a .pth/.pt/.safetensors file or a model directory")
+    parser.add_argument(
+        "source", nargs="?", default=None, help="weights: a .pth/.pt/.safetensors file or a model directory"
+    )
     parser.add_argument(
         "--from",
         dest="source_format",
@@ -96,7 +98,14 @@ def convert_arguments(parser: argparse.ArgumentParser) -> None:
         help="videoperlin: our model directory (model.safetensors + config.json); a framework: a "
         ".pth state dict its own model loads strictly, and a .json of how to build that model",
     )
-    parser.add_argument("--out", required=True, help="output directory (--to videoperlin) or .pth file")
+    parser.add_argument("--out", default=None, help="output directory (--to videoperlin) or .pth file")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="instead of SOURCE: say before training whether the network of this recipe (a path or a built-in "
+        "name, with --set) converts --to the framework",
+    )
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="with --config")
     parser.add_argument("--conv1-t-stride", type=int, default=None, help="not recorded in the weights (their default)")
     parser.add_argument("--no-max-pool", action="store_true", default=None, help="not recorded in the weights")
 
@@ -126,6 +135,40 @@ def read_source_model(path: str, source_format: str, fixed: dict):
     return import_state_dict(read_checkpoint_file(path)[0], source_format, str(path), **fixed)
 
 
+def check_recipe_exports(recipe: str, sets: list[str], target: str) -> str:
+    """The line saying that recipe's network converts to ``target``; a ConfigError naming what does not."""
+    import torch
+
+    from videoperlin.cli.training import config_path
+    from videoperlin.config_fields import to_dict
+    from videoperlin.models import create_model
+    from videoperlin.train.config import load_config
+
+    config = load_config(config_path(recipe), None, sets)
+    with torch.device("meta"):  # the options are what is checked: no weights needed
+        model = create_model(config.model.name, num_classes=10, **to_dict(config.model.options()))
+    try:
+        check_exportable(model, target)
+    except ConfigError as exc:
+        raise ConfigError(f"--config {recipe}: its network cannot be converted --to {target}: {exc}") from None
+    return f"--config {recipe}: {config.model.name} converts to {target}"
+
+
+def check_exportable(model, target: str) -> None:
+    """Refuse, naming the difference, a network that has no counterpart in ``target`` (before any weights move)."""
+    from videoperlin.models.frameworks import check_corresponds
+    from videoperlin.models.registry import architecture_of
+    from videoperlin.models.videomae import check_exportable as videomae_exportable
+
+    arch = architecture_of(model)
+    if target == "videomae":
+        videomae_exportable(model)
+    elif arch.tokens:
+        raise ConfigError(f"{arch.name} has no {target} counterpart; it converts to {', '.join(arch.frameworks)}")
+    elif target != "videoperlin":
+        check_corresponds(model, target)
+
+
 def run_convert(args: argparse.Namespace) -> int:
     """Convert weights between this project and torchvision, mmaction2 and 3D-ResNets-PyTorch (hara) for the
     video ResNets, and the VideoMAE release for the transformers: strict both ways (every tensor placed with
@@ -134,11 +177,17 @@ def run_convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from videoperlin.models.frameworks import export_state_dict, framework_settings
-    from videoperlin.models.registry import architecture_of
     from videoperlin.models.videomae import to_videomae, videomae_settings
     from videoperlin.models.weight_files import save_model
     from videoperlin.train.checkpointing import save_checkpoint
 
+    if args.config is not None:
+        if args.source is not None:
+            raise ConfigError("give SOURCE weights to convert, or --config RECIPE to check before training; not both")
+        print(check_recipe_exports(args.config, args.set, args.target_format))
+        return 0
+    if args.source is None or args.out is None:
+        raise ConfigError("convert needs SOURCE and --out (or --config RECIPE --to FRAMEWORK to check a recipe)")
     source_format = args.source_format or ("hara" if args.target_format == "videoperlin" else "videoperlin")
     fixed = {
         k: v for k, v in (("conv1_t_stride", args.conv1_t_stride), ("no_max_pool", args.no_max_pool)) if v is not None
@@ -157,12 +206,7 @@ def run_convert(args: argparse.Namespace) -> int:
             f"--out {out}: the weights and their build settings ({sidecar}) must be two new files, not "
             f"{'one' if sidecar == out else 'the source'}; give the weights a suffix such as .pth"
         )
-    arch = architecture_of(model)
-    if arch.tokens != (args.target_format == "videomae"):  # a transformer to a ResNet framework, or the reverse
-        raise ConfigError(
-            f"--to {args.target_format}: {arch.name} has no {args.target_format} counterpart; it converts to "
-            f"{', '.join(arch.frameworks) or 'no other framework'}"
-        )
+    check_exportable(model, args.target_format)
     if args.target_format == "videomae":
         settings, state = videomae_settings(model), to_videomae(model.state_dict())
     else:

@@ -16,7 +16,7 @@ from pathlib import Path
 from videoperlin.config_fields import describe, text_parser, type_name
 from videoperlin.data.config import DataConfig
 from videoperlin.errors import ConfigError, quoted
-from videoperlin.train.config import RunConfig, field_annotation, field_doc_of, load_config
+from videoperlin.train.config import RunConfig, adopt_init_architecture, field_annotation, field_doc_of, load_config
 
 #: Shortcut flag -> config key (every other field: --set section.field=value).
 SHORTCUTS = {
@@ -77,7 +77,8 @@ COMMAND_SHORTCUTS = {
     + ("val_data", "val_fraction", "seed", "frames", "size", "stride", "window_stride", "short_side", "workers"),
     "check-data": ("dataset", "split", "splits_dir", "frames", "short_side", "cache_dir"),
 }
-DEFAULT_PRETRAIN_CONFIG = "pretrain_cpu"
+#: The recipe each command runs when no --config is given (``videoperlin config COMMAND`` prints it).
+DEFAULT_CONFIGS = {"pretrain": "pretrain_cpu", "train": "finetune_cpu"}
 
 
 def builtin_config(name: str) -> Path:
@@ -130,7 +131,12 @@ def add_set_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--config", default=None, help="YAML recipe: a path, or a built-in name (configs/)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help=f"YAML recipe: a path, or a built-in name (configs/); default {DEFAULT_CONFIGS[command]} "
+        f"(videoperlin config {command} prints its every value)",
+    )
     add_set_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     parser.add_argument(
@@ -154,15 +160,15 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, task: str) -> RunConfig:
     """The run config of a ``pretrain``/``train`` command line."""
-    path = config_path(args.config)
-    if path is None and task == "pretrain":
-        path = builtin_config(DEFAULT_PRETRAIN_CONFIG)
+    path = config_path(args.config) or builtin_config(DEFAULT_CONFIGS[task])
     overrides = shortcut_values(args, task)
     if getattr(args, "keep_head", False):
         overrides["train.reset_head"] = False
     if args.quiet:
         overrides["train.progress"] = False
-    return load_config(path, overrides, args.set, task=task)
+    config = load_config(path, overrides, args.set, task=task)
+    user_keys = frozenset([*overrides, *(text.split("=", 1)[0].strip() for text in args.set)])
+    return adopt_init_architecture(config, user_keys) if task == "train" else config
 
 
 def run_training(args: argparse.Namespace) -> int:
@@ -279,14 +285,24 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="show this recipe's values (a path or a built-in name)")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=tuple(DEFAULT_CONFIGS),
+        default="pretrain",
+        help="show what this command runs with no --config (its default recipe); default pretrain",
+    )
+    parser.add_argument("--config", default=None, help="show this recipe's values instead (a path or a built-in name)")
     add_set_argument(parser)
 
 
 def run_config(args: argparse.Namespace) -> int:
-    """Print the run config -- defaults, or a recipe's values with --config/--set -- as commented YAML:
-    every field with its value, type and doc (a starting point for a recipe of your own)."""
-    config = load_config(config_path(args.config), None, args.set)
+    """Print the run config a command uses -- its default recipe, or another with --config, with --set
+    applied -- as commented YAML: every field with its value, type and doc (a starting point for a recipe
+    of your own)."""
+    recipe = args.config or DEFAULT_CONFIGS[args.command]
+    config = load_config(config_path(recipe), None, args.set, task=args.command)
+    print(f"# videoperlin {args.command} with recipe {recipe}" + (f" and {len(args.set)} --set" if args.set else ""))
     values = dict(_flat_values(config.to_dict()))
     section = None
     for key, kind, _, doc in describe(RunConfig):

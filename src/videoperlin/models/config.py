@@ -25,7 +25,7 @@ DEFAULT_MODEL = "r3d18"
 class _ModelBase(Checked):
     name: str = option(
         DEFAULT_MODEL,
-        "registered model: r3d, r2p1d or mc3 with depth 10..200, or vit_tiny/small/base (videoperlin models)",
+        "registered model: r3d, r2p1d or mc3 with depth 10..200, or vit_micro/tiny/small/base (videoperlin models)",
         one_of(list(ARCHITECTURES)),
     )
 

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from videoperlin.config_fields import Checked, at_least, in_range, option
 
+#: Model options that regularise training and leave no trace in the weights: fine-tuning keeps its own
+#: value where it takes a checkpoint's architecture (``train --init``).
+TRAINING_OPTIONS = frozenset({"dropout", "drop_path"})
+
 
 @dataclass
 class CommonOptions(Checked):

@@ -42,6 +42,8 @@ from videoperlin.config_fields import (
 from videoperlin.data.config import DataConfig
 from videoperlin.errors import ConfigError, quoted
 from videoperlin.models.config import ModelConfig
+from videoperlin.models.options import TRAINING_OPTIONS
+from videoperlin.models.registry import normalize_model_config
 from videoperlin.train.augment import AugmentConfig
 from videoperlin.train.objectives import Objective
 from videoperlin.train.objectives import freeze_schema as objectives_schema
@@ -378,6 +380,39 @@ def _family_options(name: str) -> set[str] | None:
     }
     own = {f.name for g in (family.Options, family.Labels) for f in dataclasses.fields(g)}
     return (shared | own | {f.name for f in dataclasses.fields(SourceOptions)}) - {"preset", "labels"}
+
+
+def adopt_init_architecture(config: RunConfig, user_keys: frozenset[str] = frozenset()) -> RunConfig:
+    """``config`` building the network a videoperlin ``train.init`` records (its name and every option but
+    :data:`~videoperlin.models.options.TRAINING_OPTIONS`), so a recipe's model never fights the checkpoint's;
+    a key the user set (``user_keys``: ``model.widen_factor``...) that disagrees is a one-line error naming
+    both values. Other files (torchvision, mmaction2, VideoMAE: the engine adopts theirs) pass unchanged."""
+    init = config.train.init
+    if init is None or not Path(init).exists():
+        return config
+    from videoperlin.models.weight_files import read_checkpoint_file
+
+    recorded = read_checkpoint_file(init)[1].get("model_config")
+    if not recorded:
+        return config
+    wanted = {k: v for k, v in normalize_model_config(recorded).items() if k not in ("num_classes", *TRAINING_OPTIONS)}
+    current = to_dict(config.model)
+    conflicts = [
+        f"model.{k} {current.get(k)!r} (set here) vs {v!r} (the checkpoint's)"
+        for k, v in wanted.items()
+        if f"model.{k}" in user_keys and current.get(k) != v
+    ]
+    if conflicts:
+        raise ConfigError(
+            f"train.init {init} was trained as another network: {'; '.join(conflicts)}; leave the model options "
+            f"out to build the checkpoint's network, or choose another --init"
+        )
+    changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+    if not changed:
+        return config
+    log.info("train.init %s: building its network (%s)", init, ", ".join(f"model.{k}={v}" for k, v in changed.items()))
+    foreign = {k: v for k, v in to_dict(ModelConfig()).items() if k not in wanted and k not in TRAINING_OPTIONS}
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, **foreign, **wanted))
 
 
 def config_from_record(record: dict[str, Any]) -> RunConfig:
