@@ -5,13 +5,9 @@ study; analysis and cli on top) kept by the imports."""
 from __future__ import annotations
 
 import ast
-import importlib
-import re
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 #: Lower layers must not import higher ones (a module may import its own layer and the ones below).
@@ -120,14 +116,15 @@ def test_every_module_imports_on_its_own():
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
 
 
-def test_renamed_modules_name_their_successor():
-    for old, new in (
-        ("videoperlin.utils.fields", "videoperlin.config_fields"),
-        ("videoperlin.metrics", "videoperlin.scores"),
-        ("videoperlin.vpn.counter", "videoperlin.vpn.draws"),
-        ("videoperlin.cli.runs", "videoperlin.cli.training"),
-        ("videoperlin.models.hara", "videoperlin.models.from_3d_resnets_pytorch"),
-        ("videoperlin.models.checkpoint", "videoperlin.models.weight_files"),
-    ):
-        with pytest.raises(ImportError, match=re.escape(new)):  # a failed import leaves no module behind
-            importlib.import_module(old)
+def test_the_package_imports_without_fcntl():
+    """Windows has no fcntl: every module imports without it (the run lock is filelock's)."""
+    code = (
+        "import sys, importlib, pkgutil, warnings; sys.modules['fcntl'] = None; warnings.simplefilter('ignore')\n"
+        "import videoperlin\n"
+        "names = [m.name for m in pkgutil.walk_packages(videoperlin.__path__, 'videoperlin.') if m.name != 'videoperlin.__main__']\n"
+        "[importlib.import_module(n) for n in names]\n"
+        "print(len(names))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout) > 80

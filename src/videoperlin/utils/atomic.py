@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+import filelock
 
 from videoperlin.errors import ConfigError
 
@@ -25,14 +26,20 @@ TMP_MARKER = ".tmp-"
 @contextlib.contextmanager
 def exclusive_lock(lock_file: Path, busy: str) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_file`` (created if needed) for the ``with`` block; if another
-    process holds it, a :class:`ConfigError` ``busy`` (which says what is busy and what to do)."""
+    process holds it, a :class:`ConfigError` ``busy`` (which says what is busy and what to do).
+
+    Through ``filelock`` (a dependency of torch): an OS lock on POSIX and Windows alike, released by the
+    kernel when its process dies, so a killed run's lock never blocks the next one."""
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{busy} ({lock_file} is locked)") from None
+    lock = filelock.FileLock(lock_file, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise ConfigError(f"{busy} ({lock_file} is locked)") from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def temp_path_for(path: Path) -> Path:

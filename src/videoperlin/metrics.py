@@ -1,3 +1,0 @@
-"""Renamed: this module is now :mod:`videoperlin.scores`."""
-
-raise ImportError("videoperlin.metrics was renamed videoperlin.scores")
