@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from video_fixtures import CLASSES, pattern_video
+from video_fixtures import CLASSES, pattern_video, write_class_folders
 
 from videoperlin.data.decode import FrameCache, decode_video
 from videoperlin.data.encode import encode_video
@@ -238,3 +238,35 @@ def test_clips_resized_in_uint8_stay_within_a_gray_level_of_the_float_resize(sha
     assert error.max() <= 1.1 and error.mean() <= 0.35, (error.max(), error.mean())  # rounding to uint8: mean 1/4
     mirrored_first = to_clip_tensor(np.ascontiguousarray(frames[:, :, ::-1]), (112, 112))
     assert torch.equal(to_clip_tensor(frames, (112, 112), flip=True), mirrored_first)  # flipped after the resize
+
+
+def test_the_frame_cache_stays_within_its_limit_evicting_the_least_recently_used(tmp_path):
+    videos = sorted(write_class_folders(tmp_path / "videos", per_class=3, frames=12))
+    one = FrameCache(tmp_path / "probe", 32)
+    one.load(videos[0])
+    entry = one.size()  # bytes of one video's frames
+    cache = FrameCache(tmp_path / "cache", 32, limit_bytes=int(3.5 * entry))
+    for video in videos:  # nine videos through a cache that holds three and a half
+        frames = cache.load(video)
+        assert np.array_equal(frames, decode_video(video, 32))
+        assert cache.size() <= cache.limit
+    kept = {path for _, _, path in cache.entries()}
+    assert len(kept) == 3 and cache._key(videos[-1]) in kept and cache._key(videos[0]) not in kept
+    cache.load(videos[-3])  # a hit: now the most recently used
+    cache.load(videos[0])  # a miss: someone must go, not the one just used
+    assert cache._key(videos[-3]) in {path for _, _, path in cache.entries()}
+    assert "GiB of" in cache.describe()
+
+
+def test_a_training_run_over_more_video_than_the_cache_limit_keeps_the_cache_at_it(tmp_path, cli):
+    write_class_folders(tmp_path / "videos", per_class=4, frames=12)
+    limit_gb = 5 * 12 * 32 * 42 * 3 / 2**30  # about five of the twelve videos' frames
+    proc = cli(
+        "train", "--data", tmp_path / "videos", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8",
+        "--size", "32", "--set", "data.short_side=32", "--epochs", "1", "--batch-size", "4", "--amp", "off",
+        "--set", f"data.cache_limit_gb={limit_gb}", "--cache-dir", tmp_path / "cache", "--workers", "0",
+        "--out", tmp_path / "run", check=True,
+    )  # fmt: skip
+    total = sum(p.stat().st_size for p in (tmp_path / "cache").glob("*/*.npy"))
+    assert 0 < total <= limit_gb * 2**30
+    assert "frame cache" in proc.stderr and "GiB of" in proc.stderr

@@ -233,7 +233,6 @@ def run_check_data(args: argparse.Namespace) -> int:
     """Scan a dataset: classes with train/test counts, listed-but-missing clips, unreadable videos (exit 1)
     and videos shorter than one clip (a warning; exit 1 with --strict)."""
     from videoperlin.data.check import check_catalog, format_report
-    from videoperlin.data.decode import FrameCache
     from videoperlin.data.sources import load_catalog
 
     given = shortcut_values(args, "check-data")
@@ -242,7 +241,7 @@ def run_check_data(args: argparse.Namespace) -> int:
     crop = {"data.size": min(short_side, DataConfig.size)}
     d = load_config(None, {"data.path": args.data, **crop, **given}, task="train").data
     catalog = load_catalog(args.data, d.dataset, d.split, d.splits_dir)
-    report = check_catalog(catalog, FrameCache(d.frame_cache_dir(), d.short_side), d.frames, not args.quiet)
+    report = check_catalog(catalog, d.frame_cache(), d.frames, not args.quiet)
     print(format_report(report, args.strict))
     return 0 if report.ok(args.strict) else 1
 

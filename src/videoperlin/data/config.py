@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from videoperlin.config_fields import Checked, FieldError, at_least, greater_than, in_range, option
+from videoperlin.data.decode import FrameCache
 from videoperlin.geometry import ClipGeometry
 
 #: What to do with a video that cannot be decoded: skip it (counted in the metrics) or stop.
@@ -44,6 +45,12 @@ class DataConfig(ClipGeometry, Checked):
     stride: int = option(1, "temporal stride between a clip's frames", at_least(1))
     short_side: int = option(128, "decoded frames' short side in pixels (then cropped to size)", at_least(1))
     cache_dir: str | None = option(None, "decoded-frame cache (default ~/.cache/videoperlin/frames)")
+    cache_limit_gb: float = option(
+        20.0,
+        "size limit of the decoded-frame cache in GiB: beyond it the least recently used videos are evicted "
+        "(0: no limit; UCF-101 at short side 128 needs ~160)",
+        at_least(0),
+    )
     workers: int = option(2, "DataLoader worker processes (0: load in the training process)", at_least(0))
     on_bad_video: BadVideoPolicy = option("skip", "an undecodable video is skipped and counted, or fails the run")
     window_stride: int | None = option(None, "frames between validation windows (default: one clip span)", at_least(1))
@@ -62,3 +69,7 @@ class DataConfig(ClipGeometry, Checked):
     def frame_cache_dir(self) -> Path:
         """The decoded-frame cache directory this config uses."""
         return Path(self.cache_dir) if self.cache_dir else DEFAULT_FRAME_CACHE
+
+    def frame_cache(self) -> FrameCache:
+        """The decoded-frame cache this config uses: its directory, frame size and size limit."""
+        return FrameCache(self.frame_cache_dir(), self.short_side, int(self.cache_limit_gb * 2**30))

@@ -13,8 +13,10 @@ cache entry is decoded again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import av
@@ -112,11 +114,23 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
 
 
 class FrameCache:
-    """Decoded-frame cache: ``.npy`` files under ``directory`` (None: decode every time)."""
+    """Decoded-frame cache: ``.npy`` files under ``directory`` (None: decode every time), at most
+    ``limit_bytes`` of them (0: no limit).
 
-    def __init__(self, directory: str | Path | None, short_side: int | None = 128) -> None:
+    Beyond the limit the least recently used videos are evicted (an entry's modification time is set on
+    every read), down to :attr:`LOW_WATER` of the limit so that eviction scans are rare. Several processes
+    (DataLoader workers, runs) may share a cache: each keeps an estimate of its size, an eviction rescans
+    the directory, and an entry that another process evicted between the check and the read is decoded
+    again without a word."""
+
+    #: After an eviction the cache holds at most this share of its limit.
+    LOW_WATER = 0.9
+
+    def __init__(self, directory: str | Path | None, short_side: int | None = 128, limit_bytes: int = 0) -> None:
         self.directory = Path(directory) if directory else None
         self.short_side = short_side
+        self.limit = limit_bytes
+        self._size: int | None = None  # estimate; scanned on first need
         if self.directory:
             self.directory.mkdir(parents=True, exist_ok=True)
 
@@ -127,6 +141,41 @@ class FrameCache:
         ).hexdigest()
         return self.directory / digest[:2] / f"{digest}.npy"  # type: ignore[operator]
 
+    def entries(self) -> list[tuple[float, int, Path]]:
+        """(last use, bytes, path) of every entry, oldest first."""
+        found = []
+        for entry in self.directory.glob("*/*.npy") if self.directory else []:
+            with contextlib.suppress(FileNotFoundError):
+                stat = entry.stat()
+                found.append((stat.st_mtime, stat.st_size, entry))
+        return sorted(found)
+
+    def size(self) -> int:
+        """Bytes the cache holds now (a scan of its directory)."""
+        self._size = sum(size for _, size, _ in self.entries())
+        return self._size
+
+    def describe(self) -> str:
+        """``DIR: 3.2 GiB of 20.0 GiB`` (the run log's line)."""
+        if self.directory is None:
+            return "no frame cache (videos are decoded every time)"
+        limit = f"{self.limit / 2**30:.1f} GiB" if self.limit else "no limit"
+        return f"frame cache {self.directory}: {self.size() / 2**30:.2f} GiB of {limit}"
+
+    def _evict(self, keep: Path) -> None:
+        """Delete least recently used entries (never ``keep``) until the cache is below its low-water mark."""
+        entries = self.entries()
+        total = sum(size for _, size, _ in entries)
+        target = self.LOW_WATER * self.limit
+        for _, size, entry in entries:
+            if total <= target:
+                break
+            if entry != keep:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    total -= size
+        self._size = total
+
     def load(self, path: str | Path) -> np.ndarray:
         """Frames of ``path`` from the cache, decoding (and storing) them on a miss."""
         path = Path(path)
@@ -135,7 +184,12 @@ class FrameCache:
         entry = self._key(path)
         if entry.exists():
             try:
-                return np.load(entry, allow_pickle=False)
+                frames = np.load(entry, allow_pickle=False)
+                with contextlib.suppress(FileNotFoundError):
+                    os.utime(entry)  # used now: the last to be evicted
+                return frames
+            except FileNotFoundError:
+                pass  # evicted by another process since the check: decode again
             except (ValueError, OSError, EOFError):
                 log.warning("cache entry %s for %s is corrupt; decoding again", entry, path)
         frames = decode_video(path, self.short_side)
@@ -143,6 +197,10 @@ class FrameCache:
         with atomic_path(entry) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, frames)
+        if self.limit:
+            self._size = (self.size() if self._size is None else self._size) + entry.stat().st_size
+            if self._size > self.limit:
+                self._evict(keep=entry)
         return frames
 
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader
 
-from videoperlin.data.decode import FrameCache
 from videoperlin.data.splits import split_records
 from videoperlin.data.video_dataset import Batch, ClipDataset, WindowDataset, collate_clips, collate_windows
 from videoperlin.train.config import RunConfig
@@ -40,7 +39,7 @@ def window_dataset(config: RunConfig, records, max_windows: int | None) -> Windo
     d = config.data
     return WindowDataset(
         records,
-        FrameCache(d.frame_cache_dir(), d.short_side),
+        d.frame_cache(),
         d.frames,
         d.size,
         stride=d.stride,
@@ -149,7 +148,7 @@ class VideoBatches:
         d = config.data
         split = split_records(d, config.train.seed)
         self.class_names = split.class_names
-        cache = FrameCache(d.frame_cache_dir(), d.short_side)
+        cache = d.frame_cache()
         self.train = ClipDataset(
             split.train,
             cache,
@@ -179,6 +178,7 @@ class VideoBatches:
             len(self.val),
             len(self.class_names),
         )
+        log.info("%s", cache.describe())
 
     def steps(self, epoch: int) -> int:
         return len(self.sampler)

@@ -68,6 +68,7 @@ RESUME_NEUTRAL = frozenset(
         "train.val_every",
         "data.workers",
         "data.cache_dir",
+        "data.cache_limit_gb",
         "vpn.workers",
     }
 )
