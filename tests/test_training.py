@@ -541,3 +541,22 @@ def test_old_run_directories_still_load(tmp_path, cli, videos):
     assert proc.returncode == 0, proc.stderr  # the stored model config compares equal once normalised
     assert [r["epoch"] for r in metrics(run)] == [1, 2]
     assert metrics(run)[1]["changed_settings"] == {"train.epochs": [1, 2]}  # vpn.* is not used by a real-video run
+
+
+def test_every_run_writes_tensorboard_events_and_a_curves_figure(tmp_path, cli):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cli(
+        "pretrain", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8", "--size", "32",
+        "--num-videos", "8", "--set", "vpn.val_videos=4", "--batch-size", "4", "--epochs", "2", "--amp", "off",
+        "--out", tmp_path / "run", "-q", check=True,
+    )  # fmt: skip
+    events = EventAccumulator(str(tmp_path / "run/tensorboard"))
+    events.Reload()
+    records = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    for metric in ("train_loss", "val_acc", "lr"):
+        scalars = events.Scalars(metric)
+        assert [s.step for s in scalars] == [r["epoch"] for r in records]
+        assert [s.value for s in scalars] == pytest.approx([r[metric] for r in records], rel=1e-6)
+    assert (tmp_path / "run/figures/curves.png").stat().st_size > 5000

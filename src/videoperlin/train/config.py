@@ -61,6 +61,7 @@ RESUME_NEUTRAL = frozenset(
     {
         "train.out",
         "train.progress",
+        "train.tensorboard",
         "train.threads",
         "train.save_every",
         "train.checkpoint_every",
@@ -201,6 +202,7 @@ class TrainConfig(Checked):
     ft_begin_module: str | None = option(None, "freeze every top-level module before this one (e.g. layer4)")
     val_every: int = option(1, "validate every N epochs (and at the last)", at_least(1))
     progress: bool = option(True, "show a progress bar")
+    tensorboard: bool = option(True, "also write TensorBoard event files (tensorboard/) when tensorboard is installed")
     threads: int = option(0, "torch CPU threads (0: torch's default)", at_least(0))
 
 

@@ -51,7 +51,9 @@ from videoperlin.train.objectives import Objective
 from videoperlin.train.resources import check_set_size, check_step_memory
 from videoperlin.train.run_dir import RunDir
 from videoperlin.train.schedule import lr_factor
+from videoperlin.train.tracking import TensorBoardLog
 from videoperlin.utils.atomic import exclusive_lock, writable_directory
+from videoperlin.utils.plotting import plot_run_curves
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +206,7 @@ class Trainer:
         self.epoch_totals = self._zero_totals()
         self.changes: dict[str, tuple[Any, Any]] = {}  # settings this segment changed (accept_changes)
         self._prepare_run_dir(resume, accept_changes)
+        self.tensorboard = TensorBoardLog.open(self.run_dir.tensorboard, config.train.tensorboard and self.dist.is_main)
         self.net: nn.Module = self.task_net
         if self.dist.enabled:
             self.net = nn.parallel.DistributedDataParallel(
@@ -409,6 +412,7 @@ class Trainer:
     def log_metrics(self, record: dict[str, Any]) -> None:
         if self.dist.is_main:
             self.run_dir.write_epoch(record)
+            self.tensorboard.write(record)
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -441,6 +445,7 @@ class Trainer:
                 record = self.end_epoch(epoch, {**train_metrics, **val_metrics})
             self.write_figures()
         finally:
+            self.tensorboard.close()
             cleanup_distributed()
             self._lock.close()
         return record
@@ -693,6 +698,9 @@ class Trainer:
 
         stem, name = architecture_of(self.model).stem, architecture_of(self.model).name
         save_kernel_panel(self.model, self.run_dir.figures / "conv1.png", f"{name} {stem} after {self.config.task}")
+        plot_run_curves(
+            self.run_dir.metrics(), self.run_dir.figures / "curves.png", f"{name}, {self.run_dir.path.name}"
+        )
         self.objective.write_figures(self.run_dir.figures, f"{name}, {self.objective.name}", self._validation_sample)
 
     @torch.no_grad()

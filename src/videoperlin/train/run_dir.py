@@ -6,7 +6,9 @@ A run directory (``train.out``) holds::
     metrics.jsonl      one JSON record per epoch (a resumed epoch replaces its line)
     checkpoints/       last.pt (every train.save_every epochs and at the last; every train.checkpoint_every
                        steps), best.pt
-    figures/           conv1.png
+    figures/           conv1.png (the first layer), curves.png (losses and scores by epoch), mae.png (masked
+                       pre-training: masked input, reconstruction, target)
+    tensorboard/       TensorBoard event files (when tensorboard is installed)
     .lock              held by the process writing the run (one writer at a time)
     failed.json        only when a study gave the run up (the error; videoperlin.study.runs)
     eval-<subset>/     what videoperlin evaluate wrote
@@ -60,6 +62,10 @@ class RunDir:
     @property
     def figures(self) -> Path:
         return self.path / "figures"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
 
     @property
     def lock_file(self) -> Path:
