@@ -128,6 +128,15 @@ def test_a_small_study_reports_publishes_and_reuses_its_runs(tmp_path):
     report = (out / "report.md").read_text()
     assert "| r3d10 | vpn-low |" in report and "(n=2)" in report and "[95% CI]" in report
     assert (published / "results.csv").exists() and (published / "figures" / "curves_toy_r3d10.png").exists()
+    assert (published / "figures" / "forest.png").stat().st_size > 5000  # the paired interval, drawn
+    with open(out / "pretraining.csv", newline="") as handle:
+        pre = list(csv.DictReader(handle))
+    assert [(r["arm"], r["pretrain_seed"], r["objective"]) for r in pre] == [
+        ("vpn-low", "0", "classify"),
+        ("vpn-low", "1", "classify"),
+    ]
+    assert all(0 <= float(r["val_acc"]) <= 1 and int(r["clips_seen"]) > 0 for r in pre)
+    assert "| held-out top-1 % | held-out MAE loss | clips seen |" in report
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}
     assert main(args) == 0  # finished work is reused, nothing retrains
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("metrics.jsonl")}

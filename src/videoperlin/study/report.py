@@ -28,6 +28,7 @@ from videoperlin.study.statistics import paired, paired_interval, verdict, wins_
 from videoperlin.train.numerics import device_description
 from videoperlin.train.run_dir import RunDir
 from videoperlin.utils.atomic import atomic_write_text
+from videoperlin.utils.plotting import pyplot, save_figure
 
 #: Where the report's details begin (the terminal shows what comes before).
 PRETRAIN_HEADING = "Pre-training"
@@ -105,10 +106,14 @@ def comparison_table(
 def summary_table(rows: list[dict[str, Any]], protocol: Protocol) -> str:
     """One :func:`dataset_table` per dataset, under its name, and its comparisons with ``compare_with``;
     then the same for each pool of datasets (``pooled``)."""
-    groups: list[tuple[str, str | tuple[str, ...]]] = [
-        (f"### {d.name}" + (f" (after {d.after})" if d.after else ""), d.name) for d in protocol.datasets
+    after = {d.name: f" (after {d.after})" for d in protocol.datasets if d.after}
+    groups = [
+        (
+            f"### {name}" + (f" (pooled: {', '.join(dataset)})" if isinstance(dataset, tuple) else after.get(name, "")),
+            dataset,
+        )
+        for name, dataset in dataset_groups(protocol)
     ]
-    groups += [(f"### {pool} (pooled: {', '.join(names)})", tuple(names)) for pool, names in protocol.pooled.items()]
     sections = []
     for heading, dataset in groups:
         parts = [heading, dataset_table(rows, protocol, dataset)]
@@ -117,9 +122,46 @@ def summary_table(rows: list[dict[str, Any]], protocol: Protocol) -> str:
     return "\n\n".join(sections)
 
 
+def dataset_groups(protocol: Protocol) -> list[tuple[str, str | tuple[str, ...]]]:
+    """(label, dataset or pool) of every dataset and pool the report has a section for."""
+    return [(d.name, d.name) for d in protocol.datasets] + [(p, tuple(n)) for p, n in protocol.pooled.items()]
+
+
+def forest_plot(rows: list[dict[str, Any]], protocol: Protocol, out: Path) -> Path | None:
+    """``figures/forest.png``: every paired difference of the report (each arm against scratch and each
+    ``compare_with`` arm, per dataset and pool) as its mean with the 95% interval, 0 marked."""
+    entries: list[tuple[str, float, float, float]] = []  # (label, mean, low, high), top to bottom
+    for name, dataset in dataset_groups(protocol):
+        for arch in protocol.archs:
+            for reference in (SCRATCH, *protocol.compare_with):
+                for arm in arms_present(rows, protocol, arch):
+                    if arm in (SCRATCH, reference) or (reference != SCRATCH and arm not in protocol.vpn_arms):
+                        continue
+                    interval = paired_interval(paired(rows, arm, arch, dataset, baseline=reference)[2])
+                    if interval is not None:
+                        mean, low, high = (100 * v for v in interval)
+                        entries.append((f"{name}, {arch}: {arm} − {reference}", mean, low, high))
+    if not entries:
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(entries) + 1.0))
+    ys = list(range(len(entries)))[::-1]
+    for y, (_, mean, low, high) in zip(ys, entries):
+        colour = "tab:green" if low > 0 else "tab:red" if high < 0 else "tab:gray"
+        ax.plot([low, high], [y, y], color=colour, linewidth=2)
+        ax.plot([mean], [y], "o", color=colour, markersize=4)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(ys, [label for label, *_ in entries], fontsize=7)
+    ax.set_xlabel("paired difference in video top-1, pp (95% interval)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, out / "figures" / "forest.png")
+
+
 def write_figures(protocol: Protocol, rows: list[dict[str, Any]], inits: list[Init], out: Path) -> list[Path]:
-    """Validation curves per dataset and architecture, and conv1 of every start point (first pre-training seed)."""
-    figures = []
+    """Validation curves per dataset and architecture, the forest plot of the paired differences, and
+    conv1 of every start point (first pre-training seed)."""
+    figures = [f for f in [forest_plot(rows, protocol, out)] if f is not None]
     for entry in protocol.datasets:
         for arch in protocol.archs:
             groups = {
@@ -272,7 +314,8 @@ time; also in `pretraining.csv`):
 |---|---|---|---|---|---|---|---|---|
 {chr(10).join(pre) if pre else "| – | – | – | – | – | – | – | – | – |"}
 
-Figures: `figures/curves_<dataset>_<arch>.png` (validation accuracy vs epoch, mean and min–max
+Figures: `figures/forest.png` (every paired difference above with its 95% interval),
+`figures/curves_<dataset>_<arch>.png` (validation accuracy vs epoch, mean and min–max
 band per arm), `figures/conv1_<arch>_<arm>.png` (the first layer after pre-training: conv1, or a
 transformer's patch embedding) and `figures/mae_<arch>_<arm>.png` (a masked pre-training's masked input,
 reconstruction and target).
