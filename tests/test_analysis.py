@@ -229,3 +229,15 @@ def test_predictors_of_transfer_from_a_published_study(tmp_path, cli):
     assert (tmp_path / "out" / "README.md").read_text().startswith("# Does a pre-training property predict")
     proc = cli("predictors", str(tmp_path / "nowhere"), "--tuning", *map(str, tuning))
     assert proc.returncode != 0 and "nowhere" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_predictors_read_a_studys_pretraining_csv_where_it_has_one(tmp_path):
+    from videoperlin.analysis.predictors import vpn_accuracies
+
+    study = tmp_path / "study"
+    write_study(study, {"a": (10, 30), "b": (40, 60), "decoy": (1, 2)})
+    (study / "pretraining.csv").write_text(
+        "arch,arm,pretrained_as,pretrain_seed,objective,val_acc,val_loss,clips_seen,precision,minutes,error\n"
+        "r3d18,a,a,0,classify,0.25,1.2,100,bf16,1.0,\nr3d18,m,m,0,mae,,0.6,100,bf16,1.0,\n"
+    )
+    assert vpn_accuracies(study) == {("a", 0): 25.0}  # the CSV, not the Markdown; a masked arm has no accuracy

@@ -89,8 +89,18 @@ def permutation_pvalue(x: Sequence[float], y: Sequence[float], draws: int = DRAW
     return hits / len(orders) if len(ry) <= EXACT_UP_TO else (1 + hits) / (1 + draws)
 
 
-def vpn_accuracies(report: Path) -> dict[tuple[str, int], float]:
-    """(arm, pre-training seed) -> VPN held-out top-1 %, from a published report's pre-training table."""
+def vpn_accuracies(study: Path) -> dict[tuple[str, int], float]:
+    """(arm, pre-training seed) -> VPN held-out top-1 %, from a published study's ``pretraining.csv``
+    (studies published before it existed: the report's pre-training table)."""
+    csv_file = study / "pretraining.csv"
+    if csv_file.exists():
+        rows = read_csv_rows(csv_file, "pre-training table")
+        return {
+            (r["arm"], int(r["pretrain_seed"])): 100 * float(r["val_acc"])
+            for r in rows
+            if r.get("val_acc") not in (None, "") and r.get("objective", "classify") == "classify"
+        }
+    report = study / "report.md"
     parts = read_text(report, "study report (a folder `videoperlin transfer --publish` wrote)").split(
         f"\n{PRETRAIN_HEADING} ", 1
     )
@@ -136,7 +146,7 @@ def arm_points(study: Path, tuning: Sequence[Path]) -> dict[str, dict[str, float
     """Arm -> {property or dataset: value averaged over the arm's pre-training seeds}. A seed counts when
     it has the VPN accuracy, the tuning properties and a transfer result; an arm keeps the keys all its
     counted seeds have."""
-    vpn, tuned = vpn_accuracies(study / "report.md"), tuning_properties(tuning)
+    vpn, tuned = vpn_accuracies(study), tuning_properties(tuning)
     per_start = {
         start: {VPN_PROPERTY: vpn[start], **{TUNING_PROPERTIES[k]: v for k, v in tuned[start].items()}, **delta}
         for start, delta in transfer_deltas(study / "results.csv").items()

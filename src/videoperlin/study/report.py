@@ -344,7 +344,8 @@ def summary_text(report: Path) -> str:
 def publish(out: Path, target: Path, figures: list[Path]) -> None:
     """Copy the report, results and this invocation's figures (text and small PNGs only) to ``target``."""
     (target / "figures").mkdir(parents=True, exist_ok=True)
-    for name in ("report.md", "results.csv"):
-        shutil.copy2(out / name, target / name)
+    for name in ("report.md", "results.csv", "pretraining.csv"):
+        if (out / name).exists():  # pretraining.csv: studies written since it came
+            shutil.copy2(out / name, target / name)
     for png in figures:
         shutil.copy2(png, target / "figures" / png.name)
