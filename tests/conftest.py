@@ -27,6 +27,9 @@ torch.set_num_threads(2)
 # The numerics guard's verdicts (train/numerics.py) go to a cache of this test session, shared with the
 # subprocesses it starts, not to the user's ~/.cache.
 os.environ["VIDEOPERLIN_CACHE_DIR"] = tempfile.mkdtemp(prefix="videoperlin-test-cache-")
+# The built-in study protocols read their datasets from $VIDEOPERLIN_DATA: tests of their shape need a value
+# (the folder need not hold the data); the tests of the variable itself unset it.
+os.environ.setdefault("VIDEOPERLIN_DATA", str(TESTS_DIR / "no-datasets-here"))
 
 
 def run_cli(*args: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:

@@ -13,10 +13,9 @@ import torch
 import yaml
 
 from videoperlin.cli import main
-from videoperlin.cli.training import builtin_config
 from videoperlin.errors import ConfigError
 from videoperlin.study.protocol import load_protocol
-from videoperlin.train.config import load_config
+from videoperlin.train.config import builtin_config, load_config
 from videoperlin.train.engine import Trainer
 from videoperlin.vpn import VPNDataset, get_family, load_families
 from videoperlin.vpn.draws import DrawLayout, GeneratorDraws

@@ -14,12 +14,12 @@ from resnet2d import Basic2d, ResNet2d
 from video_fixtures import CLASSES, pattern_video
 
 from videoperlin.cli import main
-from videoperlin.cli.training import builtin_config
 from videoperlin.data.encode import encode_video
 from videoperlin.errors import ConfigError
 from videoperlin.study.protocol import load_protocol
 from videoperlin.study.report import comparison_table, summary_table
 from videoperlin.study.statistics import paired, paired_interval, t_quantile_975, verdict, wins_ties_losses
+from videoperlin.train.config import builtin_config, load_config, save_config, with_absolute_paths
 
 
 def write_manifest(root: Path) -> Path:
@@ -392,3 +392,33 @@ def test_a_run_whose_protocol_changed_mid_run_is_an_error_not_a_failure(tmp_path
     with pytest.raises(ConfigError, match=r"the protocol changed since .*optim.lr 0.1 -> 0.2.*delete that run"):
         train_or_fall_back(config(**{"optim.lr": 0.2}), tmp_path / "retry", "pre-training x")
     assert RunDir(tmp_path / "run").failure() is None and not (tmp_path / "retry").exists()
+
+
+def test_built_in_protocols_read_their_data_folder_from_one_variable(tmp_path, monkeypatch, cli):
+    monkeypatch.setenv("VIDEOPERLIN_DATA", str(tmp_path / "datasets"))
+    protocol = load_protocol(builtin_config("transfer_vit"))
+    assert protocol.datasets[0].data == str(tmp_path / "datasets/jhmdb")
+    assert protocol.vpn_arms["mae-jhmdb"]["data"]["path"] == str(tmp_path / "datasets/jhmdb")
+    monkeypatch.delenv("VIDEOPERLIN_DATA")
+    with pytest.raises(ConfigError, match=r"reads \$VIDEOPERLIN_DATA .*which is not set: export VIDEOPERLIN_DATA="):
+        load_protocol(builtin_config("transfer_default"))
+    proc = cli("transfer", "--out", tmp_path / "out")
+    assert proc.returncode == 2 and "--data-root FOLDER" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_a_cached_pretraining_is_found_whatever_the_spelling_of_its_paths(tmp_path, monkeypatch):
+    """A run recorded with data under ../data is the run a protocol spelling it $VIDEOPERLIN_DATA asks for."""
+    from videoperlin.study.runs import cached_run
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    relative = load_config(base={"data": {"path": "../data/jhmdb"}, "train": {"out": "x"}}, task="pretrain")
+    run = tmp_path / "cache" / "r3d18-mae-s0-0123456789"
+    run.mkdir(parents=True)
+    save_config(with_absolute_paths(relative), run / "config.yaml")
+    monkeypatch.setenv("VIDEOPERLIN_DATA", str(tmp_path / "data"))
+    spelled = load_config(base={"data": {"path": str(tmp_path / "data/jhmdb")}, "train": {"out": "y"}}, task="pretrain")
+    assert cached_run(tmp_path / "cache", spelled) == run
+    other = load_config(base={"data": {"path": str(tmp_path / "data/ucf")}}, task="pretrain")
+    assert cached_run(tmp_path / "cache", other) is None

@@ -139,10 +139,9 @@ def check_recipe_exports(recipe: str, sets: list[str], target: str) -> str:
     """The line saying that recipe's network converts to ``target``; a ConfigError naming what does not."""
     import torch
 
-    from videoperlin.cli.training import config_path
     from videoperlin.config_fields import to_dict
     from videoperlin.models import create_model
-    from videoperlin.train.config import load_config
+    from videoperlin.train.config import config_path, load_config
 
     config = load_config(config_path(recipe), None, sets)
     with torch.device("meta"):  # the options are what is checked: no weights needed

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import time
 from pathlib import Path
 
-from videoperlin.cli.training import builtin_config, config_path
+from videoperlin.train.config import builtin_config, config_path
 
 DEFAULT_PROTOCOL = "transfer_default"
 
@@ -25,6 +26,11 @@ def transfer_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="replace the datasets: a CSV manifest (one dataset per "
         "'dataset' value) or class folders, split in group folds",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="the folder the built-in protocols read their datasets from ($VIDEOPERLIN_DATA; docs/guide/data.md)",
     )
     parser.add_argument("--dataset", default=None, help="with --data: one 'dataset' value of the manifest")
     parser.add_argument("--folds", type=int, default=3, help="with --data: group folds")
@@ -68,13 +74,15 @@ def protocol_changes(args: argparse.Namespace) -> dict[str, object]:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    """Transfer study: scratch vs VPN-initialized (and control) 3D CNNs fine-tuned on real video, paired
-    over folds, seeds and pre-training seeds. Writes OUT/report.md, results.csv and figures/."""
-    from videoperlin.study.protocol import load_protocol
+    """Transfer study: scratch vs pre-trained (and control) networks fine-tuned on real video, paired
+    over folds, seeds and pre-training seeds. Writes OUT/report.md, results.csv, pretraining.csv and figures/."""
+    from videoperlin.study.protocol import DATA_ROOT_ENV, load_protocol
     from videoperlin.study.report import publish, summary_text, write_figures, write_report, write_results
     from videoperlin.study.runs import failures, run_study
 
     _quiet_logging()
+    if args.data_root is not None:
+        os.environ[DATA_ROOT_ENV] = str(Path(args.data_root).expanduser().absolute())
     protocol = load_protocol(
         config_path(args.config) or builtin_config(DEFAULT_PROTOCOL), args.set, protocol_changes(args)
     )

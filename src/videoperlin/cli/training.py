@@ -10,13 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from importlib import resources
-from pathlib import Path
 
 from videoperlin.config_fields import describe, text_parser, type_name
 from videoperlin.data.config import DataConfig
-from videoperlin.errors import ConfigError, quoted
-from videoperlin.train.config import RunConfig, adopt_init_architecture, field_annotation, field_doc_of, load_config
+from videoperlin.errors import ConfigError
+from videoperlin.train.config import (
+    DEFAULT_RECIPES,
+    RunConfig,
+    config_path,
+    field_annotation,
+    field_doc_of,
+    load_config,
+    recipe_config,
+)
 
 #: Shortcut flag -> config key (every other field: --set section.field=value).
 SHORTCUTS = {
@@ -77,24 +83,6 @@ COMMAND_SHORTCUTS = {
     + ("val_data", "val_fraction", "seed", "frames", "size", "stride", "window_stride", "short_side", "workers"),
     "check-data": ("dataset", "split", "splits_dir", "frames", "short_side", "cache_dir"),
 }
-#: The recipe each command runs when no --config is given (``videoperlin config COMMAND`` prints it).
-DEFAULT_CONFIGS = {"pretrain": "pretrain_cpu", "train": "finetune_cpu"}
-
-
-def builtin_config(name: str) -> Path:
-    """Path of a built-in recipe or protocol (``configs/<name>.yaml`` inside the package)."""
-    path = Path(str(resources.files("videoperlin") / "configs" / f"{name}.yaml"))
-    if not path.exists():
-        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ConfigError(f"--config {quoted(name)} is neither a file nor a built-in config ({', '.join(available)})")
-    return path
-
-
-def config_path(name: str | None) -> Path | None:
-    """A ``--config`` value: an existing file, else a built-in name."""
-    if name is None or Path(name).exists() or "/" in name or name.endswith((".yaml", ".yml")):
-        return Path(name) if name else None
-    return builtin_config(name)
 
 
 def add_shortcuts(parser: argparse.ArgumentParser, command: str) -> None:
@@ -134,7 +122,7 @@ def _run_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument(
         "--config",
         default=None,
-        help=f"YAML recipe: a path, or a built-in name (configs/); default {DEFAULT_CONFIGS[command]} "
+        help=f"YAML recipe: a path, or a built-in name (configs/); default {DEFAULT_RECIPES[command]} "
         f"(videoperlin config {command} prints its every value)",
     )
     add_set_argument(parser)
@@ -160,15 +148,12 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace, task: str) -> RunConfig:
     """The run config of a ``pretrain``/``train`` command line."""
-    path = config_path(args.config) or builtin_config(DEFAULT_CONFIGS[task])
     overrides = shortcut_values(args, task)
     if getattr(args, "keep_head", False):
         overrides["train.reset_head"] = False
     if args.quiet:
         overrides["train.progress"] = False
-    config = load_config(path, overrides, args.set, task=task)
-    user_keys = frozenset([*overrides, *(text.split("=", 1)[0].strip() for text in args.set)])
-    return adopt_init_architecture(config, user_keys) if task == "train" else config
+    return recipe_config(task, args.config, overrides, args.set)
 
 
 def run_training(args: argparse.Namespace) -> int:
@@ -287,7 +272,7 @@ def config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "command",
         nargs="?",
-        choices=tuple(DEFAULT_CONFIGS),
+        choices=tuple(DEFAULT_RECIPES),
         default="pretrain",
         help="show what this command runs with no --config (its default recipe); default pretrain",
     )
@@ -299,7 +284,7 @@ def run_config(args: argparse.Namespace) -> int:
     """Print the run config a command uses -- its default recipe, or another with --config, with --set
     applied -- as commented YAML: every field with its value, type and doc (a starting point for a recipe
     of your own)."""
-    recipe = args.config or DEFAULT_CONFIGS[args.command]
+    recipe = args.config or DEFAULT_RECIPES[args.command]
     config = load_config(config_path(recipe), None, args.set, task=args.command)
     print(f"# videoperlin {args.command} with recipe {recipe}" + (f" and {len(args.set)} --set" if args.set else ""))
     values = dict(_flat_values(config.to_dict()))

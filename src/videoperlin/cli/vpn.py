@@ -42,10 +42,18 @@ def add_source_arguments(parser: argparse.ArgumentParser, num_videos: int) -> No
         )
 
 
-def dataset_from_args(args: argparse.Namespace):  # -> VPNDataset
-    """The dataset named by :func:`add_source_arguments` flags."""
+def dataset_from_args(args: argparse.Namespace, keep: tuple[str, ...] = ()):  # -> VPNDataset
+    """The dataset named by :func:`add_source_arguments` flags (with the clip settings of
+    ``VIDEOPERLIN_SET``, :data:`~videoperlin.train.config.ENV_SET`, over them but for ``keep``)."""
+    from videoperlin.train.config import env_sets, parse_override
     from videoperlin.vpn.source import ClipSource
 
+    for text in env_sets():
+        key, value = parse_override(text)
+        section, _, name = key.partition(".")
+        ours = (section, name) in (("data", "frames"), ("data", "size")) or (section == "vpn" and hasattr(args, name))
+        if ours and name not in keep:
+            setattr(args, name, value)
     source = ClipSource(**values_of(ClipSource, args))
     return source.dataset(ClipGeometry(**values_of(ClipGeometry, args)), args.seed)
 
@@ -130,7 +138,7 @@ def run_preview(args: argparse.Namespace) -> int:
     """Draw the teaser-style class grid (and optionally an animated GIF)."""
     from videoperlin.vpn.preview import preview_gif, preview_grid
 
-    ds = dataset_from_args(args)
+    ds = dataset_from_args(args, keep=("num_videos",))  # one clip of every class, whatever the set's size
     grid = preview_grid(ds, args.out, ft=args.show_ft, frame=args.frame)
     print(f"wrote {grid}")
     if args.gif:

@@ -17,6 +17,8 @@ checked by the same loader as ``videoperlin pretrain/train --config``:
 from __future__ import annotations
 
 import copy
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -292,8 +294,32 @@ def set_protocol_key(mapping: dict[str, Any], key: str, raw: str) -> None:
     target[rest.split(".")[-1]] = value
 
 
+#: The environment variable the built-in protocols read their datasets' folder from (``--data-root`` sets it).
+DATA_ROOT_ENV = "VIDEOPERLIN_DATA"
+_DATA_ROOT = re.compile(r"\$(\{VIDEOPERLIN_DATA\}|VIDEOPERLIN_DATA\b)")
+
+
+def with_data_root(value: Any, where: str) -> Any:
+    """``value`` with ``$VIDEOPERLIN_DATA`` in its strings replaced by :data:`DATA_ROOT_ENV`'s value (nested
+    mappings and lists too); unset, a one-line error naming the variable and what to set it to."""
+    if isinstance(value, dict):
+        return {k: with_data_root(v, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_data_root(v, where) for v in value]
+    if not isinstance(value, str) or not _DATA_ROOT.search(value):
+        return value
+    root = os.environ.get(DATA_ROOT_ENV)
+    if not root:
+        raise ConfigError(
+            f"{where} reads ${DATA_ROOT_ENV} ({value}), which is not set: export {DATA_ROOT_ENV}=FOLDER, the folder "
+            f"holding your datasets as docs/guide/data.md lays them out, or give --data-root FOLDER"
+        )
+    return _DATA_ROOT.sub(lambda _: root.rstrip("/"), value)
+
+
 def load_protocol(path: str | Path, sets: list[str] | None = None, changes: dict[str, Any] | None = None) -> Protocol:
-    """The protocol in ``path`` with ``changes`` (whole fields) and ``--set`` strings applied, checked."""
+    """The protocol in ``path`` with ``changes`` (whole fields) and ``--set`` strings applied, checked;
+    ``$VIDEOPERLIN_DATA`` in its strings is the folder that variable names (:func:`with_data_root`)."""
     mapping = read_yaml(path, "protocol")
     mapping.update(changes or {})
     for text in sets or []:
@@ -304,4 +330,4 @@ def load_protocol(path: str | Path, sets: list[str] | None = None, changes: dict
     unknown = [k for k in mapping if k not in field_types(Protocol)]
     if unknown:
         raise ConfigError(f"{path}: unknown protocol field {quoted(unknown[0])}{suggest(unknown[0])}")
-    return build(Protocol, mapping)
+    return build(Protocol, with_data_root(mapping, f"protocol {Path(path).name}"))

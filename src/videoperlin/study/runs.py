@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,14 @@ from videoperlin.models import architecture, create_model
 from videoperlin.models.inflate import inflate_2d
 from videoperlin.models.weight_files import save_model
 from videoperlin.study.protocol import INFLATED, SCRATCH, Protocol, StudyDataset
-from videoperlin.train.config import RunConfig, flatten
+from videoperlin.train.config import (
+    PATH_FIELDS,
+    RunConfig,
+    config_from_record,
+    flatten,
+    read_yaml,
+    with_absolute_paths,
+)
 from videoperlin.train.engine import SettingsChanged, Trainer
 from videoperlin.train.run_dir import RunDir
 
@@ -112,11 +120,33 @@ def cache_key(config: RunConfig) -> str:
     return hashlib.sha1(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def comparable(config: RunConfig) -> dict[str, Any]:
+    """What decides a pre-training's weights: every field but :data:`NOT_IN_KEY`, paths made absolute."""
+    flat = flatten(with_absolute_paths(config).to_dict())
+    paths = {k: os.path.normpath(v) for k, v in flat.items() if k in PATH_FIELDS and isinstance(v, str)}
+    return {k: paths.get(k, v) for k, v in flat.items() if k not in NOT_IN_KEY}
+
+
+def cached_run(cache: Path, probe: RunConfig) -> Path | None:
+    """A finished or started pre-training in ``cache`` whose recorded settings are ``probe``'s (paths compared
+    absolute), whatever its folder's key says: the same run written with another spelling of a path (a
+    relative ``../data/x`` and ``$VIDEOPERLIN_DATA/x``) is reused, not trained again."""
+    wanted = comparable(probe)
+    for folder in sorted(cache.glob("*/config.yaml")) if cache.is_dir() else []:
+        try:
+            if comparable(config_from_record(read_yaml(folder, "pre-training record"))) == wanted:
+                return folder.parent
+        except ConfigError:
+            continue  # a record of another version or a foreign file: not this run
+    return None
+
+
 def pretrained(protocol: Protocol, arm: str, arch: str, seed: int, cache: Path) -> Path:
     """The last checkpoint of ``arm``'s pre-training for ``arch`` and ``seed``, training it if needed
     (with the fp32 fallback; :class:`RunFailed` when both fail)."""
     probe = protocol.pretrain_config(arm, arch, seed, "-")
-    config = protocol.pretrain_config(arm, arch, seed, cache / f"{arch}-{arm}-s{seed}-{cache_key(probe)}")
+    folder = cache / f"{arch}-{arm}-s{seed}-{cache_key(probe)}"
+    config = protocol.pretrain_config(arm, arch, seed, cached_run(cache, probe) or folder)
     retry_probe = fp32_retry(probe, Path("-"))
     if not RunDir(Path(config.train.out)).checkpoint("last").exists():
         log.info("pre-training %s %s seed %d -> %s", arch, arm, seed, config.train.out)

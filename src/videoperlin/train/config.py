@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -323,6 +325,52 @@ def read_yaml(path: str | Path, what: str = "--config") -> dict[str, Any]:
     return mapping
 
 
+#: The recipe each command runs when none is given (``videoperlin config COMMAND`` prints it; the Python
+#: API's ``pretrain``/``finetune`` run the same).
+DEFAULT_RECIPES = {"pretrain": "pretrain_cpu", "train": "finetune_cpu"}
+#: Environment variable of ``;``-separated ``section.field=value`` overrides applied after everything else to
+#: every run config (and, for their clip settings, to ``generate`` and ``preview``): how the test suite runs
+#: the documented journeys at tiny sizes without editing them.
+ENV_SET = "VIDEOPERLIN_SET"
+
+
+def builtin_config(name: str) -> Path:
+    """Path of a built-in recipe or protocol (``configs/<name>.yaml`` inside the package)."""
+    path = Path(str(resources.files("videoperlin") / "configs" / f"{name}.yaml"))
+    if not path.exists():
+        available = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"--config {quoted(name)} is neither a file nor a built-in config ({', '.join(available)})")
+    return path
+
+
+def config_path(name: str | Path | None) -> Path | None:
+    """A ``--config`` value: an existing file, else a built-in name."""
+    if name is None:
+        return None
+    text = str(name)
+    if Path(text).exists() or "/" in text or text.endswith((".yaml", ".yml")):
+        return Path(text)
+    return builtin_config(text)
+
+
+def env_sets() -> list[str]:
+    """The overrides of :data:`ENV_SET` (none when it is unset)."""
+    return [part.strip() for part in os.environ.get(ENV_SET, "").split(";") if part.strip()]
+
+
+def recipe_config(
+    task: str, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None, sets: list[str] | None = None
+) -> RunConfig:
+    """The run config of a ``pretrain``/``train`` command or API call: ``recipe`` (a path or built-in name;
+    default :data:`DEFAULT_RECIPES`), then ``overrides`` and ``--set`` strings, then :data:`ENV_SET`; a
+    ``train`` from a videoperlin checkpoint builds that checkpoint's network (:func:`adopt_init_architecture`)."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    sets = list(sets or [])
+    config = load_config(config_path(recipe) or builtin_config(DEFAULT_RECIPES[task]), overrides, sets, task=task)
+    user_keys = frozenset([*overrides, *(text.split("=", 1)[0].strip() for text in sets)])
+    return adopt_init_architecture(config, user_keys) if task == "train" else config
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
@@ -331,7 +379,8 @@ def load_config(
     base: dict[str, Any] | None = None,
 ) -> RunConfig:
     """``base`` (a nested mapping, e.g. a partial config), then the YAML file, then the task, then
-    ``overrides`` (dotted keys, typed values; None means "not given"), then ``--set`` strings."""
+    ``overrides`` (dotted keys, typed values; None means "not given"), then ``--set`` strings, then
+    :data:`ENV_SET`'s."""
     mapping: dict[str, Any] = {}
     layers = [base or {}, read_yaml(path) if path is not None else {}]
     for layer in layers:
@@ -343,7 +392,7 @@ def load_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             set_key(mapping, key, value)
-    for text in sets or []:
+    for text in [*(sets or []), *env_sets()]:
         set_key(mapping, *parse_override(text))
     _drop_foreign_recipe_options(mapping, recipe)
     return build(RunConfig, mapping)
