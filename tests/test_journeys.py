@@ -112,5 +112,6 @@ def test_every_block_runs_or_says_why_not():
     assert len(found) >= 20
     for block in found:
         assert block.skip is None or len(block.skip) > 10, f"{block}: say why it is not run"
-    skipped = [b for b in found if b.skip]
-    assert len(skipped) < len(found) / 2, [str(b) for b in skipped]  # most journeys run
+    reasons = ("download", "GPU", "cluster", "SLURM", "sketch", "set-up", "torchvision", "whole studies", "release")
+    for block in (b for b in found if b.skip):  # the reasons a block may not run here
+        assert any(word in block.skip for word in reasons), f"{block}: {block.skip}"
