@@ -246,23 +246,23 @@ def save_reconstruction_figure(
     where, rebuilt = reconstruct(autoencoder, inputs, masked)
     scale = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1, 1)
     shift = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1, 1)
-    frames = torch.linspace(0, inputs.shape[2] - 1, FRAMES).round().long().tolist()
-    rows = [("masked input", inputs.float()), ("reconstruction", rebuilt), ("target", inputs.float())]
-    fig, axes = plt.subplots(3 * len(inputs), FRAMES, figsize=(1.3 * FRAMES, 1.3 * 3 * len(inputs)), squeeze=False)
-    for clip in range(len(inputs)):
-        for row, (label, clips) in enumerate(rows):
-            pixels = (clips[clip : clip + 1].cpu() * scale + shift).clamp(0, 1)[0]
-            if label == "masked input":
-                pixels = torch.where(where[clip].cpu(), torch.tensor(0.5), pixels)
-            for col, t in enumerate(frames):
-                ax = axes[3 * clip + row, col]
-                ax.imshow(pixels[:, t].permute(1, 2, 0).numpy(), interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if col == 0:
-                    ax.set_ylabel(label, fontsize=6)
-                if clip == 0 and row == 0:
-                    ax.set_title(f"frame {t}", fontsize=6)
-    fig.suptitle(title, fontsize=8)
+    frames = torch.linspace(0, inputs.shape[2] - 1, FRAMES).round().long()
+    shown = (inputs.float().cpu() * scale + shift).clamp(0, 1)
+    hidden = torch.where(where.cpu(), torch.tensor(0.5), shown)
+    rows = [hidden, (rebuilt.cpu() * scale + shift).clamp(0, 1), shown]  # each (B, C, T, H, W)
+    # one image: clips in blocks of three rows (masked input, reconstruction, target), frames across
+    tiles = torch.stack([row[clip][:, frames] for clip in range(len(inputs)) for row in rows])  # (3B, C, F, H, W)
+    tiles = tiles.expand(-1, 3, -1, -1, -1) if tiles.shape[1] == 1 else tiles[:, :3]
+    height, width = tiles.shape[-2:]
+    canvas = torch.ones(len(tiles), height + 2, FRAMES, width + 2, 3)
+    canvas[:, 1:-1, :, 1:-1] = tiles.permute(0, 3, 2, 4, 1)
+    image = canvas.reshape(len(tiles) * (height + 2), FRAMES * (width + 2), 3).numpy()
+    fig, ax = plt.subplots(figsize=(1.3 * FRAMES + 1.2, 1.3 * len(tiles)))
+    ax.imshow(image, interpolation="nearest")
+    ax.set_yticks([(k + 0.5) * (height + 2) for k in range(len(tiles))])
+    ax.set_yticklabels(["masked input", "reconstruction", "target"] * len(inputs), fontsize=6)
+    ax.set_xticks([(k + 0.5) * (width + 2) for k in range(FRAMES)])
+    ax.set_xticklabels([f"frame {int(t)}" for t in frames], fontsize=6)
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
