@@ -3,22 +3,30 @@ order, page by page, at tiny sizes -- or is marked as not runnable here, with th
 
 The one mechanism: the blocks run as written, in a fresh folder per page, with ``VIDEOPERLIN_SET`` (the
 run configs' and ``generate``/``preview``'s last overrides, :data:`videoperlin.train.config.ENV_SET`)
-set to :data:`TINY`, the package's ``videoperlin`` first on ``PATH``, and a small folder of action
-videos at ``my_videos/``. A block marked ``<!-- not run: REASON -->`` on the line before its fence is
+set to :data:`TINY` and a small folder of action videos at ``my_videos/``. Blocks of plain ``videoperlin``
+lines and Python blocks run in this process (as a fresh process would: ``conftest.run_cli``; a second
+of interpreter start per command would cost minutes); a block that needs a shell runs in bash, with the
+package's ``videoperlin`` first on ``PATH``. A block marked ``<!-- not run: REASON -->`` on the line before its fence is
 skipped (a GPU, a cluster, a dataset a user downloads, an optional framework). A doc edit that breaks
 a journey fails this test, naming the page, the block and its output.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import shlex
 import subprocess
 import sys
+import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from video_fixtures import write_class_folders
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,12 +91,51 @@ def journey_folder(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def videoperlin_lines(code: str) -> list[list[str]] | None:
+    """The block's commands when every one is a plain ``videoperlin ...`` line (continuations joined,
+    comments dropped), as argument lists; None when it needs a shell (pipes, variables, other programs)."""
+    joined = re.sub(r"\\\n\s*", " ", code)
+    commands = []
+    for line in joined.splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if words[0] != "videoperlin" or any(c in line.split("#")[0] for c in "$|;&><`"):
+            return None
+        commands.append(words[1:])
+    return commands
+
+
 def run_block(block: Block, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a block as written: ``videoperlin`` lines in this process (as a fresh process would run them:
+    ``conftest.run_cli``, without a second of interpreter start per command), anything else in bash or Python."""
+    commands = videoperlin_lines(block.code) if block.language != "python" else None
+    if commands is not None:
+        outputs = []
+        for argv in commands:
+            os.chdir(cwd)
+            proc = run_cli(*argv)
+            outputs.append(proc)
+            if proc.returncode != 0:
+                return subprocess.CompletedProcess(argv, proc.returncode, proc.stdout, proc.stderr)
+        return subprocess.CompletedProcess(["videoperlin"], 0, "".join(p.stdout for p in outputs), "")
     if block.language == "python":
-        command = [sys.executable, "-c", block.code]
-    else:
-        command = ["bash", "-e", "-o", "pipefail", "-c", block.code]
+        return run_python(block, cwd)
+    command = ["bash", "-e", "-o", "pipefail", "-c", block.code]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def run_python(block: Block, cwd: Path) -> subprocess.CompletedProcess:
+    """A Python block executed as a script in its own namespace, in ``cwd``; an exception is a failure."""
+    os.chdir(cwd)
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(compile(block.code, str(block), "exec"), {"__name__": "__main__"})
+    except Exception:
+        return subprocess.CompletedProcess(["python"], 1, out.getvalue(), traceback.format_exc())
+    return subprocess.CompletedProcess(["python"], 0, out.getvalue(), "")
 
 
 def runnable_pages() -> list[Path]:
@@ -96,8 +143,10 @@ def runnable_pages() -> list[Path]:
 
 
 @pytest.mark.parametrize("page", runnable_pages(), ids=lambda p: p.name)
-def test_the_pages_journey_runs_as_written(page, tmp_path):
+def test_the_pages_journey_runs_as_written(page, tmp_path, monkeypatch):
     env = journey_folder(tmp_path)
+    monkeypatch.setenv("VIDEOPERLIN_SET", TINY)  # for the commands run in this process
+    monkeypatch.chdir(tmp_path)
     for block in blocks(page):
         if block.skip is not None:
             continue
