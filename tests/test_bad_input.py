@@ -647,3 +647,22 @@ def test_an_unknown_allocator_setting_is_refused_in_one_line(monkeypatch, capsys
     assert cli_module.main(["families"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "VIDEOPERLIN_ALLOCATOR='jemalloc'" in err and "reuse, default" in err
+
+
+def test_every_command_takes_quiet_and_verbose_from_one_place():
+    from videoperlin.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+
+    def leaves(commands, prefix=()):
+        for name, command in commands.items():
+            yield from leaves(command.sub, (*prefix, name)) if command.sub else [(*prefix, name)]
+
+    names = list(leaves(COMMANDS))
+    assert len(names) >= 17
+    for path in names:
+        action = parser._subparsers._group_actions[0]
+        sub = action.choices[path[0]]
+        for part in path[1:]:
+            sub = sub._subparsers._group_actions[0].choices[part]
+        assert {"-q", "--quiet", "-v", "--verbose"} <= set(sub._option_string_actions), " ".join(path)

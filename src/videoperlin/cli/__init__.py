@@ -112,7 +112,16 @@ def _add_commands(parser: argparse.ArgumentParser, commands: dict[str, Command],
             continue
         if command.arguments:
             command.arguments(child)
+        _add_verbosity(child)
         child.set_defaults(func=command.run)
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    """``-q`` and ``-v`` on every command, from here (a command may define ``-q`` with its own help)."""
+    if "-q" not in parser._option_string_actions:
+        parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no log lines but errors")
+    # SUPPRESS: given after the command it sets verbose; not given, it leaves `videoperlin -v COMMAND`'s value
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug messages")
 
 
 def build_parser() -> argparse.ArgumentParser:
