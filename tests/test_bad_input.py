@@ -666,3 +666,20 @@ def test_every_command_takes_quiet_and_verbose_from_one_place():
         for part in path[1:]:
             sub = sub._subparsers._group_actions[0].choices[part]
         assert {"-q", "--quiet", "-v", "--verbose"} <= set(sub._option_string_actions), " ".join(path)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["generate", "--batch-size", "0", "--out", "x"], "--batch-size: 0 must be >= 1"),
+        (["generate", "--batch-size", "-4", "--out", "x"], "--batch-size: -4 must be >= 1"),
+        (["generate", "--seed", str(2**64), "--out", "x"], "--seed: 18446744073709551616 must be from 0 to 4294967295"),
+        (["pretrain", "--seed", str(2**64)], "train.seed 18446744073709551616 must be in [0, 4294967295]"),
+        (["generate", "--crf", "99", "--out", "x"], "--crf: 99 must be from"),
+        (["models", "--num-classes", "0"], "--num-classes: 0 must be >= 1"),
+        (["transfer", "--folds", "1"], "--folds: 1 must be >= 2"),
+    ],
+)
+def test_integers_beyond_what_the_code_below_takes_are_refused_in_one_line(argv, message, cli):
+    proc = cli(*argv)
+    assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr

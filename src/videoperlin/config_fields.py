@@ -91,6 +91,33 @@ def in_range(low: float, high: float, low_open: bool = False, high_open: bool = 
     return _skip_none(inside, f"must be in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
 
 
+#: The largest seed: every seed the toolkit derives from one (per rank, per step, per clip) stays within what
+#: torch's and numpy's generators take.
+SEED_MAX = 2**32 - 1
+
+
+def seed_range() -> Check:
+    """A seed: 0 to :data:`SEED_MAX`."""
+    return in_range(0, SEED_MAX)
+
+
+def bounded_int(low: int, high: int | None = None, flag: str = "value") -> Callable[[str], int]:
+    """An argparse ``type=`` for an integer flag from ``low`` (to ``high``): a one-line error naming the bounds."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{quoted(text)} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{value} must be {bounds}")
+        return value
+
+    parse.__name__ = "INT"
+    return parse
+
+
 def one_of(values: typing.Iterable[str]) -> Check:
     """Value among ``values`` (for open sets held as data elsewhere, e.g. a presets table)."""
     allowed = tuple(values)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from videoperlin.config_fields import add_field_arguments
+from videoperlin.config_fields import add_field_arguments, bounded_int
 from videoperlin.errors import ConfigError
 from videoperlin.geometry import ClipGeometry
 
@@ -148,7 +148,7 @@ def kernels_arguments(parser: argparse.ArgumentParser) -> None:
 def samples_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--dataset", default=None)
-    parser.add_argument("--video", type=int, default=0, help="index of the real video")
+    parser.add_argument("--video", type=bounded_int(0), default=0, help="index of the real video")
     parser.add_argument("--preset", default="low")
     parser.add_argument("--classes", default=None, help="VPN class indices, e.g. 0,53,107 (default: spread)")
     add_field_arguments(parser, ClipGeometry)
@@ -161,7 +161,7 @@ def tuning_arguments(parser: argparse.ArgumentParser) -> None:
     add_field_arguments(parser, ClipGeometry, defaults={"size": 64})  # gratings: 64 px resolve conv1's tuning
     parser.add_argument(
         "--permutations",
-        type=int,
+        type=bounded_int(0),
         default=200,
         help="temporal permutations per channel for the direction-selectivity test of conv1 (0: skip)",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from videoperlin.config_fields import bounded_int
 from videoperlin.errors import ConfigError, quoted
 from videoperlin.utils.atomic import atomic_write_text
 
@@ -21,7 +22,7 @@ def parse_clip_size(text: str) -> tuple[int, int, int]:
 
 def models_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pattern", default="*", help="shell pattern, e.g. 'r3d*'")
-    parser.add_argument("--num-classes", type=int, default=400)
+    parser.add_argument("--num-classes", type=bounded_int(1), default=400)
     parser.add_argument("--flops", action="store_true", help="also count forward FLOPs (meta device, no compute)")
     parser.add_argument("--input", default="16x112x112", help="clip size TxHxW for --flops")
     parser.add_argument(
@@ -106,7 +107,9 @@ def convert_arguments(parser: argparse.ArgumentParser) -> None:
         "name, with --set) converts --to the framework",
     )
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="with --config")
-    parser.add_argument("--conv1-t-stride", type=int, default=None, help="not recorded in the weights (their default)")
+    parser.add_argument(
+        "--conv1-t-stride", type=bounded_int(1), default=None, help="not recorded in the weights (their default)"
+    )
     parser.add_argument("--no-max-pool", action="store_true", default=None, help="not recorded in the weights")
 
 
@@ -223,8 +226,10 @@ def inflate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="2D ResNet state dict (.pth/.pt/.safetensors)")
     parser.add_argument("--model", required=True, help="target r3d model, e.g. r3d50")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--num-classes", type=int, default=400, help="classes of the 3D model's head")
-    parser.add_argument("--source-classes", type=int, default=1000, help="classes of the 2D head (kept if equal)")
+    parser.add_argument("--num-classes", type=bounded_int(1), default=400, help="classes of the 3D model's head")
+    parser.add_argument(
+        "--source-classes", type=bounded_int(1), default=1000, help="classes of the 2D head (kept if equal)"
+    )
     parser.add_argument("--temporal-padding", default="zeros", help="zeros | replicate (exact on static clips)")
 
 

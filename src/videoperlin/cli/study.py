@@ -9,6 +9,7 @@ import shlex
 import time
 from pathlib import Path
 
+from videoperlin.config_fields import bounded_int
 from videoperlin.train.config import builtin_config, config_path
 
 DEFAULT_PROTOCOL = "transfer_default"
@@ -33,7 +34,7 @@ def transfer_arguments(parser: argparse.ArgumentParser) -> None:
         help="the folder the built-in protocols read their datasets from ($VIDEOPERLIN_DATA; docs/guide/data.md)",
     )
     parser.add_argument("--dataset", default=None, help="with --data: one 'dataset' value of the manifest")
-    parser.add_argument("--folds", type=int, default=3, help="with --data: group folds")
+    parser.add_argument("--folds", type=bounded_int(2), default=3, help="with --data: group folds")
     parser.add_argument("--inflate-from", default=None, help="2D ResNet state dict: adds the 'inflated' arm")
     parser.add_argument(
         "--set",

@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 
-from videoperlin.config_fields import describe, text_parser, type_name
+from videoperlin.config_fields import bounded_int, describe, text_parser, type_name
 from videoperlin.data.config import DataConfig
 from videoperlin.errors import ConfigError
 from videoperlin.train.config import (
@@ -181,7 +181,7 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default=None, help="report directory (default: RUN/eval-<subset>)")
     parser.add_argument("--subset", default="val", help="val, train or all videos of the run's split")
-    parser.add_argument("--max-windows", type=int, default=None, help="windows per video (default: all)")
+    parser.add_argument("--max-windows", type=bounded_int(1), default=None, help="windows per video (default: all)")
     add_set_argument(parser)
     parser.add_argument("-q", "--quiet", action="store_true")
     add_shortcuts(parser, "evaluate")
@@ -237,18 +237,18 @@ def prepare_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("source", help="dataset folder (its whole tree) or CSV manifest (the videos it lists)")
     parser.add_argument(
-        "--short-side", type=int, required=True, help="short side of the copy in pixels (never enlarged)"
+        "--short-side", type=bounded_int(1), required=True, help="short side of the copy in pixels (never enlarged)"
     )
     parser.add_argument("--out", required=True, help="folder of the copy (rerun to finish an interrupted copy)")
     parser.add_argument("--fps", type=float, default=None, help="at most this many frames a second (default: keep)")
     parser.add_argument(
         "--crf",
-        type=int,
+        type=bounded_int(*CRF_RANGE),
         default=DEFAULT_CRF,
         help=f"H.264 quality, {CRF_RANGE[0]}..{CRF_RANGE[1]} (default {DEFAULT_CRF})",
     )
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="processes encoding at once (0: this one)"
+        "--workers", type=bounded_int(0), default=os.cpu_count() or 1, help="processes encoding at once (0: this one)"
     )
     parser.add_argument("-q", "--quiet", action="store_true")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from videoperlin.config_fields import add_field_arguments, values_of
+from videoperlin.config_fields import SEED_MAX, add_field_arguments, bounded_int, values_of
 from videoperlin.data.encode import CRF_RANGE, DEFAULT_CRF
 from videoperlin.geometry import ClipGeometry
 
@@ -30,7 +30,9 @@ def add_source_arguments(parser: argparse.ArgumentParser, num_videos: int) -> No
     )
     group = parser.add_argument_group("clips")
     add_field_arguments(group, ClipGeometry)
-    group.add_argument("--seed", type=int, default=0, help="base seed; sample i is a function of (seed, i)")
+    group.add_argument(
+        "--seed", type=bounded_int(0, SEED_MAX), default=0, help="base seed; sample i is a function of (seed, i)"
+    )
     shown = set(SHARED)
     for family in FAMILIES.values():
         own = [f.name for g in (family.Labels, family.Options) for f in dataclasses.fields(g) if f.name not in shown]
@@ -91,13 +93,13 @@ def generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--npy-dtype", default="uint8", help="uint8 or float32, for --format npy")
     parser.add_argument(
         "--crf",
-        type=int,
+        type=bounded_int(*CRF_RANGE),
         default=DEFAULT_CRF,
         help=f"H.264 quality for mp4, {CRF_RANGE[0]}..{CRF_RANGE[1]} (default %(default)s: visually lossless)",
     )
     parser.add_argument("--shard", default="0/1", help="I/N: write only indices i with i %% N == I (0-based)")
-    parser.add_argument("--batch-size", type=int, default=32, help="clips rendered per call")
-    parser.add_argument("--workers", type=int, default=2, help="encoder threads")
+    parser.add_argument("--batch-size", type=bounded_int(1), default=32, help="clips rendered per call")
+    parser.add_argument("--workers", type=bounded_int(1), default=2, help="encoder threads")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no log lines but errors")
 
 
@@ -130,8 +132,8 @@ def preview_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser, num_videos=100000)
     parser.add_argument("--out", default="vpn_preview.png", help="grid PNG path (the GIF goes beside it)")
     parser.add_argument("--gif", action="store_true", help="also write an animated GIF of a few classes")
-    parser.add_argument("--show-ft", type=int, default=None, help="temporal frequency shown in the grid")
-    parser.add_argument("--frame", type=int, default=None, help="frame shown (default: middle)")
+    parser.add_argument("--show-ft", type=bounded_int(1), default=None, help="temporal frequency shown in the grid")
+    parser.add_argument("--frame", type=bounded_int(0), default=None, help="frame shown (default: middle)")
 
 
 def run_preview(args: argparse.Namespace) -> int:

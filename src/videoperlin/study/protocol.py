@@ -33,6 +33,7 @@ from videoperlin.config_fields import (
     one_of,
     option,
     parse_text,
+    seed_range,
 )
 from videoperlin.errors import ConfigError, quoted
 from videoperlin.models.registry import list_models
@@ -101,12 +102,12 @@ class Protocol(Checked):
     archs: list[str] = option(["r3d18"], "architectures, each with every arm", one_of(list_models()))
     datasets: list[StudyDataset] = option([], "datasets fine-tuned on")
     run_folds: list[int] = option([0, 1, 2], "group folds run per dataset (0-based)", at_least(0))
-    seeds: list[int] = option([0, 1], "fine-tuning seeds (data order, augmentation, head initialisation)", at_least(0))
+    seeds: list[int] = option([0, 1], "fine-tuning seeds (data order, augmentation, head initialisation)", seed_range())
     pretrain_seeds: list[int] = option(
         [0],
         "pre-training seeds: each pre-trained arm is trained once per seed "
         "(VPN clips, initialisation, order) and fine-tuned from each",
-        at_least(0),
+        seed_range(),
     )
     common: dict[str, Any] = option({}, "partial run config applied to both stages")
     pretrain: dict[str, Any] = option({}, "partial run config of VPN pre-training, shared by the pre-trained arms")

@@ -37,6 +37,7 @@ from videoperlin.config_fields import (
     one_of,
     option,
     parse_text,
+    seed_range,
     to_dict,
     union_fields,
     values_of,
@@ -189,7 +190,7 @@ class TrainConfig(Checked):
         "auto", "mixed precision: auto = bf16 where the device supports it, fp16 on older GPUs, else off (fp32)"
     )
     channels_last: bool = option(True, "channels_last_3d memory format (faster convolutions)")
-    seed: int = option(0, "seed of the data order, augmentation, initialisation and VPN clips", at_least(0))
+    seed: int = option(0, "seed of the data order, augmentation, initialisation and VPN clips", seed_range())
     deterministic: bool = option(False, "torch deterministic algorithms (slower)")
     out: str = option("runs/run", "run directory: config.yaml, metrics.jsonl, checkpoints/, figures/")
     save_every: int = option(
