@@ -683,3 +683,15 @@ def test_every_command_takes_quiet_and_verbose_from_one_place():
 def test_integers_beyond_what_the_code_below_takes_are_refused_in_one_line(argv, message, cli):
     proc = cli(*argv)
     assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_init_names_what_it_was_given_and_what_it_takes(tmp_path, cli):
+    write_class_folders(tmp_path / "videos", per_class=2, frames=8)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    for given, said in (
+        (tmp_path / "videos", "a folder of 6 videos (data, for --data)"),
+        (tmp_path / "run", "a run directory"),
+    ):
+        proc = cli("train", "--data", tmp_path / "videos", "--init", given, "--out", tmp_path / "out")
+        assert proc.returncode == 2 and said in proc.stderr and "a model directory (model.safetensors" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1

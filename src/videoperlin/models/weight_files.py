@@ -51,6 +51,25 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+#: What a weights argument (``--init``, ``convert SOURCE``, ``load_model``) takes, for error messages.
+WEIGHTS_TAKES = (
+    "give a checkpoint file (.pt/.pth/.safetensors), a model directory (model.safetensors + config.json), or a "
+    "torchvision, mmaction2, 3D-ResNets-PyTorch or VideoMAE weights file"
+)
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".npy")
+
+
+def _what_folder_is(path: Path) -> str:
+    """What a folder given as weights holds, in words (for the message)."""
+    files = [p for p in path.rglob("*") if p.is_file()][:10000]
+    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+    if videos:
+        return f"a folder of {len(videos)} video{'s' if len(videos) != 1 else ''} (data, for --data)"
+    if (path / "checkpoints").is_dir():
+        return f"a run directory (its weights: {path / 'checkpoints' / 'best.pt'} or last.pt)"
+    return f"a folder of {len(files)} file{'s' if len(files) != 1 else ''} without {WEIGHTS_FILE}"
+
+
 def _what_file_is(path: Path) -> str:
     """What a file that torch.load could not read looks like, from its first bytes (for the message)."""
     with open(path, "rb") as handle:
@@ -107,9 +126,11 @@ def read_checkpoint_file(path: str | Path) -> tuple[dict[str, Tensor], dict[str,
     """State dict and metadata (``arch``, ``model_config``... whatever the file holds besides weights)."""
     path = Path(path)
     if path.is_dir():
+        if not (path / WEIGHTS_FILE).exists():
+            raise CheckpointError(f"{path} is {_what_folder_is(path)}, not a model directory; {WEIGHTS_TAKES}")
         path = path / WEIGHTS_FILE
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"checkpoint {path} does not exist; {WEIGHTS_TAKES}")
     if path.suffix == ".safetensors":
         return _safetensors_load(path)
     obj = _torch_load(path)
