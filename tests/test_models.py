@@ -297,3 +297,25 @@ def test_inflate_and_models_commands(tmp_path, cli):
     torch.testing.assert_close(load_model(out).eval()(clip), net2d(frame), atol=1e-4, rtol=1e-4)
     listing = cli("models", "--pattern", "r2p1d*")
     assert listing.returncode == 0 and "r2p1d18" in listing.stdout and "r3d18" not in listing.stdout
+
+
+def test_a_model_directory_has_a_model_card_and_loads_offline(tmp_path, cli, monkeypatch):
+    import videoperlin
+
+    cli(
+        "pretrain", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8", "--size", "32", "--num-videos",
+        "8", "--set", "vpn.val_videos=4", "--batch-size", "4", "--epochs", "1", "--amp", "off", "--out",
+        tmp_path / "run", "-q", check=True,
+    )  # fmt: skip
+    cli("convert", tmp_path / "run/checkpoints/last.pt", "--out", tmp_path / "model", check=True)
+    card = (tmp_path / "model/README.md").read_text()
+    assert "# r3d10:" in card and "clips of 8 frames at 32x32 pixels" in card and "objective: classify" in card
+    assert "best held-out top-1" in card and "videoperlin.from_pretrained" in card
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a local directory needs no network
+    model = videoperlin.from_pretrained(tmp_path / "model")
+    saved = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["model"]
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
+    videoperlin.save_pretrained(model, tmp_path / "again")
+    assert videoperlin.from_pretrained(tmp_path / "again").config == model.config
+    with pytest.raises(CheckpointError, match="the Hub repository could not be fetched"):
+        videoperlin.from_pretrained("nobody-here/no-such-model")

@@ -23,6 +23,8 @@ _EXPORTS = {
     "list_models": "videoperlin.models",
     "load_model": "videoperlin.models.pretrained",
     "load_pretrained": "videoperlin.models.pretrained",
+    "save_pretrained": "videoperlin.models.hub",
+    "from_pretrained": "videoperlin.models.hub",
     "SyntheticClips": "videoperlin.api",
     "VideoDataset": "videoperlin.api",
     "pretrain": "videoperlin.api",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from videoperlin.config_fields import bounded_int
-from videoperlin.errors import ConfigError, quoted
+from videoperlin.errors import ConfigError, VideoperlinError, quoted
 from videoperlin.utils.atomic import atomic_write_text
 
 
@@ -89,7 +89,8 @@ def convert_arguments(parser: argparse.ArgumentParser) -> None:
         dest="source_format",
         choices=(*FRAMEWORKS, "videoperlin"),
         default=None,
-        help="layout of SOURCE (default: hara with --to videoperlin, else videoperlin)",
+        help="layout of SOURCE (default: videoperlin for a file that records its model, else hara with --to "
+        "videoperlin)",
     )
     parser.add_argument(
         "--to",
@@ -171,6 +172,19 @@ def check_exportable(model, target: str) -> None:
         check_corresponds(model, target)
 
 
+def default_source_format(source: str, target: str) -> str:
+    """Without --from: videoperlin for a file or directory that records its model (ours), else 3D-ResNets-PyTorch
+    when converting into ours (its checkpoints are the common case), else ours."""
+    from videoperlin.models.weight_files import read_checkpoint_file
+
+    if target != "videoperlin":
+        return "videoperlin"
+    try:
+        return "videoperlin" if "model_config" in read_checkpoint_file(source)[1] else "hara"
+    except VideoperlinError:
+        return "hara"  # unreadable here: the import says why
+
+
 def run_convert(args: argparse.Namespace) -> int:
     """Convert weights between this project and torchvision, mmaction2 and 3D-ResNets-PyTorch (hara) for the
     video ResNets, and the VideoMAE release for the transformers: strict both ways (every tensor placed with
@@ -179,8 +193,8 @@ def run_convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from videoperlin.models.frameworks import export_state_dict, framework_settings
+    from videoperlin.models.hub import CARD_FILE, checkpoint_metadata, save_pretrained
     from videoperlin.models.videomae import to_videomae, videomae_settings
-    from videoperlin.models.weight_files import save_model
     from videoperlin.train.checkpointing import save_checkpoint
 
     if args.config is not None:
@@ -190,15 +204,18 @@ def run_convert(args: argparse.Namespace) -> int:
         return 0
     if args.source is None or args.out is None:
         raise ConfigError("convert needs SOURCE and --out (or --config RECIPE --to FRAMEWORK to check a recipe)")
-    source_format = args.source_format or ("hara" if args.target_format == "videoperlin" else "videoperlin")
+    source_format = args.source_format or default_source_format(args.source, args.target_format)
     fixed = {
         k: v for k, v in (("conv1_t_stride", args.conv1_t_stride), ("no_max_pool", args.no_max_pool)) if v is not None
     }
     model = read_source_model(args.source, source_format, fixed)
     name = f"{model.config['name']}, {model.num_classes} classes"
-    if args.target_format == "videoperlin":
-        out = save_model(model, args.out, extra={"converted_from": str(args.source), "source_format": source_format})
-        print(f"{args.source} ({source_format}) -> {out} ({name})")
+    if args.target_format == "videoperlin":  # a model directory with its model card (save_pretrained)
+        metadata = (
+            checkpoint_metadata(args.source) if source_format == "videoperlin" and Path(args.source).is_file() else {}
+        )
+        out = save_pretrained(model, args.out, {**metadata, "source": f"{args.source} ({source_format})"})
+        print(f"{args.source} ({source_format}) -> {out} ({name}; model card {out / CARD_FILE})")
         return 0
     out = Path(args.out)
     out = out / f"{model.config['name']}-{args.target_format}.pth" if out.is_dir() else out
