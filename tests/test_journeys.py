@@ -30,7 +30,7 @@ from conftest import run_cli
 from video_fixtures import write_class_folders
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").rglob("*.md"))]
 #: Run configs at the size of a test: one epoch over a few 8x32x32 clips of a small network, in fp32.
 TINY = ";".join(
     [
@@ -142,7 +142,7 @@ def runnable_pages() -> list[Path]:
     return [page for page in PAGES if any(b.skip is None for b in blocks(page))]
 
 
-@pytest.mark.parametrize("page", runnable_pages(), ids=lambda p: p.name)
+@pytest.mark.parametrize("page", runnable_pages(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_pages_journey_runs_as_written(page, tmp_path, monkeypatch):
     env = journey_folder(tmp_path)
     monkeypatch.setenv("VIDEOPERLIN_SET", TINY)  # for the commands run in this process

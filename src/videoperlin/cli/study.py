@@ -31,7 +31,7 @@ def transfer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-root",
         default=None,
-        help="the folder the built-in protocols read their datasets from ($VIDEOPERLIN_DATA; docs/guide/data.md)",
+        help="the folder the built-in protocols read their datasets from ($VIDEOPERLIN_DATA; docs/guide/data/index.md)",
     )
     parser.add_argument("--dataset", default=None, help="with --data: one 'dataset' value of the manifest")
     parser.add_argument("--folds", type=bounded_int(2), default=3, help="with --data: group folds")

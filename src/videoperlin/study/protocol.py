@@ -313,7 +313,7 @@ def with_data_root(value: Any, where: str) -> Any:
     if not root:
         raise ConfigError(
             f"{where} reads ${DATA_ROOT_ENV} ({value}), which is not set: export {DATA_ROOT_ENV}=FOLDER, the folder "
-            f"holding your datasets as docs/guide/data.md lays them out, or give --data-root FOLDER"
+            f"holding your datasets as docs/guide/data/index.md lays them out, or give --data-root FOLDER"
         )
     return _DATA_ROOT.sub(lambda _: root.rstrip("/"), value)
 
