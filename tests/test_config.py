@@ -149,3 +149,19 @@ def test_no_function_in_src_is_over_60_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
     assert not long, long
+
+
+@pytest.mark.parametrize("command", ["pretrain", "train"])
+def test_config_prints_what_the_command_runs_and_the_api_uses_the_same(command, tmp_path, cli):
+    """Bare `videoperlin config` printed the dataclass defaults (200 epochs, full width) while `pretrain`
+    ran its recipe; now `config COMMAND`, the command, `--help` and the Python API agree."""
+    from videoperlin.cli import build_parser
+    from videoperlin.cli.training import config_from_args
+    from videoperlin.train.config import DEFAULT_RECIPES, recipe_config
+
+    printed = cli("config", *([command] if command != "pretrain" else []), check=True).stdout
+    (tmp_path / "printed.yaml").write_text(printed)
+    runs = config_from_args(build_parser().parse_args([command]), command)
+    assert load_config(tmp_path / "printed.yaml") == runs == recipe_config(command)
+    assert runs.train.epochs < 50 and runs.model.widen_factor == 0.5  # the CPU recipe, not 200 epochs at full width
+    assert DEFAULT_RECIPES[command] in cli(command, "--help").stdout
