@@ -695,3 +695,31 @@ def test_init_names_what_it_was_given_and_what_it_takes(tmp_path, cli):
         proc = cli("train", "--data", tmp_path / "videos", "--init", given, "--out", tmp_path / "out")
         assert proc.returncode == 2 and said in proc.stderr and "a model directory (model.safetensors" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_check_data_names_a_video_cut_short_by_its_header(tmp_path, cli):
+    """An .avi cut to a third of its length: its header still declares every frame, a third decode."""
+    import av
+
+    write_class_folders(tmp_path / "videos", per_class=2, frames=8)
+    whole = tmp_path / "whole.avi"
+    with av.open(str(whole), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(90):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    cut = tmp_path / "videos" / CLASSES[0] / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    proc = cli("check-data", tmp_path / "videos", "--cache-dir", tmp_path / "cache", "-q")
+    assert (
+        proc.returncode == 0
+        and f"truncated: {cut}" in proc.stdout
+        and "of the 90 frames its header declares" in proc.stdout
+    )
+    strict = cli("check-data", tmp_path / "videos", "--cache-dir", tmp_path / "cache", "-q", "--strict")
+    assert strict.returncode != 0 and "1 truncated (--strict)" in strict.stdout

@@ -560,3 +560,21 @@ def test_every_run_writes_tensorboard_events_and_a_curves_figure(tmp_path, cli):
         assert [s.step for s in scalars] == [r["epoch"] for r in records]
         assert [s.value for s in scalars] == pytest.approx([r[metric] for r in records], rel=1e-6)
     assert (tmp_path / "run/figures/curves.png").stat().st_size > 5000
+
+
+def test_a_killed_writers_temporary_is_swept_on_resume_and_a_live_ones_kept(tmp_path, cli):
+    """kill -9 during a checkpoint write leaves checkpoints/.last.pt.tmp-PID-...: the next run in that
+    directory removes it when PID is gone, and never a file a live process is writing."""
+    args = ["pretrain", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8", "--size", "32",
+            "--num-videos", "8", "--set", "vpn.val_videos=4", "--batch-size", "4", "--amp", "off",
+            "--out", tmp_path / "run", "-q"]  # fmt: skip
+    cli(*args, "--epochs", "1", check=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    checkpoints = tmp_path / "run" / "checkpoints"
+    stale = checkpoints / f".last.pt.tmp-{dead.pid}-deadbeef"
+    live = checkpoints / f".best.pt.tmp-{os.getppid()}-cafebabe"  # our parent: alive
+    for path in (stale, live):
+        path.write_bytes(b"0" * 1000)
+    cli(*args, "--epochs", "2", "--resume", check=True)
+    assert not stale.exists() and live.exists()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from videoperlin.data.decode import FrameCache, VideoDecodeError
+from videoperlin.data.decode import SHORT_DECODE, FrameCache, VideoDecodeError, declared_frames
 from videoperlin.data.sources import VideoCatalog
 
 
@@ -27,10 +27,11 @@ class DataReport:
     frames: int
     unreadable: list[str] = field(default_factory=list)
     too_short: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
 
     def ok(self, strict: bool = False) -> bool:
-        """No unreadable video (and, when ``strict``, none shorter than a clip)."""
-        return not self.unreadable and not (strict and self.too_short)
+        """No unreadable video (and, when ``strict``, none shorter than a clip or than its header says)."""
+        return not self.unreadable and not (strict and (self.too_short or self.truncated))
 
 
 def check_catalog(catalog: VideoCatalog, cache: FrameCache, frames: int, progress: bool = True) -> DataReport:
@@ -44,6 +45,9 @@ def check_catalog(catalog: VideoCatalog, cache: FrameCache, frames: int, progres
             continue
         if length < frames:
             report.too_short.append(f"{record.path}: {length} frames < {frames}")
+        declared = declared_frames(record.path)
+        if declared and length < SHORT_DECODE * declared:
+            report.truncated.append(f"{record.path}: {length} of the {declared} frames its header declares decode")
     return report
 
 
@@ -80,11 +84,18 @@ def format_report(report: DataReport, strict: bool = False) -> str:
             f"training and evaluation loop them (frame indices wrap around){'' if strict else ' (--strict: fail)'}"
         )
         lines += [f"  too short: {p}" for p in report.too_short]
+    if report.truncated:
+        lines.append(
+            f"warning: {len(report.truncated)} videos decode to fewer than half the frames their header declares "
+            f"(cut short by a download?); training uses what decodes{'' if strict else ' (--strict: fail)'}"
+        )
+        lines += [f"  truncated: {p}" for p in report.truncated]
     if report.ok(strict):
         lines.append("OK")
     else:
         lines.append(
             f"problems: {len(report.unreadable)} unreadable"
             + (f", {len(report.too_short)} too short (--strict)" if strict and report.too_short else "")
+            + (f", {len(report.truncated)} truncated (--strict)" if strict and report.truncated else "")
         )
     return "\n".join(lines)

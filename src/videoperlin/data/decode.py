@@ -66,6 +66,26 @@ def _decode_npy(path: Path, short_side: int | None) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def declared_frames(path: str | Path) -> int:
+    """The frames a video's header declares (its frame count, else duration x frame rate); 0 for ``.npy``
+    clips and when the header says nothing. Reads the header only."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        return 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return 0
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            if container.duration and stream.average_rate:
+                return round(container.duration / 1e6 * float(stream.average_rate))
+    except (av.FFmpegError, ValueError, OSError):
+        return 0
+    return 0
+
+
 def decode_video(path: str | Path, short_side: int | None = 128) -> np.ndarray:
     """All frames of a video as (T, H, W, 3) uint8 RGB, short side resized to ``short_side``."""
     path = Path(path)

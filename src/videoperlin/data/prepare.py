@@ -44,7 +44,14 @@ from videoperlin.data.decode import VideoDecodeError, decode_video
 from videoperlin.data.encode import CONTAINERS, check_crf
 from videoperlin.data.encode import encode_video as _encode
 from videoperlin.errors import ConfigError
-from videoperlin.utils.atomic import atomic_path, atomic_write_text, exclusive_lock, is_temp_file, writable_directory
+from videoperlin.utils.atomic import (
+    atomic_path,
+    atomic_write_text,
+    exclusive_lock,
+    is_temp_file,
+    sweep_temporaries,
+    writable_directory,
+)
 from videoperlin.utils.text import read_csv_rows
 
 log = logging.getLogger(__name__)
@@ -223,6 +230,8 @@ def prepare_dataset(
         raise ConfigError(f"--out {out} is inside the source {root}; prepare into a folder outside it")
     writable_directory(out)
     with exclusive_lock(out / ".prepare.lock", f"another prepare is writing {out}; wait for it"):
+        for stale in sweep_temporaries(out):
+            log.info("removed %s, left by a prepare that was killed", stale)
         _check_record(out, root, settings)
         began, summary = time.perf_counter(), PrepareSummary(videos=len(videos), other_files=len(others))
         _copy_other_files(root, out, others)

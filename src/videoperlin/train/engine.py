@@ -52,7 +52,7 @@ from videoperlin.train.resources import check_set_size, check_step_memory
 from videoperlin.train.run_dir import RunDir
 from videoperlin.train.schedule import lr_factor
 from videoperlin.train.tracking import TensorBoardLog
-from videoperlin.utils.atomic import exclusive_lock, writable_directory
+from videoperlin.utils.atomic import exclusive_lock, sweep_temporaries, writable_directory
 from videoperlin.utils.plotting import plot_run_curves
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,8 @@ class Trainer:
                     f"another process is training in {self.run_dir.path}; wait for it, or choose another --out",
                 )
             )
+            for stale in sweep_temporaries(self.run_dir.path):
+                log.info("removed %s, left by a writer that was killed", stale)
         if config.task == "pretrain" and not config.data.path:
             check_set_size(max(config.vpn.num_videos, config.vpn.val_videos), self.device)
         self.source = build_batches(config, self.dist, self.device)

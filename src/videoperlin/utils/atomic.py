@@ -52,6 +52,34 @@ def is_temp_file(path: Path) -> bool:
     return path.name.startswith(".") and TMP_MARKER in path.name
 
 
+def _writer_alive(path: Path) -> bool:
+    """Whether the process that is writing temporary file ``path`` (its PID is in the name) still runs."""
+    try:
+        pid = int(path.name.split(TMP_MARKER, 1)[1].split("-", 1)[0])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's live process, or a platform that cannot tell: leave it
+    return True
+
+
+def sweep_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files under ``directory`` whose writer is dead (a kill -9 during a write leaves
+    one, as large as the file it was writing); return them. Call it holding the directory's lock."""
+    swept = []
+    for path in directory.rglob(f"*{TMP_MARKER}*") if directory.is_dir() else []:
+        if path.is_file() and is_temp_file(path) and not _writer_alive(path):
+            path.unlink(missing_ok=True)
+            swept.append(path)
+    return swept
+
+
 def _disk_full(exc: BaseException, path: Path) -> bool:
     """Whether ``exc`` (raised while writing next to ``path``) means the disk is full. Not every writer
     says so with ENOSPC: torch.save raises a RuntimeError ("file write failed"), numpy.save an OSError
