@@ -576,5 +576,5 @@ def test_a_killed_writers_temporary_is_swept_on_resume_and_a_live_ones_kept(tmp_
     live = checkpoints / f".best.pt.tmp-{os.getppid()}-cafebabe"  # our parent: alive
     for path in (stale, live):
         path.write_bytes(b"0" * 1000)
-    cli(*args, "--epochs", "2", "--resume", check=True)
+    cli(*args, "--epochs", "2", "--resume", "--accept-changes", check=True)
     assert not stale.exists() and live.exists()
