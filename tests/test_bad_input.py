@@ -10,7 +10,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import itertools
+import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -723,3 +726,26 @@ def test_check_data_names_a_video_cut_short_by_its_header(tmp_path, cli):
     )
     strict = cli("check-data", tmp_path / "videos", "--cache-dir", tmp_path / "cache", "-q", "--strict")
     assert strict.returncode != 0 and "1 truncated (--strict)" in strict.stdout
+
+
+def test_memory_is_refused_before_it_is_used_within_the_process_limits(tmp_path):
+    """Under `ulimit -v` (a container's or a cluster job's limit) the up-front estimate compares with what
+    the limit leaves, not with the machine's free memory; a clip of 100,000 frames no longer makes the
+    numerics guard's probe ask for 210 GB; an allocation that fails anyway ends in one line."""
+    from videoperlin.train.numerics import PROBE_ELEMENTS, capped_probe_shape
+
+    shape = capped_probe_shape([4, 16, 100_000, 32, 32], (7, 7, 7))
+    assert math.prod(shape) <= PROBE_ELEMENTS and shape[3:] == [32, 32] and shape[2] >= 32
+    assert capped_probe_shape([4, 64, 16, 112, 112], (3, 3, 3)) == [4, 64, 16, 112, 112]  # run sizes: unchanged
+    script = "import resource; resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))\n"
+    script += "import sys; from videoperlin.cli import main; sys.exit(main(sys.argv[1:]))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "pretrain", "--size", "4096", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "of activations but" in proc.stderr, proc.stderr[-2000:]
+    assert len(proc.stderr.strip().splitlines()) == 1 and "GiB is available" in proc.stderr
+    from videoperlin.cli import out_of_memory
+
+    failed = RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 6585600000")
+    assert out_of_memory(failed) and out_of_memory(MemoryError()) and not out_of_memory(RuntimeError("shape"))

@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed allocation (host or CUDA)."""
+    text = str(exc)
+    return isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text.lower()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``videoperlin`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -153,6 +159,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # An error re-raised from a DataLoader worker carries the worker's traceback; keep its last line.
         message = lines[-1].split(": ", 1)[-1] if "Traceback" in str(exc) else " ".join(lines)
         print(f"videoperlin: error: {message}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+        print(
+            f"videoperlin: error: out of memory ({first}); lower data.size, data.frames or train.batch_size, "
+            f"or free memory (the up-front estimate missed this one: please report it)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(

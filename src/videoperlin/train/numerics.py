@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import platform
 from dataclasses import asdict, dataclass, field
@@ -63,11 +64,29 @@ TOLERANCE = {torch.float32: 0.01, torch.bfloat16: 0.03, torch.float16: 0.01}
 DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 #: Clips per probe: the shapes are the run's, the batch is capped (a probe is three convolutions in float64).
 PROBE_BATCH = 4
+#: Most input elements a probe convolves (float64: 512 MiB; 4 clips of a 64-channel 16x112x112 stage hold 51M).
+#: A larger shape is probed with its largest extents halved until it fits (never below 32 or twice the kernel):
+#: a probe must not need more memory than the run it guards (a clip of 100,000 frames asked 210 GB of it).
+PROBE_ELEMENTS = 2**26
 #: Bumped when the probe changes, so cached verdicts of an older probe are not trusted.
 PROBE_VERSION = 1
 #: CPU flags that select oneDNN kernels (part of the cache key).
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile", "avx_vnni")
 CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def capped_probe_shape(shape: list[int], kernel: tuple[int, ...]) -> list[int]:
+    """``shape`` (batch, channels, *extents) with its largest extents halved while it holds more than
+    :data:`PROBE_ELEMENTS` elements (an extent stays at least 32 and twice its kernel)."""
+    shape = list(shape)
+    while math.prod(shape) > PROBE_ELEMENTS:
+        floors = [max(32, 2 * k) for k in kernel]
+        axes = [a for a in range(2, len(shape)) if shape[a] > floors[a - 2]]
+        if not axes:
+            break
+        largest = max(axes, key=lambda a: shape[a])
+        shape[largest] = max(floors[largest - 2], shape[largest] // 2)
+    return shape
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,7 @@ class ConvSignature:
         shape = [min(input_shape[0], PROBE_BATCH), *input_shape[1:]]
         extra = getattr(conv, "temporal_pad", 0)  # TemporalPadConv3d pads time itself: the kernel sees T + 2 pad
         shape[2] += 2 * extra
+        shape = capped_probe_shape(shape, tuple(conv.kernel_size))
         return cls(
             len(conv.kernel_size),
             conv.in_channels,

@@ -14,8 +14,10 @@ order. Two estimates, before any clip is drawn:
   ``meta`` copy of the model (shapes only: no compute, no memory), the same trick as the numerics
   guard.
 
-The sum is compared with the memory available now (``MemAvailable`` of ``/proc/meminfo``, or free
-CUDA memory on a GPU); a run whose estimate exceeds it is refused. The estimate is a lower bound of
+The sum is compared with the memory available now (the least of ``MemAvailable`` of ``/proc/meminfo``,
+what ``ulimit -v`` and the cgroup's memory limit leave, or free CUDA memory on a GPU); a run whose
+estimate exceeds it is refused. The numerics guard's probes are capped in size
+(:data:`~videoperlin.train.numerics.PROBE_ELEMENTS`) so that they never need more than the run. The estimate is a lower bound of
 what a step really uses (workspace, the optimiser, the loader's copies come on top), so the check
 refuses only runs that certainly cannot fit. (:func:`check_set_size` runs before the data is built,
 :func:`check_step_memory` once the model is.)
@@ -36,22 +38,65 @@ BYTES_PER_CLIP_IN_SET = 16
 
 
 def available_memory(device: torch.device) -> int:
-    """Bytes free for a run on ``device``: free CUDA memory, else the host's available RAM."""
+    """Bytes free for a run on ``device``: free CUDA memory; on the host the least of the available RAM, what
+    the process's address-space limit leaves (``ulimit -v``) and what its cgroup's memory limit leaves (a
+    container's, a cluster job's)."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
+    return min(_host_available(), _address_space_left(), _cgroup_left())
+
+
+def _read_number(path: str, key: str | None = None) -> int | None:
+    """An integer from a /proc or /sys file (the value after ``key:`` when given); None when absent or 'max'."""
     try:
-        with open("/proc/meminfo") as handle:
+        with open(path) as handle:
             for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+                if key is None:
+                    text = line.strip()
+                    return None if text == "max" else int(text)
+                if line.startswith(f"{key}:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _host_available() -> int:
+    available = _read_number("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
+def _address_space_left() -> int:
+    """What ``RLIMIT_AS`` leaves beyond the process's current address space (no limit: unbounded)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 2**62
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return 2**62
+    used = _read_number("/proc/self/status", "VmSize") or 0
+    return max(0, soft - used)
+
+
+def _cgroup_left() -> int:
+    """What the process's cgroup memory limit leaves (v2, else v1; no limit: unbounded)."""
+    for limit, usage in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
+        cap = _read_number(limit)
+        if cap is not None and cap < 2**60:
+            return max(0, cap - (_read_number(usage) or 0))
+    return 2**62
+
+
 def activation_bytes(model: nn.Module, clip_shape: tuple[int, ...], batch: int) -> int:
-    """Float32 bytes of every leaf module's output, and of the input, for one (batch, *clip_shape) forward."""
-    total = [batch * int(torch.Size(clip_shape).numel())]
+    """Float32 bytes of every leaf module's output for one (batch, *clip_shape) forward, and of the input
+    twice (the batch as loaded or rendered, and normalised)."""
+    total = [2 * batch * int(torch.Size(clip_shape).numel())]
 
     def record(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         if isinstance(output, torch.Tensor):
