@@ -270,22 +270,61 @@ def test_unreadable_weight_files(tmp_path, cli, videos, content, suffix):
 
 def test_disk_full_names_the_file(tmp_path, monkeypatch):
     target = tmp_path / "clip.npy"
-    with pytest.raises(ConfigError, match=f"disk full while writing {target}"):
+    with pytest.raises(ConfigError, match=f"the disk is full while writing {target}"):
         with atomic_path(target):
             raise OSError(errno.ENOSPC, "No space left on device")
     import shutil
 
     monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
-    with pytest.raises(ConfigError, match="disk full while writing .*last.pt"):
+    with pytest.raises(ConfigError, match="the disk is full while writing .*last.pt"):
         with atomic_path(tmp_path / "last.pt"):  # torch.save's way of saying it
             raise RuntimeError(
                 "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
                 "data/0: file write failed"
             )
-    with pytest.raises(ConfigError, match="disk full while writing .*00000003.npy"):
+    with pytest.raises(ConfigError, match="the disk is full while writing .*00000003.npy"):
         with atomic_path(tmp_path / "00000003.npy"):  # numpy.save's way of saying it
             raise OSError("8192 requested and 3968 written")
     assert not list(tmp_path.iterdir())  # no temporary left behind
+
+
+@pytest.mark.parametrize(
+    "fault, said",
+    [
+        (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 2176 vs 2064"), "the disk is full"),
+        (OSError(errno.EACCES, "Permission denied"), "permission denied"),
+        (OSError(errno.EROFS, "Read-only file system"), "the filesystem is read-only"),
+    ],
+)
+def test_a_write_fault_in_a_checkpoint_ends_in_one_line_keeps_the_last_good_state_and_resumes(
+    tmp_path, cli, monkeypatch, fault, said
+):
+    import shutil
+
+    from videoperlin.train import checkpointing
+
+    args = ["pretrain", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8", "--size", "32",
+            "--num-videos", "8", "--set", "vpn.val_videos=4", "--batch-size", "4", "--amp", "off",
+            "--epochs", "2", "--out", tmp_path / "run", "-q"]  # fmt: skip
+    cli(*args, "--max-steps", "2", check=True)  # epoch 1 written: the last good state
+    good = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["global_step"]
+    real_save = torch.save
+
+    def failing_save(obj, f, *a, **k):
+        raise fault
+
+    monkeypatch.setattr(checkpointing.torch, "save", failing_save)
+    if isinstance(fault, RuntimeError):  # torch says "unexpected pos": a full disk, confirmed by the free space
+        monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
+    proc = cli(*args, "--resume")
+    assert proc.returncode == 2 and said in proc.stderr and "checkpoints/best.pt" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "intact" in proc.stderr
+    assert torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["global_step"] == good
+    assert not [p for p in (tmp_path / "run").rglob("*.tmp-*")]
+    monkeypatch.setattr(checkpointing.torch, "save", real_save)
+    monkeypatch.undo()
+    cli(*args, "--resume", check=True)  # space freed: the run finishes
+    assert torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["position"]["epoch"] == 2
 
 
 # ---- messages, determinism, concurrency, scale ------------------------------------------------

@@ -80,16 +80,34 @@ def sweep_temporaries(directory: Path) -> list[Path]:
     return swept
 
 
-def _disk_full(exc: BaseException, path: Path) -> bool:
-    """Whether ``exc`` (raised while writing next to ``path``) means the disk is full. Not every writer
-    says so with ENOSPC: torch.save raises a RuntimeError ("file write failed"), numpy.save an OSError
-    without errno ("8192 requested and 3968 written"); those are confirmed by the free space left."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return True
-    if isinstance(exc, (OSError, RuntimeError)) and ("written" in str(exc) or "write failed" in str(exc)):
-        with contextlib.suppress(OSError):
-            return shutil.disk_usage(path.parent).free < 2**20
-    return False
+#: Write faults by errno, and what to do about each.
+WRITE_FAULTS = {
+    errno.ENOSPC: ("the disk is full", "free space"),
+    errno.EDQUOT: ("the disk quota is used up", "free space or raise the quota"),
+    errno.EACCES: ("permission denied", "make the folder writable or choose another --out"),
+    errno.EPERM: ("permission denied", "make the folder writable or choose another --out"),
+    errno.EROFS: ("the filesystem is read-only", "choose another --out"),
+}
+
+
+def _free_space(path: Path) -> int | None:
+    with contextlib.suppress(OSError):
+        return shutil.disk_usage(path.parent).free
+    return None
+
+
+def _write_fault(exc: BaseException, path: Path) -> tuple[str, str] | None:
+    """(what went wrong, what to do) when ``exc``, raised while writing next to ``path``, is a write fault of
+    the filesystem. Not every writer says so with an errno: torch.save raises a RuntimeError ("file write
+    failed", "unexpected pos ..."), numpy.save an OSError without errno ("8192 requested and 3968 written");
+    those are confirmed by the free space left."""
+    if isinstance(exc, OSError) and exc.errno in WRITE_FAULTS:
+        return WRITE_FAULTS[exc.errno]
+    if isinstance(exc, (OSError, RuntimeError)):
+        free = _free_space(path)
+        if free is not None and free < 2**20:
+            return WRITE_FAULTS[errno.ENOSPC]
+    return None
 
 
 @contextlib.contextmanager
@@ -107,12 +125,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
-        if _disk_full(exc, path):
+        fault = _write_fault(exc, path)
+        if fault is not None:
+            free = _free_space(path)
+            room = f", {free / 2**20:,.1f} MiB free" if free is not None else ""
             raise ConfigError(
-                f"disk full while writing {path}; the previous file (if any) is intact: free space "
-                f"and rerun (finished work is kept)"
+                f"{fault[0]} while writing {path}{room}; the previous file (if any) is intact: {fault[1]} and "
+                f"rerun (finished work is kept; a training run: add --resume)"
             ) from None
         raise
 
