@@ -320,7 +320,7 @@ def test_a_write_fault_in_a_checkpoint_ends_in_one_line_keeps_the_last_good_stat
     assert proc.returncode == 2 and said in proc.stderr and "checkpoints/best.pt" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "intact" in proc.stderr
     assert torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["global_step"] == good
-    assert not [p for p in (tmp_path / "run").rglob("*.tmp-*")]
+    assert not list((tmp_path / "run").rglob("*.tmp-*"))
     monkeypatch.setattr(checkpointing.torch, "save", real_save)
     monkeypatch.undo()
     cli(*args, "--resume", check=True)  # space freed: the run finishes

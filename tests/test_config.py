@@ -16,10 +16,17 @@ import pytest
 import yaml
 
 from videoperlin.cli import build_parser
-from videoperlin.cli.training import COMMAND_SHORTCUTS, SHORTCUTS
+from videoperlin.cli.training import COMMAND_SHORTCUTS
 from videoperlin.config_fields import describe, type_name
 from videoperlin.errors import ConfigError
-from videoperlin.train.config import RunConfig, builtin_config, config_from_record, field_annotation, load_config
+from videoperlin.train.config import (
+    SHORTCUTS,
+    RunConfig,
+    builtin_config,
+    config_from_record,
+    field_annotation,
+    load_config,
+)
 from videoperlin.vpn.family import load_families
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "videoperlin"

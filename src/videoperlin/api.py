@@ -31,38 +31,15 @@ from videoperlin.data.config import DataConfig
 from videoperlin.data.splits import split_records
 from videoperlin.data.video_dataset import ClipDataset, WindowDataset
 from videoperlin.errors import ConfigError
-from videoperlin.train.config import RunConfig, field_annotation, recipe_config
+from videoperlin.train.config import SHORTCUTS, RunConfig, field_annotation, recipe_config
 from videoperlin.train.engine import Trainer
 from videoperlin.train.run_dir import RunDir
 from videoperlin.vpn.dataset import VPNDataset
 from videoperlin.vpn.family import get_family
 
-#: Keyword names of :func:`pretrain`/:func:`finetune` and the config keys they set (the commands' flags).
-KEYWORDS = {
-    "out": "train.out",
-    "model": "model.name",
-    "widen_factor": "model.widen_factor",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "optim.lr",
-    "amp": "train.amp",
-    "seed": "train.seed",
-    "init": "train.init",
-    "objective": "objective.name",
-    "family": "vpn.family",
-    "preset": "vpn.preset",
-    "num_videos": "vpn.num_videos",
-    "data": "data.path",
-    "val_data": "data.val_path",
-    "dataset": "data.dataset",
-    "split": "data.split",
-    "splits_dir": "data.splits_dir",
-    "fold": "data.fold",
-    "frames": "data.frames",
-    "size": "data.size",
-    "workers": "data.workers",
-    "progress": "train.progress",
-}
+#: Keyword names of :func:`pretrain`/:func:`finetune` and the config keys they set: the commands' flags, and
+#: ``progress`` (a progress bar in a notebook).
+KEYWORDS = {**SHORTCUTS, "progress": "train.progress"}
 
 
 def config_overrides(keywords: dict[str, Any]) -> dict[str, Any]:

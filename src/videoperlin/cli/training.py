@@ -16,6 +16,7 @@ from videoperlin.data.config import DataConfig
 from videoperlin.errors import ConfigError
 from videoperlin.train.config import (
     DEFAULT_RECIPES,
+    SHORTCUTS,
     RunConfig,
     config_path,
     field_annotation,
@@ -24,41 +25,6 @@ from videoperlin.train.config import (
     recipe_config,
 )
 
-#: Shortcut flag -> config key (every other field: --set section.field=value).
-SHORTCUTS = {
-    "out": "train.out",
-    "model": "model.name",
-    "widen_factor": "model.widen_factor",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "optim.lr",
-    "amp": "train.amp",
-    "seed": "train.seed",
-    "max_steps": "train.max_steps",
-    "checkpoint_every": "train.checkpoint_every",
-    "init": "train.init",
-    "ft_begin_module": "train.ft_begin_module",
-    "objective": "objective.name",
-    "family": "vpn.family",
-    "preset": "vpn.preset",
-    "num_videos": "vpn.num_videos",
-    "data": "data.path",
-    "val_data": "data.val_path",
-    "dataset": "data.dataset",
-    "split": "data.split",
-    "splits_dir": "data.splits_dir",
-    "fold": "data.fold",
-    "folds": "data.folds",
-    "val_fraction": "data.val_fraction",
-    "frames": "data.frames",
-    "size": "data.size",
-    "stride": "data.stride",
-    "window_stride": "data.window_stride",
-    "short_side": "data.short_side",
-    "workers": "data.workers",
-    "cache_dir": "data.cache_dir",
-    "on_bad_video": "data.on_bad_video",
-}
 _RUN = (
     "out",
     "model",

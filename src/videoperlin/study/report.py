@@ -35,13 +35,18 @@ PRETRAIN_HEADING = "Pre-training"
 RESULT_COLUMNS = ("arm", "arch", "dataset", "fold", "seed", "pretrain_seed", "video_top1", "clip_top1", "error")
 
 
-def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
-    """``results.csv``: one row per fine-tuning run."""
+def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """``rows`` as a CSV of ``columns`` (other keys left out), written atomically."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(out / "results.csv", buffer.getvalue())
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_results(out: Path, rows: list[dict[str, Any]]) -> None:
+    """``results.csv``: one row per fine-tuning run."""
+    write_csv(out / "results.csv", RESULT_COLUMNS, rows)
 
 
 def mean_std(values: list[float]) -> str:
@@ -257,11 +262,7 @@ def pretrain_row(record: dict[str, Any]) -> str:
 
 def write_pretraining(out: Path, records: list[dict[str, Any]]) -> None:
     """``pretraining.csv``: one row per pre-training (what the predictors analysis reads)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=PRETRAIN_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    atomic_write_text(out / "pretraining.csv", buffer.getvalue())
+    write_csv(out / "pretraining.csv", PRETRAIN_COLUMNS, records)
 
 
 def failures_section(failed: list[str]) -> str:

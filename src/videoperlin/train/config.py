@@ -326,6 +326,43 @@ def read_yaml(path: str | Path, what: str = "--config") -> dict[str, Any]:
     return mapping
 
 
+#: Shortcut names -> config keys: the commands' flags (``--epochs``) and the Python API's keywords
+#: (``pretrain(epochs=2)``); every other field is ``--set section.field=value`` / ``section__field=value``.
+SHORTCUTS = {
+    "out": "train.out",
+    "model": "model.name",
+    "widen_factor": "model.widen_factor",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "optim.lr",
+    "amp": "train.amp",
+    "seed": "train.seed",
+    "max_steps": "train.max_steps",
+    "checkpoint_every": "train.checkpoint_every",
+    "init": "train.init",
+    "ft_begin_module": "train.ft_begin_module",
+    "objective": "objective.name",
+    "family": "vpn.family",
+    "preset": "vpn.preset",
+    "num_videos": "vpn.num_videos",
+    "data": "data.path",
+    "val_data": "data.val_path",
+    "dataset": "data.dataset",
+    "split": "data.split",
+    "splits_dir": "data.splits_dir",
+    "fold": "data.fold",
+    "folds": "data.folds",
+    "val_fraction": "data.val_fraction",
+    "frames": "data.frames",
+    "size": "data.size",
+    "stride": "data.stride",
+    "window_stride": "data.window_stride",
+    "short_side": "data.short_side",
+    "workers": "data.workers",
+    "cache_dir": "data.cache_dir",
+    "on_bad_video": "data.on_bad_video",
+}
+
 #: The recipe each command runs when none is given (``videoperlin config COMMAND`` prints it; the Python
 #: API's ``pretrain``/``finetune`` run the same).
 DEFAULT_RECIPES = {"pretrain": "pretrain_cpu", "train": "finetune_cpu"}

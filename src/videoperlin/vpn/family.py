@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import itertools
+import math
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from videoperlin.config_fields import Checked, in_range, option
 from videoperlin.errors import ConfigError
 from videoperlin.utils.text import read_mapping_file
 from videoperlin.vpn.draws import ClipDraws, DrawLayout
+from videoperlin.vpn.labels import speed_name
 
 #: Training target of a clip: its class, or (a control for transfer studies) a random class.
 LabelMode = Literal["frequency", "shuffled"]
@@ -161,6 +163,25 @@ class ClassGrid:
 
     def to_dict(self) -> dict[str, list]:
         return {axis: list(values) for axis, values in self.axes.items()}
+
+
+def motion_grid(axes: dict[str, list], prefix: str, names: dict[str, Callable[[Any], str]] | None = None) -> ClassGrid:
+    """The class grid of a family whose label includes a motion: ``{prefix}_direction`` (degrees, 0 right,
+    90 up) x ``{prefix}_speed`` (frame widths crossed over the clip, in [0, 1]; 0 = still, one class per
+    value of the other axes), named ``d045`` and ``s0p3`` (``names`` adds the other axes' formats)."""
+    direction, speed = f"{prefix}_direction", f"{prefix}_speed"
+    formats = {**(names or {}), direction: lambda d: f"d{d:03d}", speed: speed_name}
+    grid = ClassGrid(axes, still=(direction, speed), names=formats)
+    if any(not 0 <= s <= 1 for s in grid.axes[speed]):
+        raise ConfigError(f"{speed} {grid.axes[speed]} must be frame widths in [0, 1]")
+    return grid
+
+
+def motion_arrow(params: dict[str, Any], prefix: str, width: int) -> tuple[float, float]:
+    """(dx, dy) in pixels over the clip (+y up) of a :func:`motion_grid` class's motion, for previews."""
+    angle = math.radians(params[f"{prefix}_direction"])
+    distance = params[f"{prefix}_speed"] * width
+    return math.cos(angle) * distance, math.sin(angle) * distance
 
 
 class Family:

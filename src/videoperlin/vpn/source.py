@@ -20,10 +20,9 @@ its default (``vpn.octaves=2`` with ``family: flicker`` is an error naming the f
 from __future__ import annotations
 
 import dataclasses
-import typing
 from typing import Any
 
-from videoperlin.config_fields import Checked, FieldError, at_least, one_of, option, values_of
+from videoperlin.config_fields import Checked, FieldError, at_least, one_of, option, union_fields, values_of
 from videoperlin.geometry import ClipGeometry
 from videoperlin.vpn.dataset import VPNDataset
 from videoperlin.vpn.family import Family, LabelSource, SourceOptions, freeze_schema
@@ -45,14 +44,7 @@ class _SourceBase(Checked):
 
 def _family_fields() -> list[tuple[str, Any, Any]]:
     """(name, type, field) of the shared label/option fields, then each family's own, once each."""
-    rows: dict[str, tuple[str, Any, Any]] = {}  # (name, type, dataclasses.field(...))
-    for cls in (LabelSource, SourceOptions, *(g for f in FAMILIES.values() for g in (f.Labels, f.Options))):
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if f.name not in rows:
-                copy = dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=f.metadata)
-                rows[f.name] = (f.name, hints[f.name], copy)
-    return list(rows.values())
+    return union_fields([LabelSource, SourceOptions, *(g for f in FAMILIES.values() for g in (f.Labels, f.Options))])
 
 
 def _owners() -> dict[str, list[str]]:

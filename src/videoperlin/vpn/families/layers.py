@@ -32,7 +32,6 @@ unit vectors for each canvas's lattice (``background``, ``texture0``, ``mask0``,
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -40,11 +39,18 @@ import torch
 from torch import Tensor
 
 from videoperlin.config_fields import in_range, option
-from videoperlin.errors import ConfigError
 from videoperlin.noise import Octave, lattice_nodes, noise_std, render_octaves
 from videoperlin.vpn.draws import DrawLayout
-from videoperlin.vpn.family import ClassGrid, ColourOption, Family, LabelSource, SourceOptions, register
-from videoperlin.vpn.labels import speed_name
+from videoperlin.vpn.family import (
+    ClassGrid,
+    ColourOption,
+    Family,
+    LabelSource,
+    SourceOptions,
+    motion_arrow,
+    motion_grid,
+    register,
+)
 from videoperlin.vpn.scene import Camera, composite, ramp, soft_threshold, tint, trajectory, unit_direction, warp
 
 MAX_LAYERS = 3
@@ -126,20 +132,11 @@ class LayersFamily(Family):
 
     @classmethod
     def space_from_dict(cls, axes: dict) -> ClassGrid:
-        grid = ClassGrid(
-            super().space_from_dict(axes).axes,
-            still=("layers_direction", "layers_speed"),
-            names={"layers_direction": lambda d: f"d{d:03d}", "layers_speed": speed_name},
-        )
-        if any(not 0 <= s <= 1 for s in grid.axes["layers_speed"]):
-            raise ConfigError(f"layers_speed {grid.axes['layers_speed']} must be frame widths in [0, 1]")
-        return grid
+        return motion_grid(super().space_from_dict(axes).axes, "layers")
 
     def arrow(self, label: int) -> tuple[float, float]:
         """The first layer's motion relative to the background."""
-        p = self.space.params(label)
-        angle = math.radians(p["layers_direction"])
-        return math.cos(angle) * p["layers_speed"] * self.width, math.sin(angle) * p["layers_speed"] * self.width
+        return motion_arrow(self.space.params(label), "layers", self.width)
 
     def layout(self) -> DrawLayout:
         layers = [f"layer{k}" for k in range(MAX_LAYERS)]

@@ -31,8 +31,16 @@ from videoperlin.config_fields import in_range, option
 from videoperlin.errors import ConfigError
 from videoperlin.noise import Octave, lattice_nodes, render_octaves
 from videoperlin.vpn.draws import DrawLayout
-from videoperlin.vpn.family import ClassGrid, ColourOption, Family, LabelSource, SourceOptions, register
-from videoperlin.vpn.labels import speed_name
+from videoperlin.vpn.family import (
+    ClassGrid,
+    ColourOption,
+    Family,
+    LabelSource,
+    SourceOptions,
+    motion_arrow,
+    motion_grid,
+    register,
+)
 from videoperlin.vpn.scene import ramp, tint, unit_direction
 
 SHAPES = ("circle", "square", "triangle", "cross")
@@ -100,23 +108,14 @@ class ShapesFamily(Family):
 
     @classmethod
     def space_from_dict(cls, axes: dict) -> ClassGrid:
-        space = super().space_from_dict(axes)
-        grid = ClassGrid(
-            space.axes,
-            still=("shapes_direction", "shapes_speed"),
-            names={"shapes_shape": str, "shapes_direction": lambda d: f"d{d:03d}", "shapes_speed": speed_name},
-        )
+        grid = motion_grid(super().space_from_dict(axes).axes, "shapes", {"shapes_shape": str})
         unknown = sorted(set(grid.axes["shapes_shape"]) - set(SHAPES))
         if unknown:
             raise ConfigError(f"shapes_shape {unknown} are not shapes; shapes are {', '.join(SHAPES)}")
-        if any(not 0 <= s <= 1 for s in grid.axes["shapes_speed"]):
-            raise ConfigError(f"shapes_speed {grid.axes['shapes_speed']} must be frame widths in [0, 1]")
         return grid
 
     def arrow(self, label: int) -> tuple[float, float]:
-        p = self.space.params(label)
-        angle = math.radians(p["shapes_direction"])
-        return math.cos(angle) * p["shapes_speed"] * self.width, math.sin(angle) * p["shapes_speed"] * self.width
+        return motion_arrow(self.space.params(label), "shapes", self.width)
 
     def layout(self) -> DrawLayout:
         return DrawLayout(("object", "distractors", "texture", "texture_phase"), SLOTS, {"texture": TEXTURE_NODES})

@@ -44,8 +44,16 @@ from videoperlin.config_fields import in_range, option
 from videoperlin.errors import ConfigError
 from videoperlin.vpn.draws import DrawLayout
 from videoperlin.vpn.families.shapes import DIRECTIONS, SHAPES, signed_distance
-from videoperlin.vpn.family import ClassGrid, ColourOption, Family, LabelSource, SourceOptions, register
-from videoperlin.vpn.labels import speed_name
+from videoperlin.vpn.family import (
+    ClassGrid,
+    ColourOption,
+    Family,
+    LabelSource,
+    SourceOptions,
+    motion_arrow,
+    motion_grid,
+    register,
+)
 from videoperlin.vpn.scene import ramp, tint, trajectory, unit_direction
 
 KINDS = ("spectrum", "dead_leaves")
@@ -145,17 +153,10 @@ class TexturesFamily(Family):
 
     @classmethod
     def space_from_dict(cls, axes: dict) -> ClassGrid:
-        space = super().space_from_dict(axes)
-        grid = ClassGrid(
-            space.axes,
-            still=("textures_direction", "textures_speed"),
-            names={"textures_kind": str, "textures_direction": lambda d: f"d{d:03d}", "textures_speed": speed_name},
-        )
+        grid = motion_grid(super().space_from_dict(axes).axes, "textures", {"textures_kind": str})
         unknown = sorted(set(grid.axes["textures_kind"]) - set(KINDS))
         if unknown:
             raise ConfigError(f"textures_kind {unknown} are not texture kinds; kinds are {', '.join(KINDS)}")
-        if any(not 0 <= s <= 1 for s in grid.axes["textures_speed"]):
-            raise ConfigError(f"textures_speed {grid.axes['textures_speed']} must be frame widths in [0, 1]")
         return grid
 
     @property
@@ -168,9 +169,7 @@ class TexturesFamily(Family):
         return self.canvas * (self.canvas // 2 + 1) + 3 * LEAVES
 
     def arrow(self, label: int) -> tuple[float, float]:
-        p = self.space.params(label)
-        angle = math.radians(p["textures_direction"])
-        return math.cos(angle) * p["textures_speed"] * self.width, math.sin(angle) * p["textures_speed"] * self.width
+        return motion_arrow(self.space.params(label), "textures", self.width)
 
     def layout(self) -> DrawLayout:
         return DrawLayout(("objects", "background", "textures"), SLOTS)
