@@ -361,3 +361,9 @@ def test_render_workers_change_no_clip(tmp_path, cli):
         )  # fmt: skip
     a, b = (torch.load(tmp_path / f"w{w}/checkpoints/last.pt", weights_only=True)["model"] for w in (0, 1))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("name", ["r3d18", "r2p1d10", "mc3_10", "vit_micro"])
+def test_no_weight_decay_names_exactly_the_biases_and_norms(name):
+    model = create_model(name, num_classes=3, **({"widen_factor": 0.25} if "vit" not in name else TINY))
+    assert all(model.no_weight_decay(k) == (p.ndim <= 1) for k, p in model.named_parameters())

@@ -263,7 +263,8 @@ class VideoResNet(nn.Module):
 
     def no_weight_decay(self, parameter: str) -> bool:
         """Biases and BatchNorm parameters (decayed in the ResNet recipes, which keep ``optim.decay_all``)."""
-        return parameter.endswith(".bias") or ".bn" in parameter or parameter.startswith("bn")
+        batch_norm = ".bn" in parameter or parameter.startswith("bn") or ".downsample.1." in parameter
+        return parameter.endswith(".bias") or batch_norm
 
 
 # ---- the registered names ------------------------------------------------------------------------
