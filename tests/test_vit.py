@@ -183,7 +183,7 @@ def test_convert_takes_videomae_both_ways_and_refuses_a_resnet(tmp_path, cli):
 
     save_model(create_model("r3d10", num_classes=3, widen_factor=0.125), tmp_path / "resnet")
     proc = cli("convert", tmp_path / "resnet", "--to", "videomae", "--out", tmp_path / "r.pth")
-    assert proc.returncode == 2 and "r3d10 has no videomae counterpart" in proc.stderr
+    assert proc.returncode == 2 and "r3d10 has no VideoMAE counterpart" in proc.stderr
 
 
 # ---- the masked autoencoder ------------------------------------------------------------------

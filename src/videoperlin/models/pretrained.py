@@ -22,9 +22,10 @@ import torch
 from torch import Tensor, nn
 
 from videoperlin.errors import CheckpointError
-from videoperlin.models.frameworks import detect_framework, own_layout, with_backbone_prefix
-from videoperlin.models.registry import architecture_of, model_from_config
-from videoperlin.models.videomae import from_videomae, is_videomae_layout
+from videoperlin.models.frameworks import detect_framework, infer_model_config, own_layout, with_backbone_prefix
+from videoperlin.models.options import TRAINING_OPTIONS
+from videoperlin.models.registry import architecture_of, model_from_config, normalize_model_config
+from videoperlin.models.videomae import from_videomae, infer_config, is_videomae_layout
 from videoperlin.models.weight_files import read_checkpoint_file, read_state_dict
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,22 @@ def _refuse_partial(report: LoadReport, source: str) -> None:
 
 def _counter(key: str) -> bool:
     return key.endswith("num_batches_tracked")
+
+
+def init_network(path: str | Path) -> tuple[str, dict[str, Any]] | None:
+    """(where the file comes from, the ``model.config`` it describes without ``num_classes`` and the training
+    options) of a weights file given as ``train.init``: a videoperlin checkpoint records its network;
+    torchvision, mmaction2 and VideoMAE files are read off their tensors; None for other files."""
+    state, meta = read_checkpoint_file(path)
+    if meta.get("model_config"):
+        source, config = "videoperlin", normalize_model_config(meta["model_config"])
+    elif (framework := detect_framework(with_backbone_prefix(state))) is not None:
+        source, config = framework, infer_model_config(with_backbone_prefix(state), framework)
+    elif is_videomae_layout(state) or "patch_embed.proj.weight" in state:
+        source, config = "videomae", infer_config(from_videomae(state, str(path)))
+    else:
+        return None
+    return source, {k: v for k, v in config.items() if k not in ("num_classes", *TRAINING_OPTIONS)}
 
 
 def load_pretrained(

@@ -45,8 +45,6 @@ from videoperlin.config_fields import (
 from videoperlin.data.config import DataConfig
 from videoperlin.errors import ConfigError, quoted
 from videoperlin.models.config import ModelConfig
-from videoperlin.models.options import TRAINING_OPTIONS
-from videoperlin.models.registry import normalize_model_config
 from videoperlin.train.augment import AugmentConfig
 from videoperlin.train.objectives import Objective
 from videoperlin.train.objectives import freeze_schema as objectives_schema
@@ -473,19 +471,20 @@ def _family_options(name: str) -> set[str] | None:
 
 
 def adopt_init_architecture(config: RunConfig, user_keys: frozenset[str] = frozenset()) -> RunConfig:
-    """``config`` building the network a videoperlin ``train.init`` records (its name and every option but
-    :data:`~videoperlin.models.options.TRAINING_OPTIONS`), so a recipe's model never fights the checkpoint's;
-    a key the user set (``user_keys``: ``model.widen_factor``...) that disagrees is a one-line error naming
-    both values. Other files (torchvision, mmaction2, VideoMAE: the engine adopts theirs) pass unchanged."""
+    """``config`` building the network its ``train.init`` describes (:func:`~videoperlin.models.pretrained.
+    init_network`: a videoperlin checkpoint's record, or what a torchvision, mmaction2 or VideoMAE file's
+    tensors say), so that a recipe's model never fights the checkpoint's; the training options (dropout,
+    drop path) stay the config's. A key the user set (``user_keys``: ``model.widen_factor``...) that
+    disagrees is a one-line error naming both values."""
     init = config.train.init
     if init is None or not Path(init).exists():
         return config
-    from videoperlin.models.weight_files import read_checkpoint_file
+    from videoperlin.models.pretrained import init_network
 
-    recorded = read_checkpoint_file(init)[1].get("model_config")
-    if not recorded:
+    found = init_network(init)
+    if found is None:
         return config
-    wanted = {k: v for k, v in normalize_model_config(recorded).items() if k not in ("num_classes", *TRAINING_OPTIONS)}
+    source, wanted = found
     current = to_dict(config.model)
     conflicts = [
         f"model.{k} {current.get(k)!r} (set here) vs {v!r} (the checkpoint's)"
@@ -500,9 +499,15 @@ def adopt_init_architecture(config: RunConfig, user_keys: frozenset[str] = froze
     changed = {k: v for k, v in wanted.items() if current.get(k) != v}
     if not changed:
         return config
-    log.info("train.init %s: building its network (%s)", init, ", ".join(f"model.{k}={v}" for k, v in changed.items()))
-    foreign = {k: v for k, v in to_dict(ModelConfig()).items() if k not in wanted and k not in TRAINING_OPTIONS}
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, **foreign, **wanted))
+    (log.warning if "name" in changed else log.info)(
+        "train.init %s is a %s checkpoint: the model is built as it is (%s)",
+        init,
+        source,
+        ", ".join(f"model.{k}={v}" for k, v in changed.items()),
+    )
+    own = {"name", *ModelConfig.architectures()[wanted["name"]].option_names()}
+    others = {k: v for k, v in to_dict(ModelConfig()).items() if k not in own}  # another family's: defaults
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, **others, **wanted))
 
 
 def config_from_record(record: dict[str, Any]) -> RunConfig:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import logging
 import math
 import os
@@ -35,18 +34,20 @@ import videoperlin
 from videoperlin.config_fields import to_dict
 from videoperlin.data.transforms import normalize
 from videoperlin.errors import ConfigError, DataError, NumericsError, quoted
-from videoperlin.models import architecture, create_model
-from videoperlin.models.config import ModelConfig
-from videoperlin.models.frameworks import detect_framework, infer_model_config, with_backbone_prefix
+from videoperlin.models import create_model
 from videoperlin.models.pretrained import load_pretrained
 from videoperlin.models.registry import architecture_of, as_video_model, normalize_model_config
-from videoperlin.models.videomae import from_videomae, infer_config, is_videomae_layout
-from videoperlin.models.weight_files import read_checkpoint_file
 from videoperlin.train.batch_sources import build_batches
 from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_state, save_checkpoint
-from videoperlin.train.config import RunConfig, changed_settings, save_config, with_absolute_paths
+from videoperlin.train.config import (
+    RunConfig,
+    adopt_init_architecture,
+    changed_settings,
+    save_config,
+    with_absolute_paths,
+)
 from videoperlin.train.distributed import all_sum, cleanup_distributed, setup_distributed
-from videoperlin.train.numerics import Precision, choose_precision
+from videoperlin.train.numerics import Precision, choose_precision, resolve_amp
 from videoperlin.train.objectives import Objective
 from videoperlin.train.resources import check_set_size, check_step_memory
 from videoperlin.train.run_dir import RunDir
@@ -56,21 +57,6 @@ from videoperlin.utils.atomic import exclusive_lock, sweep_temporaries, writable
 from videoperlin.utils.plotting import plot_run_curves
 
 log = logging.getLogger(__name__)
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype ``train.amp`` asks for on ``device`` (None: full fp32), before the numerics
-    guard (:func:`~videoperlin.train.numerics.choose_precision`) checks it on the run's convolutions."""
-    if amp == "off":
-        return None
-    if device.type == "cpu":
-        if amp == "fp16":
-            raise ConfigError("train.amp fp16 is for CUDA; use bf16 or off on the CPU")
-        supported = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-        return torch.bfloat16 if amp == "bf16" or supported else None
-    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
-        return torch.float16
-    return torch.bfloat16
 
 
 def freeze_before(model: nn.Module, module_name: str | None) -> list[str]:
@@ -194,9 +180,8 @@ class Trainer:
         self.task_net = self.objective.network()
         self.optimizer = build_optimizer(self.task_net, self.model, config)
         self.precision = self._guard_precision()
-        self.amp_dtype = self.precision.dtype
         self.grad_guard = GradNormGuard()
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision.dtype == torch.float16 else None
         # where the run is: integers, but for the best validation score ("best", a rate)
         self.position: dict[str, Any] = {
             "epoch": 0,
@@ -263,36 +248,8 @@ class Trainer:
         elif self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # clip shapes are fixed: let cuDNN pick its fastest kernels
 
-    def _adopt_init_architecture(self) -> None:
-        """A torchvision, mmaction2 or VideoMAE ``train.init`` fixes the network: its depth or width, family,
-        stem or tubelets and the options that framework's model has (the run's config records what was built)."""
-        if self.config.train.init is None:
-            return
-        state, meta = read_checkpoint_file(self.config.train.init)
-        framework = detect_framework(with_backbone_prefix(state))
-        if framework is not None:
-            inferred = infer_model_config(with_backbone_prefix(state), framework)
-        elif "model_config" not in meta and (is_videomae_layout(state) or "patch_embed.proj.weight" in state):
-            framework, inferred = "videomae", infer_config(from_videomae(state, self.config.train.init))
-        else:
-            return
-        del inferred["num_classes"]
-        old = to_dict(self.config.model)
-        changed = {k: v for k, v in inferred.items() if old.get(k) != v}
-        if changed:
-            (log.warning if "name" in changed else log.info)(
-                "train.init %s is a %s checkpoint: the model is built as it is (%s)",
-                self.config.train.init,
-                framework,
-                ", ".join(f"model.{k}={v}" for k, v in changed.items()),
-            )
-        own = {"name", *architecture(inferred["name"]).option_names()}
-        foreign = {k: v for k, v in to_dict(ModelConfig()).items() if k not in own}  # another family's: defaults
-        self.config.model = dataclasses.replace(self.config.model, **foreign, **inferred)
-
     def _build_model(self) -> nn.Module:
-        if self.config.train.init:
-            self._adopt_init_architecture()
+        self.config = adopt_init_architecture(self.config)  # the network a train.init describes
         options = to_dict(self.config.model.options())
         model = create_model(self.config.model.name, num_classes=len(self.class_names), **options)
         if self.config.train.init:
@@ -419,9 +376,9 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------------
 
     def autocast(self):
-        if self.amp_dtype is None:
+        if self.precision.dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.precision.dtype)
 
     def prepare(self, clips: torch.Tensor) -> torch.Tensor:
         clips = normalize(clips.to(self.device, non_blocking=True).float(), self.config.data.mean, self.config.data.std)

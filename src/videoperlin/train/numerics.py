@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videoperlin.errors import NumericsError
+from videoperlin.errors import ConfigError, NumericsError
 from videoperlin.utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -368,6 +368,21 @@ def probe_all(
 
 
 # ---- the verdict -------------------------------------------------------------------------------
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype ``train.amp`` asks for on ``device`` (None: full fp32), before the numerics
+    guard (:func:`~videoperlin.train.numerics.choose_precision`) checks it on the run's convolutions."""
+    if amp == "off":
+        return None
+    if device.type == "cpu":
+        if amp == "fp16":
+            raise ConfigError("train.amp fp16 is for CUDA; use bf16 or off on the CPU")
+        supported = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        return torch.bfloat16 if amp == "bf16" or supported else None
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
 
 
 def choose_precision(
