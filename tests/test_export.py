@@ -165,8 +165,8 @@ def test_resume_after_kill_9_completes_without_duplicates_or_corrupt_files(tmp_p
         (["--preset", "tiny", "--octaves", "two"], "value 'two' is not an integer"),
         (["--preset", "tiny", "--label-mode", "random"], "--label-mode: 'random' must be one of frequency, shuffled"),
         (["--preset", "tiny", "--shard", "3/2"], "--shard 3/2"),
-        (["--preset", "tiny", "--crf", "-5"], "--crf -5 is outside x264's range 0..51"),
-        (["--preset", "tiny", "--crf", "99"], "--crf 99 is outside x264's range 0..51"),
+        (["--preset", "tiny", "--crf", "-5"], "--crf: -5 must be from 0 to 51"),
+        (["--preset", "tiny", "--crf", "99"], "--crf: 99 must be from 0 to 51"),
     ],
 )
 def test_cli_bad_input_is_one_line(tmp_path, cli, extra, message):

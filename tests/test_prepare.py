@@ -91,7 +91,10 @@ def test_a_copy_never_mixes_settings_and_has_one_writer(tmp_path, cli, ucf):
     one_line_error(
         cli("prepare", str(ucf), "--short-side", "32", "--out", str(ucf / "inside"), "-q"), "inside the source"
     )
-    one_line_error(cli("prepare", str(ucf), "--short-side", "32", "--crf", "60", "--out", str(out), "-q"), "--crf 60")
+    one_line_error(
+        cli("prepare", str(ucf), "--short-side", "32", "--crf", "60", "--out", str(out), "-q"),
+        "--crf: 60 must be from 0 to 51",
+    )
 
 
 def test_a_manifest_is_prepared_with_its_digests_rewritten_and_frame_rate_capped(tmp_path, cli):
