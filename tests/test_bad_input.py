@@ -788,3 +788,11 @@ def test_memory_is_refused_before_it_is_used_within_the_process_limits(tmp_path)
 
     failed = RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 6585600000")
     assert out_of_memory(failed) and out_of_memory(MemoryError()) and not out_of_memory(RuntimeError("shape"))
+
+
+def test_evaluating_a_missing_checkpoint_leaves_no_folder_behind(tmp_path, cli):
+    run = tmp_path / "runs" / "ft"
+    (run / "checkpoints").mkdir(parents=True)
+    missing = run / "checkpoints" / "best.pt"
+    one_line_error(cli("evaluate", "--checkpoint", str(missing), "-q"), str(missing), "does not exist")
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints"]

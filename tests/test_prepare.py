@@ -123,3 +123,21 @@ def test_a_manifest_is_prepared_with_its_digests_rewritten_and_frame_rate_capped
         "bad.csv:2",
         "not inside the manifest's folder",
     )
+
+
+def test_a_folder_of_links_to_class_folders_prepares_as_the_readers_read_it(tmp_path, cli, ucf):
+    linked = tmp_path / "my_videos"
+    linked.mkdir()
+    for name in CLASSES:
+        (linked / name).symlink_to(ucf / name, target_is_directory=True)
+    (linked / "loop").symlink_to(linked, target_is_directory=True)  # a link back up is walked once
+    out = tmp_path / "copy"
+    proc = cli("prepare", str(linked), "--short-side", "32", "--out", str(out), "--workers", "0", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "12 videos (12 prepared now" in proc.stdout, proc.stdout
+    assert len(load_catalog(out).records) == len(load_catalog(linked).records) == 12
+    empty = tmp_path / "empty"
+    (empty / "walk").mkdir(parents=True)
+    one_line_error(
+        cli("prepare", str(empty), "--short-side", "32", "--out", str(tmp_path / "none"), "-q"), str(empty), "no videos"
+    )

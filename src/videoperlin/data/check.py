@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tqdm import tqdm
-
 from videoperlin.data.decode import SHORT_DECODE, FrameCache, VideoDecodeError, declared_frames
 from videoperlin.data.sources import VideoCatalog
+from videoperlin.utils.progress import progress_bar
 
 
 @dataclass
@@ -37,7 +36,7 @@ class DataReport:
 def check_catalog(catalog: VideoCatalog, cache: FrameCache, frames: int, progress: bool = True) -> DataReport:
     """Decode every video once (warming ``cache``) and collect problems."""
     report = DataReport(catalog, frames)
-    for record in tqdm(catalog.records, desc="check", unit="video", disable=not progress):
+    for record in progress_bar(catalog.records, desc="check", unit="video", show=progress):
         try:
             length = len(cache.load(record.path))
         except VideoDecodeError as exc:

@@ -29,6 +29,7 @@ import io
 import json
 import logging
 import multiprocessing
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,7 +39,6 @@ from typing import Any
 
 import av
 import numpy as np
-from tqdm import tqdm
 
 from videoperlin.data.decode import VideoDecodeError, decode_video
 from videoperlin.data.encode import CONTAINERS, check_crf
@@ -52,6 +52,7 @@ from videoperlin.utils.atomic import (
     sweep_temporaries,
     writable_directory,
 )
+from videoperlin.utils.progress import progress_bar
 from videoperlin.utils.text import read_csv_rows
 
 log = logging.getLogger(__name__)
@@ -109,13 +110,31 @@ def _is_video(path: Path) -> bool:
     return path.suffix.lower() in CONTAINERS
 
 
+def tree_files(root: Path) -> list[Path]:
+    """The files under ``root`` (relative to it, sorted, hidden ones left out), following links to
+    folders as the readers do (``my_videos/walk -> /data/weizmann/walk``); a link back up is walked once."""
+    found, seen = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        here = Path(folder)
+        found += [(here / n).relative_to(root) for n in names if not n.startswith(".") and (here / n).is_file()]
+    return sorted(found)
+
+
 def dataset_files(source: Path) -> tuple[Path, list[Path], list[Path]]:
     """(root, videos, other files) of ``source``, paths relative to the root: a folder's whole tree,
     or a CSV manifest's listed videos and the manifest itself."""
     if source.is_dir():
-        files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file() and not is_temp_file(p))
-        files = [p for p in files if not p.name.startswith(".")]
-        return source, [p for p in files if _is_video(p)], [p for p in files if not _is_video(p)]
+        files = [p for p in tree_files(source) if not is_temp_file(source / p)]
+        videos = [p for p in files if _is_video(p)]
+        if not videos:
+            raise ConfigError(f"prepare {source}: no videos in the folder's tree (containers {', '.join(CONTAINERS)})")
+        return source, videos, [p for p in files if not _is_video(p)]
     if source.suffix.lower() != ".csv":
         raise ConfigError(f"prepare {source}: give a dataset folder or a CSV manifest (path,label[,...])")
     rows = read_csv_rows(source, "manifest")
@@ -260,7 +279,7 @@ def prepare_dataset(
 
 def _run_jobs(jobs: list, workers: int, progress: bool):
     """Results of :func:`_prepare_one` over ``jobs``, in ``workers`` processes (0: in this one)."""
-    bar = tqdm(total=len(jobs), desc="prepare", unit="video", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc="prepare", unit="video", show=progress)
     try:
         if workers == 0 or len(jobs) < 2:
             for job in jobs:

@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 import videoperlin
 from videoperlin.config_fields import to_dict
@@ -55,6 +54,7 @@ from videoperlin.train.schedule import lr_factor
 from videoperlin.train.tracking import TensorBoardLog
 from videoperlin.utils.atomic import exclusive_lock, sweep_temporaries, writable_directory
 from videoperlin.utils.plotting import plot_run_curves
+from videoperlin.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -451,12 +451,12 @@ class Trainer:
         totals = self.epoch_totals  # carries a resumed epoch's partial sums
         self.net.train()
         began = time.perf_counter() - totals["seconds"]
-        bar = tqdm(
+        bar = progress_bar(
             total=steps,
             initial=start,
             desc=f"epoch {epoch + 1}/{t.epochs}",
             unit="step",
-            disable=not (t.progress and self.dist.is_main),
+            show=t.progress and self.dist.is_main,
             leave=False,
         )
         fetched = time.perf_counter()

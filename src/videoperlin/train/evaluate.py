@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from videoperlin.data.splits import split_records
 from videoperlin.data.transforms import normalize
@@ -33,6 +32,7 @@ from videoperlin.train.config import RunConfig, config_from_record, load_config
 from videoperlin.train.run_dir import RunDir
 from videoperlin.utils.atomic import atomic_write_text, writable_directory
 from videoperlin.utils.plotting import pyplot, save_figure
+from videoperlin.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 SUBSETS = ("val", "train", "all")
@@ -93,8 +93,8 @@ def run_evaluation(
     """Evaluate ``checkpoint`` on its run's ``subset`` (``val``, ``train`` or ``all``); write the report."""
     if subset not in SUBSETS:
         raise ConfigError(f"--subset {subset!r} must be one of {', '.join(SUBSETS)}")
+    model, meta = load_model_and_metadata(checkpoint)  # a missing or foreign checkpoint leaves no folder behind
     out = writable_directory(Path(out) if out else default_out(checkpoint, subset))
-    model, meta = load_model_and_metadata(checkpoint)
     model.eval()
     config = evaluation_config(meta, overrides, sets)
     _check_recorded_paths(config, meta)
@@ -104,7 +104,7 @@ def run_evaluation(
     dataset = window_dataset(config, records, max_windows)
     loader = DataLoader(dataset, batch_size=2, num_workers=config.data.workers, collate_fn=collate_windows)
     scores, bad = VideoScores(), 0
-    for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
+    for batch in progress_bar(loader, desc="evaluate", unit="batch", show=progress):
         bad += batch.bad_videos
         if not len(batch.labels):  # every video of this batch was skipped
             continue

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 import videoperlin
 from videoperlin.data.encode import DEFAULT_CRF, DEFAULT_FPS, check_crf, encode_video
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import atomic_path, atomic_write_text, exclusive_lock, is_temp_file, writable_directory
+from videoperlin.utils.progress import progress_bar
 from videoperlin.vpn.dataset import VPNDataset
 
 log = logging.getLogger(__name__)
@@ -289,7 +289,7 @@ def _write_missing(
     written = present = 0
     with (
         ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
-        tqdm(total=len(indices), desc=f"generate {out.name}", unit="video", disable=not progress) as bar,
+        progress_bar(total=len(indices), desc=f"generate {out.name}", unit="video", show=progress) as bar,
     ):
         for batch, skipped in _missing_batches(ds, out, indices, fmt, batch_size):
             present += skipped
