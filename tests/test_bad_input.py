@@ -796,3 +796,19 @@ def test_evaluating_a_missing_checkpoint_leaves_no_folder_behind(tmp_path, cli):
     missing = run / "checkpoints" / "best.pt"
     one_line_error(cli("evaluate", "--checkpoint", str(missing), "-q"), str(missing), "does not exist")
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints"]
+
+
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["preview", "--preset", "low", "--frames", "10000000", "--size", "32"], ["perlin clip(s) of 10000000 frames"]),
+        (["generate", "--preset", "tiny", "--size", "60000", "--num-videos", "2"], ["at 60000x60000", "--size"]),
+        (["preview", "--family", "textures", "--frames", "10000000"], ["textures clip(s)"]),
+    ],
+)
+def test_rendering_is_refused_up_front_when_it_cannot_fit(tmp_path, cli, argv, needles):
+    """generate, preview and the synthetic training path render through one check (VPNDataset.batch): the
+    batch's peak, from the family's measured bytes per pixel, against the memory free now."""
+    out = tmp_path / ("out.png" if argv[0] == "preview" else "out")
+    one_line_error(cli(*argv, "--out", str(out), "-q"), *needles, "GiB is available", "--frames")
+    assert not any(out.parent.glob("out*/*.mp4"))

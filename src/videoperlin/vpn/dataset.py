@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 from videoperlin.config_fields import to_dict
 from videoperlin.errors import ConfigError
 from videoperlin.geometry import ClipGeometry
+from videoperlin.utils.memory import available_memory
 from videoperlin.vpn.draws import BACKENDS, splitmix64
 from videoperlin.vpn.family import Family, SourceOptions, get_family
 
@@ -96,6 +97,7 @@ class VPNDataset(Dataset):
         _require(self.height >= 1 and self.width >= 1, f"size {size!r} must be positive")
         self.family = kind(space, self.spec, frames, self.height, self.width)
         self.family.check()
+        self._cleared: set[tuple[int, torch.device]] = set()  # (clips, device) renders that fit
 
     @property
     def num_classes(self) -> int:
@@ -142,10 +144,26 @@ class VPNDataset(Dataset):
         if not indices:
             raise ValueError("VPNDataset.batch needs at least one index")
         device = torch.device(device) if device is not None else torch.device("cpu")
+        self._check_render_memory(len(indices), device)
         index = torch.tensor(indices, dtype=torch.long, device=device)
         clips = self.family.render(self.draws(index), index % len(self.space))
         labels = torch.tensor([self.target(i) for i in indices], dtype=torch.long, device=device)
         return clips.expand(-1, 3, -1, -1, -1), labels
+
+    def _check_render_memory(self, clips: int, device: torch.device) -> None:
+        """Refuse (:class:`ConfigError`) a render whose peak exceeds the memory free now, before allocating it
+        (once per batch size and device: a training run renders the same size every step)."""
+        if (clips, device) in self._cleared:
+            return
+        need = clips * self.frames * self.height * self.width * self.family.render_bytes_per_pixel
+        free = available_memory(device)
+        if need > free:
+            raise ConfigError(
+                f"rendering {clips} {self.family.name} clip(s) of {self.frames} frames at {self.height}x{self.width} "
+                f"needs about {need / 2**30:,.1f} GiB but {free / 2**30:,.1f} GiB is available; lower the frames "
+                f"(--frames, data.frames), the size (--size, data.size) or the batch (--batch-size, train.batch_size)"
+            )
+        self._cleared.add((clips, device))
 
     def sample_params(self, index: int):
         """Everything random about sample ``index`` (families that describe a clip this way, e.g. perlin)."""

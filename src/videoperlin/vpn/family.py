@@ -194,6 +194,10 @@ class Family:
     presets: ClassVar[dict[str, dict[str, list]]] = {}
     default_preset: ClassVar[str]
     description: ClassVar[str] = ""
+    #: Bytes at the peak of :meth:`render` per output pixel of one clip and frame (intermediates included): what
+    #: the up-front memory check counts. The default is the float32 output alone; ``benchmarks/render_memory.py``
+    #: measures each family's.
+    render_bytes_per_pixel: ClassVar[int] = 4
 
     def __init__(self, space: Any, options: SourceOptions, frames: int, height: int, width: int) -> None:
         self.space, self.options = space, options

@@ -122,6 +122,7 @@ class LayersFamily(Family):
     """Layers moving against each other (module docstring)."""
 
     name = "layers"
+    render_bytes_per_pixel = 32  # at the defaults, measured by benchmarks/render_memory.py
     Options = LayersOptions
     Labels = LayersLabels
     presets: ClassVar[dict[str, dict[str, list]]] = {

@@ -101,6 +101,7 @@ class PerlinFamily(Family):
     """Video Perlin Noise (module docstring)."""
 
     name = "perlin"
+    render_bytes_per_pixel = 5  # at the defaults, measured by benchmarks/render_memory.py
     Options = VPNSpec
     Labels = PerlinLabels
     presets = PRESETS

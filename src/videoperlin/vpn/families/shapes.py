@@ -97,6 +97,7 @@ class ShapesFamily(Family):
     """Shapes moving over a background (module docstring)."""
 
     name = "shapes"
+    render_bytes_per_pixel = 14  # at the defaults, measured by benchmarks/render_memory.py
     Options = ShapesOptions
     Labels = ShapesLabels
     presets: ClassVar[dict[str, dict[str, list]]] = {

@@ -141,6 +141,7 @@ class TexturesFamily(Family):
     """Textured, accelerating, transforming objects over a textured background (module docstring)."""
 
     name = "textures"
+    render_bytes_per_pixel = 46  # at the defaults, measured by benchmarks/render_memory.py
     Options = TexturesOptions
     Labels = TexturesLabels
     presets: ClassVar[dict[str, dict[str, list]]] = {
