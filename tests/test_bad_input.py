@@ -812,3 +812,37 @@ def test_rendering_is_refused_up_front_when_it_cannot_fit(tmp_path, cli, argv, n
     out = tmp_path / ("out.png" if argv[0] == "preview" else "out")
     one_line_error(cli(*argv, "--out", str(out), "-q"), *needles, "GiB is available", "--frames")
     assert not any(out.parent.glob("out*/*.mp4"))
+
+
+class _FullDisk:
+    """``os`` as seen by the atomic writer, on a disk that fills as a file is committed."""
+
+    def __getattr__(self, name: str):
+        return getattr(os, name)
+
+    @staticmethod
+    def replace(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("command", ["generate", "prepare", "pretrain", "evaluate"])
+def test_a_full_disk_on_every_writing_path_ends_in_one_line_naming_the_file(
+    tmp_path, cli, videos, monkeypatch, command
+):
+    """Exports, prepared copies, run records and reports are all committed by one atomic writer: a full
+    disk there is one line naming the file, and what was there before is kept."""
+    from videoperlin.utils import atomic
+
+    out = tmp_path / "out"
+    argv = {
+        "generate": ["generate", "--preset", "tiny", "--num-videos", "2", "--format", "npy", "--out", out],
+        "prepare": ["prepare", videos, "--short-side", "32", "--out", out, "--workers", "0"],
+        "pretrain": [*PRE, "--out", out],
+        "evaluate": ["evaluate", "--checkpoint", tmp_path / "run/checkpoints/best.pt", "--out", out],
+    }[command]
+    if command == "evaluate":
+        cli("train", "--data", videos, "--out", tmp_path / "run", *TINY, check=True)
+    monkeypatch.setattr(atomic, "os", _FullDisk())
+    proc = cli(*argv, "-q")  # pretrain's first write may be the numerics guard's verdicts, outside --out
+    one_line_error(proc, "the disk is full while writing", *([str(out)] if command != "pretrain" else []))
+    assert not list(tmp_path.rglob(f"*{atomic.TMP_MARKER}*"))
