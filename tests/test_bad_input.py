@@ -846,3 +846,20 @@ def test_a_full_disk_on_every_writing_path_ends_in_one_line_naming_the_file(
     proc = cli(*argv, "-q")  # pretrain's first write may be the numerics guard's verdicts, outside --out
     one_line_error(proc, "the disk is full while writing", *([str(out)] if command != "pretrain" else []))
     assert not list(tmp_path.rglob(f"*{atomic.TMP_MARKER}*"))
+
+
+@pytest.mark.parametrize(
+    "sets, needle",
+    [
+        (["data.cache_limit_gb=-1"], "data.cache_limit_gb -1.0 must be >= 0"),
+        (["objective.name=bert"], "objective.name 'bert' must be one of classify, mae"),
+        (["objective.name=mae", "objective.mask_ratio=1.5"], "objective.mask_ratio 1.5 must be in (0, 1)"),
+        (["model.name=vit_micro", "model.drop_path=2"], "model.drop_path 2.0 must be in [0, 1)"),
+        (["model.name=vit_micro", "model.patch_size=0"], "model.patch_size 0 must be >= 1"),
+        (["optim.layer_decay=0"], "optim.layer_decay 0.0 must be in (0, 1]"),
+        (["augment.mixup=-1"], "augment.mixup -1.0 must be >= 0"),
+        (["train.tensorboard=maybe"], "train.tensorboard expects true or false, got 'maybe'"),
+    ],
+)
+def test_the_transformer_and_tracking_fields_refuse_bad_values_in_one_line(cli, sets, needle):
+    one_line_error(cli("config", "pretrain", *[a for s in sets for a in ("--set", s)]), needle)
