@@ -42,7 +42,8 @@ from videoperlin.train.config import (
     read_yaml,
     with_absolute_paths,
 )
-from videoperlin.train.engine import SettingsChanged, Trainer
+from videoperlin.train.engine import Trainer
+from videoperlin.train.lifecycle import SettingsChanged
 from videoperlin.train.run_dir import RunDir
 
 log = logging.getLogger(__name__)

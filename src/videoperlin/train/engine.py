@@ -1,17 +1,13 @@
 """One engine behind VPN pre-training and real-video training.
 
-``Trainer(config).fit()`` trains for ``train.epochs`` epochs, validating every ``train.val_every``
-epochs (video-level top-1), and writes into ``train.out``: ``config.yaml`` (paths made absolute),
-``metrics.jsonl`` (one line per epoch), ``checkpoints/last.pt`` (every ``train.save_every`` epochs,
-at the last, and every ``train.checkpoint_every`` steps) and ``checkpoints/best.pt`` (written
-atomically), and ``figures/conv1.png``. One process writes a run directory at a time (a lock).
+``Trainer(config).fit()`` trains for ``train.epochs`` epochs (or ``train.max_steps``), validating every
+``train.val_every`` epochs and at the last. The engine owns the network, the objective, the optimiser, the
+precision and the loop; what lands in ``train.out`` (``config.yaml``, ``metrics.jsonl``, the checkpoints,
+the lock) and the rules for resuming are :class:`~videoperlin.train.lifecycle.RunLifecycle`'s.
 
 With ``resume=True`` it continues from ``last.pt`` exactly where it stopped: model, optimiser,
 position within the epoch, best metric and RNG state (the schedule is a function of progress, the
-data order and augmentation are functions of (seed, epoch, index)). A resume whose settings differ
-from the run's in a field that changes what it computes (every field but
-:data:`~videoperlin.train.config.RESUME_NEUTRAL`) is refused, naming each field, unless
-``accept_changes=True``; then the changes go into the next epoch's record in ``metrics.jsonl``.
+data order and augmentation are functions of (seed, epoch, index)).
 """
 
 from __future__ import annotations
@@ -23,7 +19,6 @@ import math
 import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,27 +27,23 @@ from torch import nn
 import videoperlin
 from videoperlin.config_fields import to_dict
 from videoperlin.data.transforms import normalize
-from videoperlin.errors import ConfigError, DataError, NumericsError, quoted
+from videoperlin.errors import ConfigError, DataError, NumericsError
 from videoperlin.models import create_model
 from videoperlin.models.pretrained import load_pretrained
 from videoperlin.models.registry import architecture_of, as_video_model, normalize_model_config
 from videoperlin.train.batch_sources import build_batches
-from videoperlin.train.checkpointing import load_checkpoint, restore_rng, rng_state, save_checkpoint
+from videoperlin.train.checkpointing import restore_rng, rng_state
 from videoperlin.train.config import (
     RunConfig,
     adopt_init_architecture,
-    changed_settings,
-    save_config,
     with_absolute_paths,
 )
 from videoperlin.train.distributed import all_sum, cleanup_distributed, setup_distributed
+from videoperlin.train.lifecycle import RunLifecycle
 from videoperlin.train.numerics import Precision, choose_precision, resolve_amp
 from videoperlin.train.objectives import Objective
 from videoperlin.train.resources import check_set_size, check_step_memory
-from videoperlin.train.run_dir import RunDir
 from videoperlin.train.schedule import lr_factor
-from videoperlin.train.tracking import TensorBoardLog
-from videoperlin.utils.atomic import exclusive_lock, sweep_temporaries, writable_directory
 from videoperlin.utils.plotting import plot_run_curves
 from videoperlin.utils.progress import progress_bar
 
@@ -141,14 +132,6 @@ class GradNormGuard:
         self.norms = collections.deque(norms, maxlen=self.WINDOW)
 
 
-class SettingsChanged(ConfigError):
-    """A resume whose settings differ from the run's (``changes``: the fields, as listed in the message)."""
-
-    def __init__(self, message: str, changes: str) -> None:
-        super().__init__(message)
-        self.changes = changes
-
-
 class Trainer:
     """Builds data, model and optimiser from a :class:`RunConfig` and runs the loop."""
 
@@ -156,18 +139,7 @@ class Trainer:
         self.config = config = with_absolute_paths(config)
         self.dist, self.device = setup_distributed()
         self._set_determinism()
-        self.run_dir = RunDir(Path(config.train.out))
-        self._lock = contextlib.ExitStack()
-        if self.dist.is_main:
-            writable_directory(self.run_dir.checkpoints, "train.out")
-            self._lock.enter_context(
-                exclusive_lock(
-                    self.run_dir.lock_file,
-                    f"another process is training in {self.run_dir.path}; wait for it, or choose another --out",
-                )
-            )
-            for stale in sweep_temporaries(self.run_dir.path):
-                log.info("removed %s, left by a writer that was killed", stale)
+        self.run = RunLifecycle(config, self.dist)
         if config.task == "pretrain" and not config.data.path:
             check_set_size(max(config.vpn.num_videos, config.vpn.val_videos), self.device)
         self.source = build_batches(config, self.dist, self.device)
@@ -191,9 +163,16 @@ class Trainer:
             "best_epoch": -1,
         }
         self.epoch_totals = self._zero_totals()
-        self.changes: dict[str, tuple[Any, Any]] = {}  # settings this segment changed (accept_changes)
-        self._prepare_run_dir(resume, accept_changes)
-        self.tensorboard = TensorBoardLog.open(self.run_dir.tensorboard, config.train.tensorboard and self.dist.is_main)
+        self.run.config = self.config  # with the architecture a train.init describes adopted
+        checkpoint = self.run.resume_point(resume, accept_changes)
+        if checkpoint is not None:
+            self._restore(checkpoint)
+            p = self.position
+            log.info(
+                "resumed %s at epoch %d, step %d", self.run.run_dir.checkpoint("last"), p["epoch"], p["step_in_epoch"]
+            )
+            if self.run.best_is_stale(p):
+                self.save("best")
         self.net: nn.Module = self.task_net
         if self.dist.enabled:
             self.net = nn.parallel.DistributedDataParallel(
@@ -262,27 +241,10 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # not in the stubs
         return model
 
-    def _prepare_run_dir(self, resume: bool, accept_changes: bool) -> None:
-        last = self.run_dir.checkpoint("last")
-        if resume and last.exists():
-            checkpoint = load_checkpoint(last)
-            self._check_settings(checkpoint.get("config") or {}, accept_changes)
-            self._restore(checkpoint)
-            log.info("resumed %s at epoch %d, step %d", last, self.position["epoch"], self.position["step_in_epoch"])
-            self._restore_best()
-        elif last.exists():
-            raise ConfigError(
-                f"{self.run_dir.path} already holds a run; pass --resume to continue it or choose another --out"
-            )
-        elif resume:
-            log.info("no checkpoint in %s yet; starting a new run", self.run_dir.path)
-        if self.dist.is_main:
-            save_config(self.config, self.run_dir.config_file)
-
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         if normalize_model_config(checkpoint["model_config"]) != self.model.config:
             raise ConfigError(
-                f"the checkpoint in {self.run_dir.path} was trained as {checkpoint['model_config']}, "
+                f"the checkpoint in {self.run.run_dir.path} was trained as {checkpoint['model_config']}, "
                 f"not {self.model.config}; resume with the same model settings"
             )
         self.model.load_state_dict(checkpoint["model"])
@@ -294,32 +256,6 @@ class Trainer:
         self.epoch_totals = dict(checkpoint.get("epoch_totals") or self._zero_totals())
         self.grad_guard.load_state(checkpoint.get("grad_norms") or [])
         restore_rng(checkpoint["rng"])
-
-    def _check_settings(self, recorded: dict[str, Any], accept_changes: bool) -> None:
-        """Refuse a resume that changes what the run computes, unless ``accept_changes``."""
-        self.changes = changed_settings(recorded, self.config) if recorded else {}
-        if not self.changes:
-            return
-        listed = ", ".join(f"{k} {quoted(a, 40)} -> {quoted(b, 40)}" for k, (a, b) in list(self.changes.items())[:6])
-        more = f" and {len(self.changes) - 6} more" if len(self.changes) > 6 else ""
-        if not accept_changes:
-            raise SettingsChanged(
-                f"--resume would change the run in {self.run_dir.path}: {listed}{more}; resume with the "
-                f"run's settings (its config.yaml), or add --accept-changes to go on with the new ones",
-                f"{listed}{more}",
-            )
-        log.warning("resuming with changed settings (recorded in metrics.jsonl): %s%s", listed, more)
-
-    def _restore_best(self) -> None:
-        """Write best.pt again when a kill fell between an improving epoch's last.pt and its best.pt:
-        then last.pt ends that epoch (nothing trained since) and holds the best weights."""
-        p, best = self.position, self.run_dir.checkpoint("best")
-        if p["best_epoch"] < 0 or p["step_in_epoch"] != 0 or p["best_epoch"] != p["epoch"] - 1:
-            return
-        if best.exists() and load_checkpoint(best)["position"]["best_epoch"] == p["best_epoch"]:
-            return
-        log.warning("%s was missing or older than epoch %d (interrupted); written again from last.pt", best, p["epoch"])
-        self.save("best")
 
     @staticmethod
     def _zero_totals() -> dict[str, float]:
@@ -349,29 +285,10 @@ class Trainer:
         }
 
     def save(self, name: str) -> None:
-        """Write checkpoints/NAME.pt -- never from a broken model: non-finite weights or BatchNorm
-        statistics stop the run (the previous checkpoints stay as they are)."""
-        broken = next(
-            (
-                k
-                for k, v in self.model.state_dict().items()
-                if v.is_floating_point() and not bool(torch.isfinite(v).all())
-            ),
-            None,
-        )
-        if broken is not None:
-            raise NumericsError(
-                f"the model holds non-finite values in {broken} at epoch {self.position['epoch']}, "
-                f"step {self.position['step_in_epoch']} ({self.precision.describe()}); {name}.pt was "
-                f"not written (lower optim.lr, or set train.amp=off)"
-            )
-        if self.dist.is_main:
-            save_checkpoint(self.run_dir.checkpoint(name), self.checkpoint_payload())
-
-    def log_metrics(self, record: dict[str, Any]) -> None:
-        if self.dist.is_main:
-            self.run_dir.write_epoch(record)
-            self.tensorboard.write(record)
+        """Write checkpoints/NAME.pt (:meth:`RunLifecycle.save`: never from a broken model)."""
+        p = self.position
+        where = f"epoch {p['epoch']}, step {p['step_in_epoch']} ({self.precision.describe()})"
+        self.run.save(name, self.model, self.checkpoint_payload() if self.dist.is_main else {}, where)
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -404,9 +321,8 @@ class Trainer:
                 record = self.end_epoch(epoch, {**train_metrics, **val_metrics})
             self.write_figures()
         finally:
-            self.tensorboard.close()
+            self.run.close()
             cleanup_distributed()
-            self._lock.close()
         return record
 
     def end_epoch(self, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -415,11 +331,7 @@ class Trainer:
         if improved:
             self.position["best"], self.position["best_epoch"] = metrics[score], epoch
         self.position.update(epoch=epoch + 1, step_in_epoch=0)
-        record = {"epoch": epoch + 1, **metrics, f"best_{score}": self._best()}
-        if self.changes:  # the first epoch record of a resumed segment that changed settings
-            record["changed_settings"] = {k: list(v) for k, v in self.changes.items()}
-            self.changes = {}
-        self.log_metrics(record)
+        record = self.run.log_epoch({"epoch": epoch + 1, **metrics, f"best_{score}": self._best()})
         if improved:  # best.pt first: a kill before last.pt repeats this epoch, which writes best.pt again
             self.save("best")
         if self._save_due(epoch):
@@ -656,11 +568,13 @@ class Trainer:
         from videoperlin.analysis.kernels import save_kernel_panel
 
         stem, name = architecture_of(self.model).stem, architecture_of(self.model).name
-        save_kernel_panel(self.model, self.run_dir.figures / "conv1.png", f"{name} {stem} after {self.config.task}")
+        save_kernel_panel(self.model, self.run.run_dir.figures / "conv1.png", f"{name} {stem} after {self.config.task}")
         plot_run_curves(
-            self.run_dir.metrics(), self.run_dir.figures / "curves.png", f"{name}, {self.run_dir.path.name}"
+            self.run.run_dir.metrics(), self.run.run_dir.figures / "curves.png", f"{name}, {self.run.run_dir.path.name}"
         )
-        self.objective.write_figures(self.run_dir.figures, f"{name}, {self.objective.name}", self._validation_sample)
+        self.objective.write_figures(
+            self.run.run_dir.figures, f"{name}, {self.objective.name}", self._validation_sample
+        )
 
     @torch.no_grad()
     def _validation_sample(self) -> tuple[torch.Tensor, torch.Tensor]:
