@@ -163,8 +163,7 @@ class Trainer:
             "best_epoch": -1,
         }
         self.epoch_totals = self._zero_totals()
-        self.run.config = self.config  # with the architecture a train.init describes adopted
-        checkpoint = self.run.resume_point(resume, accept_changes)
+        checkpoint = self.run.resume_point(self.config, resume, accept_changes)  # init's architecture adopted
         if checkpoint is not None:
             self._restore(checkpoint)
             p = self.position

@@ -53,9 +53,10 @@ class RunLifecycle:
             for stale in sweep_temporaries(self.run_dir.path):
                 log.info("removed %s, left by a writer that was killed", stale)
 
-    def resume_point(self, resume: bool, accept_changes: bool) -> dict[str, Any] | None:
-        """The checkpoint to continue from (its settings checked), or None for a new run; a finished or
-        started run without ``resume`` is refused. Records the run's settings and opens its logs."""
+    def resume_point(self, config: RunConfig, resume: bool, accept_changes: bool) -> dict[str, Any] | None:
+        """The checkpoint to continue from (its settings checked against ``config``, the run's as built),
+        or None for a new run; a started run without ``resume`` is refused. Records ``config``, opens the logs."""
+        self.config = config
         last, checkpoint = self.run_dir.checkpoint("last"), None
         if resume and last.exists():
             checkpoint = load_checkpoint(last)
