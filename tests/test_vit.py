@@ -367,3 +367,10 @@ def test_render_workers_change_no_clip(tmp_path, cli):
 def test_no_weight_decay_names_exactly_the_biases_and_norms(name):
     model = create_model(name, num_classes=3, **({"widen_factor": 0.25} if "vit" not in name else TINY))
     assert all(model.no_weight_decay(k) == (p.ndim <= 1) for k, p in model.named_parameters())
+
+
+def test_the_reconstruction_figure_shows_distinct_videos_first():
+    from videoperlin.train.objectives.mae import distinct_videos_first
+
+    assert distinct_videos_first([5, 5, 5, 5, 7, 7, 9]) == [0, 4, 6, 1, 2, 3, 5]
+    assert distinct_videos_first([1, 2, 3]) == [0, 1, 2]

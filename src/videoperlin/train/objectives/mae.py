@@ -201,6 +201,8 @@ class MaskedAutoencoding(Objective):
         if sample is None:
             return []
         inputs, videos = sample()
+        shown = distinct_videos_first(videos.tolist())  # a batch of real video holds several windows of one video
+        inputs, videos = inputs[shown], videos[shown]
         masked = torch.cat([self.val_mask(int(v), inputs.shape) for v in videos.tolist()]).to(inputs.device)
         d = self.config.data
         path = save_reconstruction_figure(self.autoencoder, inputs, masked, d.mean, d.std, figures / "mae.png", title)
@@ -208,6 +210,14 @@ class MaskedAutoencoding(Objective):
 
 
 # ---- the picture ----------------------------------------------------------------------------
+
+
+def distinct_videos_first(videos: list[int]) -> list[int]:
+    """Positions of ``videos`` with each video's first clip before any second clip of a video."""
+    first = {v: i for i, v in reversed(list(enumerate(videos)))}
+    firsts = sorted(first.values())
+    return firsts + [i for i in range(len(videos)) if i not in set(firsts)]
+
 
 #: Clips and frames shown.
 CLIPS, FRAMES = 4, 4
