@@ -1,4 +1,4 @@
-"""Keep freed memory for reuse: large CPU tensors without a page fault per page, every batch.
+"""Memory: freed memory kept for reuse (large CPU tensors without a page fault per page), and what is free.
 
 glibc's ``malloc`` serves a request above its mmap threshold (128 KiB, raised on the fly to at most
 32 MiB) with a fresh ``mmap`` and gives it back with ``munmap`` when freed. A batch of 32 colour clips
@@ -21,6 +21,9 @@ back to ``mmap`` when the heap cannot grow.
 The ``videoperlin`` command calls it first (:func:`configure_allocator`); set
 ``VIDEOPERLIN_ALLOCATOR=default`` to leave glibc as it is. Library users call it themselves (it changes
 the whole process). Elsewhere (macOS, Windows, musl) it does nothing and returns False.
+
+:func:`available_memory` says how much memory is free for a run (what the up-front checks of training and
+rendering compare their estimates with).
 """
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ def distinct_videos_first(videos: list[int]) -> list[int]:
     """Positions of ``videos`` with each video's first clip before any second clip of a video."""
     first = {v: i for i, v in reversed(list(enumerate(videos)))}
     firsts = sorted(first.values())
-    return firsts + [i for i in range(len(videos)) if i not in set(firsts)]
+    return firsts + sorted(set(range(len(videos))) - set(firsts))
 
 
 #: Clips and frames shown.
