@@ -287,7 +287,7 @@ class Trainer:
         """Write checkpoints/NAME.pt (:meth:`RunLifecycle.save`: never from a broken model)."""
         p = self.position
         where = f"epoch {p['epoch']}, step {p['step_in_epoch']} ({self.precision.describe()})"
-        self.run.save(name, self.model, self.checkpoint_payload() if self.dist.is_main else {}, where)
+        self.run.save(name, self.model, self.checkpoint_payload, where)
 
     # ---- the loop -------------------------------------------------------------------------------
 

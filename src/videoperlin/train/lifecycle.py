@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,9 @@ class RunLifecycle:
                 self.tensorboard.write(record)
         return record
 
-    def save(self, name: str, model: nn.Module, payload: dict[str, Any], where: str) -> None:
-        """Write checkpoints/NAME.pt -- never from a broken model: non-finite weights or BatchNorm statistics
-        stop the run (``where``: the position and precision, for the message; earlier checkpoints stay)."""
+    def save(self, name: str, model: nn.Module, payload: Callable[[], dict[str, Any]], where: str) -> None:
+        """Write checkpoints/NAME.pt, ``payload()``, -- never from a broken model: non-finite weights or BatchNorm
+        statistics stop the run (``where``: the position and precision, for the message; earlier checkpoints stay)."""
         broken = next(
             (k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())),
             None,
@@ -122,7 +123,7 @@ class RunLifecycle:
                 f"(lower optim.lr, or set train.amp=off)"
             )
         if self.writes:
-            save_checkpoint(self.run_dir.checkpoint(name), payload)
+            save_checkpoint(self.run_dir.checkpoint(name), payload())
 
     def close(self) -> None:
         if self.tensorboard is not None:

@@ -78,9 +78,8 @@ CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def capped_probe_shape(shape: list[int], kernel: tuple[int, ...]) -> list[int]:
     """``shape`` (batch, channels, *extents) with its largest extents halved while it holds more than
     :data:`PROBE_ELEMENTS` elements (an extent stays at least 32 and twice its kernel)."""
-    shape = list(shape)
+    shape, floors = list(shape), [max(32, 2 * k) for k in kernel]
     while math.prod(shape) > PROBE_ELEMENTS:
-        floors = [max(32, 2 * k) for k in kernel]
         axes = [a for a in range(2, len(shape)) if shape[a] > floors[a - 2]]
         if not axes:
             break

@@ -17,9 +17,9 @@ order. Two estimates, before any clip is drawn:
 The sum is compared with the memory available now (the least of ``MemAvailable`` of ``/proc/meminfo``,
 what ``ulimit -v`` and the cgroup's memory limit leave, or free CUDA memory on a GPU); a run whose
 estimate exceeds it is refused. The numerics guard's probes are capped in size
-(:data:`~videoperlin.train.numerics.PROBE_ELEMENTS`) so that they never need more than the run. The estimate is a lower bound of
-what a step really uses (workspace, the optimiser, the loader's copies come on top), so the check
-refuses only runs that certainly cannot fit. (:func:`check_set_size` runs before the data is built,
+(:data:`~videoperlin.train.numerics.PROBE_ELEMENTS`) so that they never need more than the run. The
+estimate is a lower bound of what a step really uses (workspace, the optimiser, the loader's copies come
+on top), so the check refuses only runs that certainly cannot fit. (:func:`check_set_size` runs before the data is built,
 :func:`check_step_memory` once the model is.)
 """
 

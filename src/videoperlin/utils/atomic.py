@@ -96,17 +96,15 @@ def _free_space(path: Path) -> int | None:
     return None
 
 
-def _write_fault(exc: BaseException, path: Path) -> tuple[str, str] | None:
-    """(what went wrong, what to do) when ``exc``, raised while writing next to ``path``, is a write fault of
-    the filesystem. Not every writer says so with an errno: torch.save raises a RuntimeError ("file write
-    failed", "unexpected pos ..."), numpy.save an OSError without errno ("8192 requested and 3968 written");
-    those are confirmed by the free space left."""
+def _write_fault(exc: BaseException, free: int | None) -> tuple[str, str] | None:
+    """(what went wrong, what to do) when ``exc``, raised while writing where ``free`` bytes are left, is a
+    write fault of the filesystem. Not every writer says so with an errno: torch.save raises a RuntimeError
+    ("file write failed", "unexpected pos ..."), numpy.save an OSError without errno ("8192 requested and
+    3968 written"); those are confirmed by the free space left."""
     if isinstance(exc, OSError) and exc.errno in WRITE_FAULTS:
         return WRITE_FAULTS[exc.errno]
-    if isinstance(exc, (OSError, RuntimeError)):
-        free = _free_space(path)
-        if free is not None and free < 2**20:
-            return WRITE_FAULTS[errno.ENOSPC]
+    if isinstance(exc, (OSError, RuntimeError)) and free is not None and free < 2**20:
+        return WRITE_FAULTS[errno.ENOSPC]
     return None
 
 
@@ -127,9 +125,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        fault = _write_fault(exc, path)
+        free = _free_space(path)
+        fault = _write_fault(exc, free)
         if fault is not None:
-            free = _free_space(path)
             room = f", {free / 2**20:,.1f} MiB free" if free is not None else ""
             raise ConfigError(
                 f"{fault[0]} while writing {path}{room}; the previous file (if any) is intact: {fault[1]} and "
