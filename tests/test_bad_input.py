@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import itertools
+import logging
 import math
 import os
 import subprocess
@@ -814,6 +815,76 @@ def test_rendering_is_refused_up_front_when_it_cannot_fit(tmp_path, cli, argv, n
     assert not any(out.parent.glob("out*/*.mp4"))
 
 
+def test_a_video_whose_frames_cannot_fit_is_refused_before_it_is_decoded(tmp_path, cli, videos, monkeypatch):
+    """Training, prepare, check-data and evaluation decode through one function: a video whose frames (from its
+    header: count x decoded size) exceed the memory free is refused naming the file, before a frame is decoded."""
+    from videoperlin.data import decode
+
+    video = sorted(videos.rglob("*.mp4"))[0]
+    clip = tmp_path / "clip.npy"
+    np.save(clip, np.zeros((12, 16, 16), np.uint8))
+    monkeypatch.setattr(decode, "available_memory", lambda device: 1024)
+    with pytest.raises(decode.VideoDecodeError, match=f"{video}: decoding its 12 frames at .* but 0.0 GiB"):
+        decode.decode_video(video, short_side=32)
+    with pytest.raises(decode.VideoDecodeError, match=f"{clip}: loading it needs"):
+        decode.decode_video(clip)
+    run = tmp_path / "run"
+    argv = ["train", "--data", videos, "--out", run, "--on-bad-video", "fail", "--set", f"data.cache_dir={tmp_path}"]
+    one_line_error(cli(*argv, *TINY), "decoding its 12 frames", "GiB is available", "data.short_side")
+    assert no_checkpoint(run)
+
+
+@pytest.mark.parametrize("max_windows", ["1000000000", "null"])
+def test_evaluation_windows_that_cannot_fit_are_refused_naming_the_field(tmp_path, cli, videos, monkeypatch, max_windows):
+    """A set window count is checked before any video is decoded; 'all windows' (null) per video, as each
+    video's count is known."""
+    if max_windows == "null":
+        from videoperlin.data import video_dataset
+
+        monkeypatch.setattr(video_dataset, "available_memory", lambda device: 4096)
+    run = tmp_path / "run"
+    proc = cli("train", "--data", videos, "--out", run, "--set", f"data.max_windows={max_windows}", *TINY)
+    one_line_error(proc, "evaluation windows of 8x32x32", "GiB is available", "data.max_windows")
+    assert ("every video" if max_windows != "null" else ".mp4") in proc.stderr
+
+
+def test_a_frame_cache_on_a_full_disk_warns_once_and_decodes_instead(tmp_path, videos, monkeypatch, caplog):
+    """The cache only saves time: a write fault there is one warning naming the entry, then decoding goes on."""
+    from videoperlin.data.decode import FrameCache
+    from videoperlin.utils import atomic
+
+    cache = FrameCache(tmp_path / "cache", short_side=32)
+    monkeypatch.setattr(atomic, "os", _FullDisk())
+    paths = sorted(videos.rglob("*.mp4"))[:2]
+    with caplog.at_level(logging.WARNING, logger="videoperlin"):
+        frames = [cache.load(path) for path in paths]
+    assert all(f.shape[0] == 12 for f in frames) and cache.failed
+    warnings = [r.getMessage() for r in caplog.records if "frame cache" in r.getMessage()]
+    assert len(warnings) == 1 and "the disk is full while writing" in warnings[0], warnings
+    assert not list((tmp_path / "cache").rglob("*.npy")) and not list(tmp_path.rglob(f"*{atomic.TMP_MARKER}*"))
+
+
+def test_a_tensorboard_write_fault_warns_and_the_run_keeps_its_metrics(tmp_path, caplog):
+    """TensorBoard's event writer re-raises its thread's write fault on the next write: one warning, no event
+    files from then on, and nothing else stops (metrics.jsonl holds the same numbers)."""
+    from videoperlin.train.tracking import TensorBoardLog
+
+    class FullDiskWriter:
+        calls = 0
+
+        def add_scalar(self, *args):
+            FullDiskWriter.calls += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    board = TensorBoardLog(FullDiskWriter(), tmp_path / "tensorboard")
+    with caplog.at_level(logging.WARNING, logger="videoperlin"):
+        board.write({"epoch": 1, "loss": 1.0})
+        board.write({"epoch": 2, "loss": 0.5})
+    board.close()
+    assert FullDiskWriter.calls == 1 and board.writer is None
+    assert [r.getMessage() for r in caplog.records if "No space left" in r.getMessage()], caplog.text
+
+
 class _FullDisk:
     """``os`` as seen by the atomic writer, on a disk that fills as a file is committed."""
 
@@ -863,3 +934,25 @@ def test_a_full_disk_on_every_writing_path_ends_in_one_line_naming_the_file(
 )
 def test_the_transformer_and_tracking_fields_refuse_bad_values_in_one_line(cli, sets, needle):
     one_line_error(cli("config", "pretrain", *[a for s in sets for a in ("--set", s)]), needle)
+
+
+VIT_PRE = ["pretrain", "--preset", "tiny", "--num-videos", "16", "--set", "vpn.val_videos=8", *TINY[4:]]  # no --model, no widen
+
+
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["--model", "vit_micro", "--size", "36"], ["clip 8x36x36", "not a whole number of 2x16x16 tubelets"]),
+        (["--model", "vit_micro", "--set", "objective.name=mae", "--set", "objective.mask_ratio=0.9999"],
+         ["objective.mask_ratio 0.9999 masks 4 of 4 token positions"]),
+        (["--model", "r3d10", "--set", "objective.name=mae"], ["objective.name mae masks tokens", "r3d10 has none"]),
+        (["--model", "r3d10", "--set", "model.drop_path=0.5"], ["model.drop_path is an option of the vit models"]),
+        (["--model", "r3d10", "--batch-size", "1"], ["train.batch_size 1", "BatchNorm layer layer4.0.bn1", "2 or more"]),
+    ],
+)
+def test_a_run_the_transformer_options_cannot_train_is_refused_before_it_starts(tmp_path, cli, argv, needles):
+    """The probe round over the new surfaces: model options against the clip, the objective against the model,
+    a batch BatchNorm cannot train on; each one line before any clip is drawn, no run folder content."""
+    run = tmp_path / "run"
+    one_line_error(cli(*VIT_PRE, *argv, "--out", run), *needles)
+    assert no_checkpoint(run)

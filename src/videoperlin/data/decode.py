@@ -21,9 +21,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
-from videoperlin.errors import VideoperlinError
+from videoperlin.errors import ConfigError, VideoperlinError
 from videoperlin.utils.atomic import atomic_path
+from videoperlin.utils.memory import available_memory
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,12 @@ def _scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, 
 
 
 def _decode_npy(path: Path, short_side: int | None) -> np.ndarray:
+    need, free = path.stat().st_size, available_memory(torch.device("cpu"))
+    if need > free:
+        raise VideoDecodeError(
+            f"{path}: loading it needs {need / 2**30:,.1f} GiB but {free / 2**30:,.1f} GiB is available; "
+            f"cut the clip into shorter files"
+        )
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -56,7 +64,6 @@ def _decode_npy(path: Path, short_side: int | None) -> np.ndarray:
     if array.dtype != np.uint8:
         array = np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
     if short_side and min(array.shape[1:3]) != short_side:
-        import torch
         import torch.nn.functional as F
 
         width, height = _scaled_size(array.shape[2], array.shape[1], short_side)
@@ -64,6 +71,15 @@ def _decode_npy(path: Path, short_side: int | None) -> np.ndarray:
         frames = F.interpolate(frames, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
         array = frames.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
     return np.ascontiguousarray(array)
+
+
+def _header_frames(container, stream) -> int:
+    """The frames a stream's header declares: its frame count, else duration x frame rate; 0 when unknown."""
+    if stream.frames:
+        return int(stream.frames)
+    if container.duration and stream.average_rate:
+        return round(container.duration / 1e6 * float(stream.average_rate))
+    return 0
 
 
 def declared_frames(path: str | Path) -> int:
@@ -74,20 +90,26 @@ def declared_frames(path: str | Path) -> int:
         return 0
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                return 0
-            stream = container.streams.video[0]
-            if stream.frames:
-                return int(stream.frames)
-            if container.duration and stream.average_rate:
-                return round(container.duration / 1e6 * float(stream.average_rate))
+            return _header_frames(container, container.streams.video[0]) if container.streams.video else 0
     except (av.FFmpegError, ValueError, OSError):
         return 0
-    return 0
+
+
+def _check_decode_memory(path: Path, frames: int, width: int, height: int, short_side: int | None) -> None:
+    """Refuse (:class:`VideoDecodeError`) a video whose decoded frames cannot fit in the memory free now: the
+    frames as decoded and their stacked copy, 2 x T x H x W x 3 bytes at the decoded size (a lower bound)."""
+    width, height = _scaled_size(width, height, short_side)
+    need, free = 2 * frames * width * height * 3, available_memory(torch.device("cpu"))
+    if need > free:
+        raise VideoDecodeError(
+            f"{path}: decoding its {frames:,} frames at {width}x{height} needs {need / 2**30:,.1f} GiB but "
+            f"{free / 2**30:,.1f} GiB is available; lower data.short_side or cut the video into shorter files"
+        )
 
 
 def decode_video(path: str | Path, short_side: int | None = 128) -> np.ndarray:
-    """All frames of a video as (T, H, W, 3) uint8 RGB, short side resized to ``short_side``."""
+    """All frames of a video as (T, H, W, 3) uint8 RGB, short side resized to ``short_side``; a video whose
+    frames cannot fit in the memory free now is refused before decoding (:class:`VideoDecodeError`)."""
     path = Path(path)
     if not path.is_file():
         raise VideoDecodeError(f"{path}: file does not exist")
@@ -104,6 +126,8 @@ def decode_video(path: str | Path, short_side: int | None = 128) -> np.ndarray:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             declared = stream.frames
+            width, height = stream.codec_context.width, stream.codec_context.height
+            _check_decode_memory(path, _header_frames(container, stream), width, height, short_side)
             for frame in container.decode(stream):
                 width, height = _scaled_size(frame.width, frame.height, short_side)
                 frames.append(upright(frame.to_ndarray(format="rgb24", width=width, height=height), frame.rotation))
@@ -151,6 +175,7 @@ class FrameCache:
         self.short_side = short_side
         self.limit = limit_bytes
         self._size: int | None = None  # estimate; scanned on first need
+        self.failed = False  # a write fault stopped the caching
         if self.directory:
             self.directory.mkdir(parents=True, exist_ok=True)
 
@@ -196,6 +221,24 @@ class FrameCache:
                     total -= size
         self._size = total
 
+    def _store(self, entry: Path, frames: np.ndarray) -> bool:
+        """Write a cache entry; on a write fault (a full disk, no permission) warn once, stop caching and go on:
+        the cache only saves time, the run does not need it."""
+        if self.failed:
+            return False
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(entry) as tmp:
+                with open(tmp, "wb") as handle:
+                    np.save(handle, frames)
+            return True
+        except (ConfigError, OSError) as exc:
+            self.failed = True
+            fault = str(exc).split(";")[0]  # "the disk is full while writing ENTRY, 0.3 MiB free"
+            log.warning("frame cache: %s; videos not cached yet are decoded every time from now on (free space, "
+                        "lower data.cache_limit_gb or point data.cache_dir elsewhere)", fault)
+            return False
+
     def load(self, path: str | Path) -> np.ndarray:
         """Frames of ``path`` from the cache, decoding (and storing) them on a miss."""
         path = Path(path)
@@ -213,10 +256,8 @@ class FrameCache:
             except (ValueError, OSError, EOFError):
                 log.warning("cache entry %s for %s is corrupt; decoding again", entry, path)
         frames = decode_video(path, self.short_side)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(entry) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, frames)
+        if not self._store(entry, frames):
+            return frames
         if self.limit:
             self._size = (self.size() if self._size is None else self._size) + entry.stat().st_size
             if self._size > self.limit:

@@ -23,6 +23,7 @@ from videoperlin.data.sampling import random_clip, sliding_windows
 from videoperlin.data.sources import VideoRecord
 from videoperlin.data.transforms import eval_transform, train_transform
 from videoperlin.errors import ConfigError, DataError
+from videoperlin.utils.memory import available_memory
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,20 @@ class WindowDataset(_VideoBase):
     def __init__(self, *args, window_stride: int | None = None, max_windows: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.window_stride, self.max_windows = window_stride, max_windows
+        if max_windows:
+            self.check_window_memory(max_windows, "every video")
+
+    def check_window_memory(self, windows: int, what: str) -> None:
+        """Refuse (:class:`ConfigError`) ``windows`` float32 clips of one video, held twice (the video's stack and
+        the batch's), when they cannot fit in the memory free now."""
+        need = 2 * windows * 3 * self.frames * self.size * self.size * 4
+        free = available_memory(torch.device("cpu"))
+        if need > free:
+            raise ConfigError(
+                f"{what}: {windows:,} evaluation windows of {self.frames}x{self.size}x{self.size} need "
+                f"{need / 2**30:,.1f} GiB but {free / 2**30:,.1f} GiB is available; lower data.max_windows "
+                f"(evaluate --max-windows) or data.size, or raise data.window_stride"
+            )
 
     def __getitem__(self, index: int) -> tuple[Tensor, int, int] | None:
         record = self.records[index]
@@ -102,6 +117,8 @@ class WindowDataset(_VideoBase):
         if frames is None:
             return None
         windows = sliding_windows(len(frames), self.frames, self.stride, self.window_stride, self.max_windows)
+        if not self.max_windows:
+            self.check_window_memory(len(windows), str(record.path))
         clips = torch.stack([eval_transform(frames[w], self.size) for w in windows])
         return clips, record.label, index
 

@@ -77,3 +77,27 @@ def check_step_memory(model: nn.Module, clip_shape: tuple[int, ...], batch: int,
             f"data.size, data.frames or train.batch_size (train.accum_steps keeps the effective batch)"
         )
     return step
+
+
+
+def check_batch_norm_values(model: nn.Module, clip_shape: tuple[int, ...], batch: int) -> None:
+    """Refuse (:class:`ConfigError`) a batch that leaves a BatchNorm layer one value per channel to train on
+    (PyTorch raises then, mid-step): ``train.batch_size`` 1 with a clip small enough that the layer's feature
+    map is a single position. Checked on the ``meta`` copy before its BatchNorm would raise."""
+
+    def refuse_single_values(name: str):
+        def pre_hook(module: nn.Module, args: tuple) -> None:
+            if module.training and args[0].numel() // args[0].shape[1] <= 1:
+                raise ConfigError(
+                    f"at train.batch_size {batch} x data.frames {clip_shape[1]} x data.size {clip_shape[-1]} the "
+                    f"BatchNorm layer {name} sees one value per channel and cannot train; raise train.batch_size "
+                    f"to 2 or more"
+                )
+
+        return pre_hook
+
+    def hook(meta: nn.Module) -> list:
+        norms = [(n, m) for n, m in meta.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        return [m.register_forward_pre_hook(refuse_single_values(n)) for n, m in norms]
+
+    forward_on_meta(model, (batch, *clip_shape), hook)

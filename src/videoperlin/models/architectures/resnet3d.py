@@ -262,7 +262,7 @@ class VideoResNet(nn.Module):
         return int(head[len("layer") :]) if head.startswith("layer") else 5 if head == "fc" else 0
 
     def no_weight_decay(self, parameter: str) -> bool:
-        """Biases and BatchNorm parameters (decayed in the ResNet recipes, which keep ``optim.decay_all``)."""
+        """Biases and BatchNorm parameters (decayed in the ResNet recipes, which keep ``optim.decay_norms_and_biases``)."""
         batch_norm = ".bn" in parameter or parameter.startswith("bn") or ".downsample.1." in parameter
         return parameter.endswith(".bias") or batch_norm
 
