@@ -74,7 +74,7 @@ def test_significance_separates_drifting_from_static_and_random_kernels(probe_mo
 
 
 def test_kernel_figures_for_several_checkpoints(tmp_path, probe_model, cli):
-    from videoperlin.analysis.kernels import conv1_weight, motion_slices_image, spacetime_image
+    from videoperlin.models.kernels import conv1_weight, motion_slices_image, spacetime_image
     from videoperlin.models.weight_files import save_model
 
     weight = conv1_weight(probe_model)
@@ -189,15 +189,13 @@ def test_rank_correlation_and_its_permutation_p_value():
 
 
 def write_study(folder, arms):
-    """A published study: each arm's VPN accuracy, tuning fraction and Weizmann top-1 per pre-training seed."""
-    from videoperlin.study.report import PRETRAIN_HEADING
-
-    rows = {a: "".join(f"| r3d18 | {a} | {s} | {v[s]:.1f} | bf16 | 10.0 |\n" for s in (0, 1)) for a, v in arms.items()}
-    decoy = rows.pop("decoy")  # a row of the right shape above the pre-training table: not to be read
+    """A published study: each arm's VPN accuracy (pretraining.csv, with an arm pre-trained by MAE, which has
+    none), tuning fraction and Weizmann top-1 per pre-training seed."""
     folder.mkdir()
-    (folder / "report.md").write_text(
-        f"{decoy}\n{PRETRAIN_HEADING} (...):\n\n| arch | arm |\n|---|---|\n{''.join(rows.values())}"
-    )
+    table = ["arch,arm,pretrained_as,pretrain_seed,objective,val_acc,val_loss,clips_seen,precision,minutes,error"]
+    table += [f"r3d18,{a},{a},{s},classify,{v[s] / 100},,,bf16,10.0," for a, v in arms.items() for s in (0, 1)]
+    table += ["r3d18,masked,masked,0,mae,,0.6,100,bf16,1.0,"]
+    (folder / "pretraining.csv").write_text("\n".join(table) + "\n")
     rows = ["arm,arch,dataset,fold,seed,pretrain_seed,video_top1,clip_top1,error"]
     rows += [f"scratch,r3d18,weizmann,{f},0,,0.5,0.5," for f in (0, 1)]
     rows += [f"{a},r3d18,weizmann,{f},0,{s},{0.5 + v[s] / 1000 + f / 100},0.5," for a, v in arms.items() for s in (0, 1) for f in (0, 1)]  # fmt: skip
@@ -213,10 +211,10 @@ def test_predictors_of_transfer_from_a_published_study(tmp_path, cli):
     from videoperlin.analysis.predictors import arm_points, predictor_report
 
     study = tmp_path / "study"
-    write_study(study, {"a": (10, 30), "b": (40, 60), "c": (70, 70), "d": (90, 96), "decoy": (1, 2)})
+    write_study(study, {"a": (10, 30), "b": (40, 60), "c": (70, 70), "d": (90, 96)})
     tuning = [study / "tuning0", study / "tuning1"]
     points = arm_points(study, tuning)
-    assert sorted(points) == ["a", "b", "c", "d"]  # the decoy's rows above the pre-training table are not read
+    assert sorted(points) == ["a", "b", "c", "d"]  # the MAE arm has no VPN accuracy (nor results): no point
     assert points["a"]["VPN held-out top-1 %"] == 20 and points["a"]["weizmann"] == pytest.approx(2.5)  # pp
     text = predictor_report(study, tuning, "cmd")
     assert "| VPN held-out top-1 % | weizmann | 4 | +1.00 | 0.083 (exact) |" in text  # 2 of 4! orderings
@@ -231,13 +229,12 @@ def test_predictors_of_transfer_from_a_published_study(tmp_path, cli):
     assert proc.returncode != 0 and "nowhere" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_predictors_read_a_studys_pretraining_csv_where_it_has_one(tmp_path):
+def test_predictors_read_a_studys_pretraining_csv_and_name_it_when_it_is_missing(tmp_path, cli):
     from videoperlin.analysis.predictors import vpn_accuracies
 
     study = tmp_path / "study"
-    write_study(study, {"a": (10, 30), "b": (40, 60), "decoy": (1, 2)})
-    (study / "pretraining.csv").write_text(
-        "arch,arm,pretrained_as,pretrain_seed,objective,val_acc,val_loss,clips_seen,precision,minutes,error\n"
-        "r3d18,a,a,0,classify,0.25,1.2,100,bf16,1.0,\nr3d18,m,m,0,mae,,0.6,100,bf16,1.0,\n"
-    )
-    assert vpn_accuracies(study) == {("a", 0): 25.0}  # the CSV, not the Markdown; a masked arm has no accuracy
+    write_study(study, {"a": (10, 30), "b": (40, 60)})
+    assert vpn_accuracies(study) == {("a", 0): 10.0, ("a", 1): 30.0, ("b", 0): 40.0, ("b", 1): 60.0}  # no MAE arm
+    (study / "pretraining.csv").unlink()
+    proc = cli("predictors", str(study), "--tuning", str(study / "tuning0"))
+    assert proc.returncode == 2 and "pretraining.csv" in proc.stderr, proc.stderr

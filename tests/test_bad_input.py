@@ -835,7 +835,9 @@ def test_a_video_whose_frames_cannot_fit_is_refused_before_it_is_decoded(tmp_pat
 
 
 @pytest.mark.parametrize("max_windows", ["1000000000", "null"])
-def test_evaluation_windows_that_cannot_fit_are_refused_naming_the_field(tmp_path, cli, videos, monkeypatch, max_windows):
+def test_evaluation_windows_that_cannot_fit_are_refused_naming_the_field(
+    tmp_path, cli, videos, monkeypatch, max_windows
+):
     """A set window count is checked before any video is decoded; 'all windows' (null) per video, as each
     video's count is known."""
     if max_windows == "null":
@@ -936,18 +938,32 @@ def test_the_transformer_and_tracking_fields_refuse_bad_values_in_one_line(cli, 
     one_line_error(cli("config", "pretrain", *[a for s in sets for a in ("--set", s)]), needle)
 
 
-VIT_PRE = ["pretrain", "--preset", "tiny", "--num-videos", "16", "--set", "vpn.val_videos=8", *TINY[4:]]  # no --model, no widen
+VIT_PRE = [
+    "pretrain",
+    "--preset",
+    "tiny",
+    "--num-videos",
+    "16",
+    "--set",
+    "vpn.val_videos=8",
+    *TINY[4:],
+]  # no --model, no widen
 
 
 @pytest.mark.parametrize(
     "argv, needles",
     [
         (["--model", "vit_micro", "--size", "36"], ["clip 8x36x36", "not a whole number of 2x16x16 tubelets"]),
-        (["--model", "vit_micro", "--set", "objective.name=mae", "--set", "objective.mask_ratio=0.9999"],
-         ["objective.mask_ratio 0.9999 masks 4 of 4 token positions"]),
+        (
+            ["--model", "vit_micro", "--set", "objective.name=mae", "--set", "objective.mask_ratio=0.9999"],
+            ["objective.mask_ratio 0.9999 masks 4 of 4 token positions"],
+        ),
         (["--model", "r3d10", "--set", "objective.name=mae"], ["objective.name mae masks tokens", "r3d10 has none"]),
         (["--model", "r3d10", "--set", "model.drop_path=0.5"], ["model.drop_path is an option of the vit models"]),
-        (["--model", "r3d10", "--batch-size", "1"], ["train.batch_size 1", "BatchNorm layer layer4.0.bn1", "2 or more"]),
+        (
+            ["--model", "r3d10", "--batch-size", "1"],
+            ["train.batch_size 1", "BatchNorm layer layer4.0.bn1", "2 or more"],
+        ),
     ],
 )
 def test_a_run_the_transformer_options_cannot_train_is_refused_before_it_starts(tmp_path, cli, argv, needles):

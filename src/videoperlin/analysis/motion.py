@@ -11,8 +11,7 @@ noise textures (whose own change competes with the motion, see :mod:`videoperlin
   signal vote as loudly as the texture's own band;
 * a parabola through the peak and its neighbours gives the sub-pixel displacement.
 
-Measured on the ``motion`` preset (64 px, 16 frames, 4 clips per class): every moving class's mean
-displacement within 13 deg of its label, static classes within 0.3 px of zero (tests/test_dataset.py).
+What it measures on the ``motion`` preset is in the VPN guide (and tested in tests/test_dataset.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Does a property of a pre-training predict how well it transfers? Rank correlations across a study's arms.
 
 A published transfer study (``videoperlin transfer --publish``) holds, per pre-trained arm and
-pre-training seed, the network's VPN held-out accuracy (the report's pre-training table) and its
+pre-training seed, the network's VPN held-out accuracy (``pretraining.csv``) and its
 fine-tuning results (``results.csv``); ``videoperlin tuning`` adds conv1's direction selectivity
 (``summary.json``, one folder per pre-training seed). Each becomes one point per arm: the arm's
 values averaged over its pre-training seeds, and as outcome per dataset its mean paired difference to
@@ -32,7 +32,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +41,6 @@ import numpy as np
 
 from videoperlin.errors import DataError
 from videoperlin.study.protocol import SCRATCH
-from videoperlin.study.report import PRETRAIN_HEADING
 from videoperlin.study.statistics import paired
 from videoperlin.utils.text import read_csv_rows, read_text
 
@@ -90,25 +88,13 @@ def permutation_pvalue(x: Sequence[float], y: Sequence[float], draws: int = DRAW
 
 
 def vpn_accuracies(study: Path) -> dict[tuple[str, int], float]:
-    """(arm, pre-training seed) -> VPN held-out top-1 %, from a published study's ``pretraining.csv``
-    (studies published before it existed: the report's pre-training table)."""
-    csv_file = study / "pretraining.csv"
-    if csv_file.exists():
-        rows = read_csv_rows(csv_file, "pre-training table")
-        return {
-            (r["arm"], int(r["pretrain_seed"])): 100 * float(r["val_acc"])
-            for r in rows
-            if r.get("val_acc") not in (None, "") and r.get("objective", "classify") == "classify"
-        }
-    report = study / "report.md"
-    parts = read_text(report, "study report (a folder `videoperlin transfer --publish` wrote)").split(
-        f"\n{PRETRAIN_HEADING} ", 1
-    )
-    if len(parts) < 2:
-        raise DataError(f"{report}: no '{PRETRAIN_HEADING}' table; is it a `videoperlin transfer` report?")
-    table = parts[1]
-    found = re.findall(r"^\| \S+ \| (\S+) \| (\d+) \| ([\d.]+) \|", table, flags=re.MULTILINE)
-    return {(arm, int(seed)): float(value) for arm, seed, value in found}
+    """(arm, pre-training seed) -> VPN held-out top-1 %, from a published study's ``pretraining.csv``."""
+    rows = read_csv_rows(study / "pretraining.csv", "pre-training table (`videoperlin transfer --publish` writes it)")
+    return {
+        (r["arm"], int(r["pretrain_seed"])): 100 * float(r["val_acc"])
+        for r in rows
+        if r.get("val_acc") not in (None, "") and r.get("objective", "classify") == "classify"
+    }
 
 
 def tuning_properties(folders: Sequence[Path]) -> dict[tuple[str, int], dict[str, float]]:

@@ -40,7 +40,7 @@ def load_named_models(specs: list[str], names: str | None):
 
 def run_kernels(args: argparse.Namespace) -> int:
     """conv1 panels (paper style), full space-time views and x-t / y-t slices, checkpoints side by side."""
-    from videoperlin.analysis.kernels import save_kernel_figures
+    from videoperlin.models.kernels import save_kernel_figures
 
     for path in save_kernel_figures(load_named_models(args.checkpoints, args.names), args.out):
         print(f"wrote {path}")
@@ -126,7 +126,7 @@ def run_predictors(args: argparse.Namespace) -> int:
 
 def run_curves(args: argparse.Namespace) -> int:
     """Accuracy (or any metric) vs epoch for several runs, from their metrics.jsonl."""
-    from videoperlin.analysis.curves import plot_groups
+    from videoperlin.train.curves import plot_groups
 
     names = args.names.split(",") if args.names else [Path(r).name for r in args.runs]
     if len(names) != len(args.runs):

@@ -235,8 +235,11 @@ class FrameCache:
         except (ConfigError, OSError) as exc:
             self.failed = True
             fault = str(exc).split(";")[0]  # "the disk is full while writing ENTRY, 0.3 MiB free"
-            log.warning("frame cache: %s; videos not cached yet are decoded every time from now on (free space, "
-                        "lower data.cache_limit_gb or point data.cache_dir elsewhere)", fault)
+            log.warning(
+                "frame cache: %s; videos not cached yet are decoded every time from now on (free space, "
+                "lower data.cache_limit_gb or point data.cache_dir elsewhere)",
+                fault,
+            )
             return False
 
     def load(self, path: str | Path) -> np.ndarray:

@@ -17,14 +17,14 @@ from typing import Any
 import torch
 import yaml
 
-from videoperlin.analysis.curves import plot_groups
-from videoperlin.analysis.kernels import save_kernel_panel
 from videoperlin.config_fields import to_dict
 from videoperlin.models import create_model
+from videoperlin.models.kernels import save_kernel_panel
 from videoperlin.models.pretrained import load_model
 from videoperlin.study.protocol import SCRATCH, Protocol
 from videoperlin.study.runs import Init
 from videoperlin.study.statistics import paired, paired_interval, verdict, wins_ties_losses
+from videoperlin.train.curves import plot_groups
 from videoperlin.train.numerics import device_description
 from videoperlin.train.run_dir import RunDir
 from videoperlin.utils.atomic import atomic_write_text

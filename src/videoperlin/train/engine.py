@@ -565,7 +565,7 @@ class Trainer:
         the objective's own pictures (mae: ``figures/mae.png``)."""
         if not self.dist.is_main:
             return
-        from videoperlin.analysis.kernels import save_kernel_panel
+        from videoperlin.models.kernels import save_kernel_panel
 
         stem, name = architecture_of(self.model).stem, architecture_of(self.model).name
         save_kernel_panel(self.model, self.run.run_dir.figures / "conv1.png", f"{name} {stem} after {self.config.task}")

@@ -1,40 +1,24 @@
 """Numerics guard: before a run trains under autocast, check that every convolution the model will
 run is computed correctly at the reduced precision, and keep the ones that are not in fp32.
 
-Why. Kernels below PyTorch are not always right at every shape. On AMD EPYC CPUs with
-``avx512_bf16`` (torch 2.13.0+cpu), oneDNN's bf16 ``conv3d`` *weight gradient* is wrong when the
-input's temporal extent is 2, the temporal kernel 3 and the temporal stride 1: relative error 1.0
-or NaN against fp32, while the forward and the input gradient are fine (the class of
-pytorch/pytorch#163347). That is layer3 of r3d18 at 16 frames: such a run trains that stage on
-noise, and a gradient of 1e36 (finite) can blow BatchNorm up several steps later. Nothing in the
-loss says so. The only reliable test is to compute the same convolution twice.
+Why: kernels are not right at every shape (oneDNN's bf16 ``conv3d`` weight gradient on some AMD EPYC
+CPUs at temporal extent 2; the training guide's "Numerics guard" has the case and the measured costs).
+The only reliable test is to compute the same convolution twice.
 
-What. :func:`choose_precision` takes the model, the clip shape and the requested autocast dtype:
+:func:`choose_precision` takes the model, the clip shape and the requested autocast dtype:
 
-1. **Shapes** -- forward hooks on a copy of the model on the ``meta`` device record the input of
-   every convolution at the run's clip size (no compute, no memory).
-2. **Probe** -- per distinct convolution (:class:`ConvSignature`: kind, channels, kernel, stride,
-   padding, dilation, groups, input shape, memory format) seeded random ``x``, ``w`` and upstream
-   gradient ``g``; the output, input gradient and weight gradient in float64 (the truth), in fp32
-   and under autocast. Each is scored by its relative error ``||a - ref|| / ||ref||``.
-3. **Verdict** -- a precision passes a convolution when all three errors are within
-   :data:`TOLERANCE`. Rounding an operand to bf16 (8 significant bits, unit roundoff
-   ``u = 2^-9 ~ 0.002``) gives sums whose relative error is of order ``u``: 0.003 measured for
-   every healthy shape; the faulty kernel gives 0.9-1.0 or NaN. The bound 0.03 sits 10x above the
-   first and 30x below the second. fp32 is held to 0.01 because CUDA convolutions may run in TF32
-   (10 bits, 0.001 measured); on the CPU fp32 errors are ~1e-6.
-4. **Fallback** -- a convolution that fails at the autocast dtype runs in fp32 (its input cast up,
-   autocast off inside it: :func:`keep_in_fp32`), the rest keeps the fast dtype. If fp32 itself
-   fails anywhere, the run cannot be trusted at all: :class:`NumericsError`. Measured on a
-   2-core Xeon (``benchmarks/precision.py``, r3d18 at half width, 16x64x64): with layer3's three
-   fault-shaped convolutions in fp32 the step runs at 1.26x fp32's speed against bf16's 1.31x;
-   fp32 for the whole run would give all of that up.
+1. **Shapes**: forward hooks on a ``meta`` copy of the model record every convolution's input.
+2. **Probe**: per distinct convolution (:class:`ConvSignature`), seeded random input, weight and
+   upstream gradient; output and both gradients in float64 (the truth), fp32 and the autocast dtype,
+   each scored by its relative error ``||a - ref|| / ||ref||``.
+3. **Verdict**: a precision passes when all three errors are within :data:`TOLERANCE`. Rounding an
+   operand to bf16 (unit roundoff ``u = 2^-9``) gives errors of order ``u``; the bound sits an order of
+   magnitude above that and far below a wrong kernel's ~1. fp32's bound leaves room for TF32 (10 bits),
+   in which CUDA may run it.
+4. **Fallback**: a convolution that fails at the autocast dtype runs in fp32 (:func:`keep_in_fp32`);
+   if fp32 itself fails, :class:`NumericsError`.
 
-The verdict of each signature is cached (JSON, :func:`cache_path`), keyed by the torch version,
-the device (CPU model and the flags that pick kernels, or the CUDA device and capability) and the
-signature: a probe costs seconds once per machine and model shape, not every run. The engine logs
-one line per failing convolution and records :meth:`Precision.record` in ``metrics.jsonl`` and the
-checkpoints.
+Verdicts are cached per torch version, device and signature (:func:`cache_path`).
 """
 
 from __future__ import annotations

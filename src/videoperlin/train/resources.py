@@ -1,26 +1,16 @@
-"""Up-front resource checks of a training run: refuse in one line, naming the fields, what cannot fit.
+"""Up-front checks of a training run: refuse in one line, naming the fields, what cannot fit or cannot train.
 
-A run that cannot fit used to find out minutes in, with a traceback: ``--size 4096`` allocated
-4.4 GB before running out of memory, ``--num-videos 10**12`` asked numpy for a 7.28 TiB epoch
-order. Two estimates, before any clip is drawn:
+Before any clip is drawn (:func:`check_set_size` before the data is built, the others once the model is):
 
-* the epoch order: :class:`~videoperlin.train.sampler.EpochBatches` permutes every clip's int64
-  index at once and resizes the permutation for the ranks (a copy) -- 16 bytes a clip of the set
-  (a VPN clip's label and content are functions of its index: nothing else grows with the set);
-* the activations of one training step: autograd keeps (about) every module's output for the
-  backward pass, so the step holds the sum, over the model's leaf modules, of their output sizes,
-  times the batch, in float32 (bf16 autocast halves the convolutions' part; the check stays
-  conservative and counts 4 bytes), plus the input batch itself. The sizes come from a forward of a
-  ``meta`` copy of the model (shapes only: no compute, no memory), the same trick as the numerics
-  guard.
+* the epoch order: :class:`~videoperlin.train.sampler.EpochBatches` permutes every clip's int64 index and
+  copies the permutation for the ranks: 16 bytes a clip of the set (nothing else grows with a VPN set);
+* the activations of one step: autograd keeps about every leaf module's output for the backward pass,
+  counted in float32 from a forward of a ``meta`` copy of the model (shapes only), plus the input twice;
+* a BatchNorm layer left one value per channel by the batch (it cannot compute batch statistics).
 
-The sum is compared with the memory available now (the least of ``MemAvailable`` of ``/proc/meminfo``,
-what ``ulimit -v`` and the cgroup's memory limit leave, or free CUDA memory on a GPU); a run whose
-estimate exceeds it is refused. The numerics guard's probes are capped in size
-(:data:`~videoperlin.train.numerics.PROBE_ELEMENTS`) so that they never need more than the run. The
-estimate is a lower bound of what a step really uses (workspace, the optimiser, the loader's copies come
-on top), so the check refuses only runs that certainly cannot fit. (:func:`check_set_size` runs before the data is built,
-:func:`check_step_memory` once the model is.)
+Memory estimates are compared with :func:`~videoperlin.utils.memory.available_memory`. They are lower
+bounds of what a step uses (workspace, optimiser state and the loader's copies come on top), so only runs
+that certainly cannot fit are refused.
 """
 
 from __future__ import annotations
@@ -77,7 +67,6 @@ def check_step_memory(model: nn.Module, clip_shape: tuple[int, ...], batch: int,
             f"data.size, data.frames or train.batch_size (train.accum_steps keeps the effective batch)"
         )
     return step
-
 
 
 def check_batch_norm_values(model: nn.Module, clip_shape: tuple[int, ...], batch: int) -> None:

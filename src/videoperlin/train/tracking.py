@@ -50,7 +50,9 @@ class TensorBoardLog:
             fault = getattr(exc, "strerror", None) or str(exc)
             log.warning(
                 "TensorBoard: writing the event file in %s failed (%s); the run goes on without event files "
-                "(metrics.jsonl holds the same numbers)", self.directory, fault
+                "(metrics.jsonl holds the same numbers)",
+                self.directory,
+                fault,
             )
 
     def close(self) -> None:

@@ -1,29 +1,15 @@
 """Memory: freed memory kept for reuse (large CPU tensors without a page fault per page), and what is free.
 
-glibc's ``malloc`` serves a request above its mmap threshold (128 KiB, raised on the fly to at most
-32 MiB) with a fresh ``mmap`` and gives it back with ``munmap`` when freed. A batch of 32 colour clips
-at 16x112x112 is 77 MiB, so every batch's output, and every intermediate of that size, is mapped anew
-and the kernel zero-fills it page by page on first touch: 19,000 minor page faults, more time than
-the arithmetic. Writing a colour clip's three channels took 45 ms a batch into a fresh tensor and
-15 ms into a reused one (one thread, 2-core development CPU).
+glibc's ``malloc`` serves a request above its mmap threshold with a fresh ``mmap`` and unmaps it when
+freed, so every batch-sized tensor is mapped anew and zero-filled by the kernel page by page on first
+touch: more time than the arithmetic. :func:`reuse_freed_memory` tells glibc to serve every request from
+its heap (``M_MMAP_MAX = 0``) and keep freed memory there (``M_TRIM_THRESHOLD``), the effect PyTorch's
+CPU tuning guide gets by preloading jemalloc or tcmalloc. Numbers are unchanged bit for bit; the cost is
+memory (the process keeps its peak; the generating guide, "Memory reuse", has the measured gain and cost). The ``videoperlin``
+command calls it first (:func:`configure_allocator`; ``VIDEOPERLIN_ALLOCATOR=default`` leaves glibc as it
+is); elsewhere than glibc it does nothing.
 
-:func:`reuse_freed_memory` tells glibc to serve every request from its heap (``M_MMAP_MAX = 0``) and
-to keep freed memory there instead of trimming it (``M_TRIM_THRESHOLD``), the effect PyTorch's CPU
-tuning guide gets by preloading jemalloc or tcmalloc, without a library to install. Numbers are
-unchanged bit for bit; the cost is memory. The process keeps its peak after a peak, and a freed block
-does not always serve the next request of the same size (small objects allocated meanwhile are cut
-from it, leaving it a little too small), so the heap holds a few spare blocks of the largest size:
-resident memory +8% in a ladder pre-training and +14% in ``benchmarks/generate.py``; a loop of 64 MiB
-tensors among small objects stopped growing after 1 to 8 spare blocks (21 runs; which one varies with
-the process's earlier allocations), faulting in every page of each batch until then. glibc still falls
-back to ``mmap`` when the heap cannot grow.
-
-The ``videoperlin`` command calls it first (:func:`configure_allocator`); set
-``VIDEOPERLIN_ALLOCATOR=default`` to leave glibc as it is. Library users call it themselves (it changes
-the whole process). Elsewhere (macOS, Windows, musl) it does nothing and returns False.
-
-:func:`available_memory` says how much memory is free for a run (what the up-front checks of training and
-rendering compare their estimates with).
+:func:`available_memory` says how much memory is free for a run (what every up-front check compares with).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ A family declares what it draws in a :class:`DrawLayout`. The two back-ends (``r
 ``generator`` (:class:`GeneratorDraws`, the original format). Clip ``i`` owns a CPU
 ``torch.Generator`` seeded with ``splitmix64(seed, i)``; each call draws from it in turn, so the
 order of the calls *is* the format: :attr:`DrawLayout.order` lists it, a call out of order is an
-error, and a new draw goes last (existing clips stay the same). 100-300 µs of Python per clip.
+error, and a new draw goes last (existing clips stay the same). Python per clip: slow on a GPU.
 
 ``counter`` (:class:`CounterDraws`). Draw ``d`` of clip ``i`` is
 

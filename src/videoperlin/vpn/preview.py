@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import atomic_path
@@ -107,42 +106,6 @@ def _draw_arrow(ax, motion: tuple[float, float] | None, width: int, height: int)
         xytext=(width / 2 - dx / 2, height / 2 + dy / 2),
         arrowprops={"arrowstyle": "->", "color": "red", "lw": 1.2},
     )
-
-
-def mask_panel(ds: VPNDataset, out: str | Path, clips: int = 6) -> Path:
-    """``layers``: for a few clips, the first and last frame, and the labelled layer's mask on both (white:
-    opaque), with its motion relative to the background as an arrow: where the motion boundary is."""
-    from videoperlin.vpn.families.layers import LayersFamily
-    from videoperlin.vpn.scene import warp
-
-    family = ds.family
-    if not isinstance(family, LayersFamily):
-        raise ConfigError(f"the mask panel shows the layers family's masks; {family.name} has none")
-    plt = pyplot()
-    indices = list(range(clips))
-    frames = _one_clip_per_class(ds, indices)
-    scene = family.plan(ds.draws(torch.tensor(indices)), torch.tensor([ds.label(k) for k in indices]))
-    masks = warp(scene.layers[0][1], scene.layers[0][2], scene.camera, (ds.height, ds.width))[:, 0].numpy()
-    fig, axes = plt.subplots(4, clips, figsize=(1.4 * clips + 0.4, 6.2), squeeze=False)
-    for c, k in enumerate(indices):
-        for r, (image, title) in enumerate(
-            (
-                (frames[c, 0], "frame 0"),
-                (masks[c, 0], "mask, frame 0"),
-                (frames[c, -1], f"frame {ds.frames - 1}"),
-                (masks[c, -1], f"mask, frame {ds.frames - 1}"),
-            )
-        ):
-            ax = axes[r, c]
-            ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{ds.space.name(ds.label(k))}\n{title}" if r == 0 else title, fontsize=5)
-            if r == 0:
-                _draw_arrow(ax, ds.family.arrow(ds.label(k)), ds.width, ds.height)
-    fig.suptitle("layers: the labelled layer's mask (arrow: its motion relative to the background)", fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, out)
 
 
 def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
