@@ -106,7 +106,7 @@ def run_cli_process(*args: str, timeout: float = 300, check: bool = False) -> su
     return proc
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli():
     return run_cli
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import spectral_features
 from reference_perlin import reference_perlin
-from test_dataset import _spectral_features
 
 from videoperlin.vpn import LabelSpace, VPNDataset, VPNSpec
 from videoperlin.vpn.draws import clip_keys, uniform
@@ -90,7 +90,7 @@ def test_counter_clips_follow_the_generator_distribution():
     feats, labels = {}, None
     for name, ds in (("generator", generator), ("counter", counter)):
         clips, labels = ds.batch(range(len(ds)))
-        feats[name] = _spectral_features(clips[:, 0])
+        feats[name] = spectral_features(clips[:, 0])
     train = torch.arange(len(labels)) < len(space) * 8
     centroids = torch.stack([feats["generator"][train & (labels == k)].mean(0) for k in range(len(space))])
 

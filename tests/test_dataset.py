@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import spectral_features
 from torch.utils.data import DataLoader
 
 from videoperlin.analysis.motion import angle_between, global_displacement, motion_direction
@@ -206,21 +207,11 @@ def test_spectrum_rises_with_each_frequency(axis_name, axis):
     assert all(b > 1.3 * a for a, b in itertools.pairwise(per_class)), per_class
 
 
-def _spectral_features(gray: torch.Tensor) -> torch.Tensor:
-    centred = gray - gray.mean(dim=(1, 2, 3), keepdim=True)
-    feats = []
-    for axis in (1, 2, 3):
-        power = torch.fft.rfft(centred, dim=axis).abs() ** 2
-        profile = power.mean(dim=[d for d in (1, 2, 3) if d != axis])
-        feats.append(torch.log(profile / profile.sum(1, keepdim=True) + 1e-8))
-    return torch.cat(feats, dim=1)
-
-
 def test_spectral_nearest_centroid_identifies_classes():
     space = LabelSpace(fx=[1, 2, 4, 8], fy=[1, 3, 8], ft=[1, 4])  # 24 classes, chance 4.2%
     ds = VPNDataset(space, num_videos=len(space) * 16, frames=16, size=64, seed=0)
     clips, labels = ds.batch(range(len(ds)))
-    feats = _spectral_features(clips[:, 0])
+    feats = spectral_features(clips[:, 0])
     train = torch.arange(len(ds)) < len(space) * 8
     centroids = torch.stack([feats[train & (labels == k)].mean(0) for k in range(len(space))])
     predicted = torch.cdist(feats[~train], centroids).argmin(1)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_training import _final_weights, metrics
+from helpers import final_weights, metrics
 
 from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.train.config import load_config
@@ -72,7 +72,7 @@ def test_resume_on_cuda_is_exact(tmp_path):
     Trainer(_config(tmp_path, "whole", **extra)).fit()
     Trainer(_config(tmp_path, "resumed", **extra, **{"train.max_steps": 5})).fit()
     Trainer(_config(tmp_path, "resumed", **extra), resume=True).fit()
-    a, b = _final_weights(tmp_path / "whole"), _final_weights(tmp_path / "resumed")
+    a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "resumed")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 

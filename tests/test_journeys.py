@@ -3,7 +3,7 @@ order, page by page, at tiny sizes -- or is marked as not runnable here, with th
 
 The one mechanism: the blocks run as written, in a fresh folder per page, with ``VIDEOPERLIN_SET`` (the
 run configs' and ``generate``/``preview``'s last overrides, :data:`videoperlin.train.config.ENV_SET`)
-set to :data:`TINY` and a small folder of action videos at ``my_videos/``. Blocks of plain ``videoperlin``
+set to :data:`TINY_SETS` and a small folder of action videos at ``my_videos/``. Blocks of plain ``videoperlin``
 lines and Python blocks run in this process (as a fresh process would: ``conftest.run_cli``; a second
 of interpreter start per command would cost minutes); a block that needs a shell runs in bash, with the
 package's ``videoperlin`` first on ``PATH``. A block marked ``<!-- not run: REASON -->`` on the line before its fence is
@@ -32,7 +32,7 @@ from video_fixtures import write_class_folders
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").rglob("*.md"))]
 #: Run configs at the size of a test: one epoch over a few 8x32x32 clips of a small network, in fp32.
-TINY = ";".join(
+TINY_SETS = ";".join(
     [
         "train.epochs=1",
         "train.batch_size=4",
@@ -86,7 +86,7 @@ def all_blocks() -> list[Block]:
 def journey_folder(tmp_path: Path) -> dict[str, str]:
     """A folder as a new user has it, and the environment the blocks run in."""
     write_class_folders(tmp_path / "my_videos", per_class=4, frames=12)
-    env = {**os.environ, "VIDEOPERLIN_SET": TINY, "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "VIDEOPERLIN_SET": TINY_SETS, "PYTHONWARNINGS": "ignore"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return env
 
@@ -145,7 +145,7 @@ def runnable_pages() -> list[Path]:
 @pytest.mark.parametrize("page", runnable_pages(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_pages_journey_runs_as_written(page, tmp_path, monkeypatch):
     env = journey_folder(tmp_path)
-    monkeypatch.setenv("VIDEOPERLIN_SET", TINY)  # for the commands run in this process
+    monkeypatch.setenv("VIDEOPERLIN_SET", TINY_SETS)  # for the commands run in this process
     monkeypatch.chdir(tmp_path)
     for block in blocks(page):
         if block.skip is not None:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_bad_input import one_line_error
+from helpers import one_line_error
 from video_fixtures import CLASSES, pattern_video, write_class_folders, write_ucf_splits
 
 from videoperlin.data.decode import decode_video, video_fps

@@ -118,3 +118,16 @@ def test_the_package_imports_without_fcntl():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert int(proc.stdout) > 80
+
+
+def test_no_test_module_imports_another_and_shared_helpers_have_one_home():
+    """Shared helpers live in conftest.py or tests/helpers.py (and the fixture modules beside them); a test
+    module importing another would run its tests' imports and hide where a helper lives."""
+    tests = Path(__file__).resolve().parent
+    found = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert not found, found

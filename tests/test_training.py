@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import final_weights, metrics
 from video_fixtures import CLASSES, write_class_folders, write_ucf_splits
 
 from videoperlin.errors import ConfigError
@@ -21,7 +22,8 @@ from videoperlin.train.config import load_config
 from videoperlin.train.engine import Trainer
 
 # fp32: bf16 autocast on CPUs is intermittently non-finite at these tiny shapes (docs/guide/training.md), and tests must be exact.
-TINY = ["--model", "r3d10", "--widen-factor", "0.25", "--frames", "8", "--size", "48", "--amp", "off", "-q"]
+#: A quarter-width r3d10 on 8x48x48 clips in fp32, quiet (each test adds its epochs and batch).
+SMALL_NET = ["--model", "r3d10", "--widen-factor", "0.25", "--frames", "8", "--size", "48", "--amp", "off", "-q"]
 
 
 @pytest.fixture(scope="module")
@@ -57,21 +59,10 @@ def vpn_checkpoint(tmp_path_factory, cli) -> Path:
         "16",
         "--out",
         str(out),
-        *TINY,
+        *SMALL_NET,
     )
     assert proc.returncode == 0, proc.stderr
     return out / "checkpoints" / "last.pt"
-
-
-@pytest.fixture(scope="module")
-def cli():
-    from conftest import run_cli
-
-    return run_cli
-
-
-def metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_pretrain_writes_run_directory(vpn_checkpoint):
@@ -108,7 +99,7 @@ def test_train_from_vpn_then_evaluate(tmp_path, cli, videos, ucf, vpn_checkpoint
         str(tmp_path / "cache"),
         "--out",
         str(run),
-        *TINY,
+        *SMALL_NET,
     )
     assert proc.returncode == 0, proc.stderr
     rows = metrics(run)
@@ -163,7 +154,7 @@ def test_train_on_ucf_split_files(tmp_path, cli, ucf):
         str(run),
         "--cache-dir",
         str(tmp_path / "cache"),
-        *TINY,
+        *SMALL_NET,
     )
     assert proc.returncode == 0, proc.stderr
     assert metrics(run)[0]["val_videos"] == 12
@@ -189,10 +180,6 @@ def _config(tmp_path, out: str, **extra):
         **extra,
     }
     return load_config(None, overrides, task="pretrain")
-
-
-def _final_weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
 
 
 @pytest.mark.parametrize(
@@ -223,7 +210,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, videos, data, workers):
     resumed = _config(tmp_path, "resumed", **extra)
     resumed.task = task
     Trainer(resumed, resume=True).fit()
-    a, b = _final_weights(tmp_path / "whole"), _final_weights(tmp_path / "resumed")
+    a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "resumed")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert metrics(tmp_path / "whole") == [
         {**r, "time_s": w["time_s"], "clips_per_s": w["clips_per_s"], "data_wait": w["data_wait"]}
@@ -250,7 +237,7 @@ def test_save_every_resumes_exactly_from_the_last_saved_epoch(tmp_path, monkeypa
     assert [r["epoch"] for r in metrics(tmp_path / "resumed")] == [1, 2, 3]  # epoch 3 trained, never saved
     monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
     Trainer(_config(tmp_path, "resumed", **extra), resume=True).fit()
-    a, b = _final_weights(tmp_path / "whole"), _final_weights(tmp_path / "resumed")
+    a, b = final_weights(tmp_path / "whole"), final_weights(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["train_loss"] for r in metrics(tmp_path / "whole")] == [
         r["train_loss"] for r in metrics(tmp_path / "resumed")
@@ -303,7 +290,7 @@ def test_ddp_two_processes_on_cpu(tmp_path):
         "4",
         "--out",
         str(out),
-        *TINY,
+        *SMALL_NET,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -344,7 +331,7 @@ def test_bad_videos_are_skipped_and_counted(tmp_path, cli, dirty):
         "data.val_fraction=0.25",
         "--out",
         str(run),
-        *[arg for arg in TINY if arg != "-q"],  # the warnings are what this test reads: -q prints errors only
+        *[arg for arg in SMALL_NET if arg != "-q"],  # the warnings are what this test reads: -q prints errors only
     )
     assert proc.returncode == 0, proc.stderr
     assert "skipping bad video" in proc.stderr
@@ -369,7 +356,7 @@ def test_bad_videos_fail_the_run_on_request(tmp_path, cli, dirty):
         "data.val_fraction=0.25",
         "--out",
         str(tmp_path / "fail"),
-        *TINY,
+        *SMALL_NET,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert any(name in proc.stderr for name in ("corrupt.mp4", "empty.avi", "notes.mp4"))
@@ -408,7 +395,7 @@ def test_head_mismatch_without_swap_is_an_error(tmp_path, cli, videos, vpn_check
         "1",
         "--out",
         str(tmp_path / "x"),
-        *TINY,
+        *SMALL_NET,
     )
     assert proc.returncode == 2 and "class counts differ" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -455,7 +442,7 @@ class FlakyTrainer(Trainer):
 def test_nonfinite_step_is_retried_exactly_or_skipped(tmp_path):
     Trainer(_config(tmp_path, "clean")).fit()
     FlakyTrainer(_config(tmp_path, "retried")).fit()
-    a, b = _final_weights(tmp_path / "clean"), _final_weights(tmp_path / "retried")
+    a, b = final_weights(tmp_path / "clean"), final_weights(tmp_path / "retried")
     assert all(torch.equal(a[k], b[k]) for k in a)  # a successful retry changes nothing
     assert metrics(tmp_path / "retried")[0]["retried_steps"] == 1
     assert metrics(tmp_path / "retried")[0]["nonfinite_steps"] == 0
@@ -512,7 +499,7 @@ def test_old_run_directories_still_load(tmp_path, cli, videos):
         str(tmp_path / "cache"),
         "--out",
         str(run),
-        *TINY,
+        *SMALL_NET,
     )
     assert proc.returncode == 0, proc.stderr
     for name in ("best.pt", "last.pt"):
@@ -536,7 +523,7 @@ def test_old_run_directories_still_load(tmp_path, cli, videos):
         str(run),
         "--resume",
         "--accept-changes",  # two epochs where the run had one
-        *TINY,
+        *SMALL_NET,
     )
     assert proc.returncode == 0, proc.stderr  # the stored model config compares equal once normalised
     assert [r["epoch"] for r in metrics(run)] == [1, 2]

@@ -26,13 +26,13 @@ from videoperlin.train.objectives.mae import (
 )
 from videoperlin.vpn import VPNDataset, get_family
 
-TINY = {"tubelet_size": 2, "patch_size": 8}
+TINY_VIT_OPTIONS = {"tubelet_size": 2, "patch_size": 8}
 CLIP = (2, 3, 8, 32, 32)  # 4 x 4 x 4 = 64 tokens
 
 
 def vit(name: str = "vit_micro", classes: int = 5, **options):
     torch.manual_seed(0)
-    return create_model(name, num_classes=classes, **{**TINY, **options})
+    return create_model(name, num_classes=classes, **{**TINY_VIT_OPTIONS, **options})
 
 
 # ---- the registry and the network ------------------------------------------------------------
@@ -44,7 +44,7 @@ def test_every_transformer_is_registered_with_what_the_toolkit_needs():
         assert (arch.family, arch.stem, arch.classifier, arch.tokens) == ("vit", "patch_embed.proj", "head", True)
         assert arch.frameworks == ("videomae",) and not arch.inflates_from_2d
     assert architecture("r3d18").stem == "conv1" and not architecture("r3d18").tokens
-    widths = {n: create_model(n, num_classes=3, **TINY).width for n in list_models("vit_*")}
+    widths = {n: create_model(n, num_classes=3, **TINY_VIT_OPTIONS).width for n in list_models("vit_*")}
     assert widths == {"vit_micro": 128, "vit_tiny": 192, "vit_small": 384, "vit_base": 768}
 
 
@@ -365,7 +365,7 @@ def test_render_workers_change_no_clip(tmp_path, cli):
 
 @pytest.mark.parametrize("name", ["r3d18", "r2p1d10", "mc3_10", "vit_micro"])
 def test_no_weight_decay_names_exactly_the_biases_and_norms(name):
-    model = create_model(name, num_classes=3, **({"widen_factor": 0.25} if "vit" not in name else TINY))
+    model = create_model(name, num_classes=3, **({"widen_factor": 0.25} if "vit" not in name else TINY_VIT_OPTIONS))
     assert all(model.no_weight_decay(k) == (p.ndim <= 1) for k, p in model.named_parameters())
 
 
