@@ -270,3 +270,30 @@ def test_a_training_run_over_more_video_than_the_cache_limit_keeps_the_cache_at_
     total = sum(p.stat().st_size for p in (tmp_path / "cache").glob("*/*.npy"))
     assert 0 < total <= limit_gb * 2**30
     assert "frame cache" in proc.stderr and "GiB of" in proc.stderr
+
+
+def test_a_new_dataset_format_is_one_registered_loader(tmp_path, monkeypatch):
+    """A layout is detect + load in the registry: registered, it is found before the class-folder catch-all,
+    and a path no format reads is refused naming every layout, the new one included."""
+    from videoperlin.data import sources
+
+    monkeypatch.setattr(sources, "FORMATS", list(sources.FORMATS))
+    write_class_folders(tmp_path / "clips", per_class=2, frames=4)
+    (tmp_path / "clips" / "LIST.txt").write_text("every video, one class\n")
+
+    def load(request):
+        videos = sorted(request.root.rglob("*.mp4"))
+        return sources.VideoCatalog([sources.VideoRecord(v, 0) for v in videos], ["all"], "one-class")
+
+    fmt = sources.DatasetFormat("one-class", "a folder with LIST.txt", lambda r: (r.root / "LIST.txt").is_file(), load)
+    sources.register_format(fmt)
+    assert [f.name for f in sources.FORMATS][-2:] == ["one-class", "folders"]
+    catalog = sources.load_catalog(tmp_path / "clips")
+    assert catalog.kind == "one-class" and catalog.class_names == ["all"] and len(catalog.records) == 2 * len(CLASSES)
+    (tmp_path / "notes.txt").write_text("not data")
+    with pytest.raises(
+        DataError, match="not a layout videoperlin reads; give a UCF-101 root .* a folder with LIST.txt"
+    ):
+        sources.load_catalog(tmp_path / "notes.txt")
+    with pytest.raises(ValueError, match="already registered"):
+        sources.register_format(fmt)

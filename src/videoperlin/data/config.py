@@ -14,6 +14,7 @@ from typing import Literal
 
 from videoperlin.config_fields import Checked, FieldError, at_least, greater_than, in_range, option
 from videoperlin.data.decode import FrameCache
+from videoperlin.data.sources import format_names
 from videoperlin.geometry import ClipGeometry
 
 #: What to do with a video that cannot be decoded: skip it (counted in the metrics) or stop.
@@ -30,9 +31,7 @@ class DataConfig(ClipGeometry, Checked):
     """Clip geometry (:class:`~videoperlin.geometry.ClipGeometry`: frames and size, for synthetic clips
     too), real-video data and its split."""
 
-    path: str | None = option(
-        None, "training data: class folders, CSV manifest, UCF-101/HMDB-51 root, Kinetics CSV or ActivityNet JSON"
-    )
+    path: str | None = option(None, f"training data: {format_names()}")
     val_path: str | None = option(None, "separate validation data in any of those layouts (instead of a split of path)")
     dataset: str | None = option(None, "rows of a CSV manifest whose 'dataset' column has this value")
     split: int = option(1, "UCF-101/HMDB-51 official split number", in_range(1, 3))

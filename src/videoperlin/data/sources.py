@@ -17,6 +17,10 @@ Recognised layouts (detected in this order):
   the CSV); ``dataset`` selects rows.
 * **Class folders** ``root/<class>/<video>`` (an exported VPN folder is one).
 
+Each layout is a :class:`DatasetFormat` (detect + load) in :data:`FORMATS`; a new layout is one loader
+registered with :func:`register_format`, and the ``data.path`` doc and the refusal of an unknown path
+list it from there.
+
 Subsets are normalised to ``train`` and ``val`` (UCF/HMDB "test" lists are the evaluation split).
 
 **Partial copies.** Layouts with official annotation files (UCF-101, HMDB-51, Kinetics, ActivityNet)
@@ -35,6 +39,7 @@ import dataclasses
 import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -312,24 +317,113 @@ def load_activitynet_json(path: Path) -> VideoCatalog:
     return keep_present(records, classes, "activitynet", path)
 
 
+# ---- formats: a registry, so that a new layout is one loader ------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogRequest:
+    """What a loader is asked for: the data path and the options that pick its records."""
+
+    root: Path
+    dataset: str | None = None
+    split: int = 1
+    splits_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """A layout of video data: its name, what it looks like (one phrase, for docs and errors), whether a
+    path is one (``detect``, cheap: names and headers, no video is opened) and its loader."""
+
+    name: str
+    looks_like: str
+    detect: Callable[[CatalogRequest], bool]
+    load: Callable[[CatalogRequest], VideoCatalog]
+
+
+#: The formats in detection order: the first whose ``detect`` says yes loads (class folders come last).
+FORMATS: list[DatasetFormat] = []
+
+
+def register_format(fmt: DatasetFormat, before: str | None = None) -> DatasetFormat:
+    """Add ``fmt`` to :data:`FORMATS` (before the format named ``before``, else before class folders, the
+    catch-all); a name is registered once."""
+    if any(f.name == fmt.name for f in FORMATS):
+        raise ValueError(f"dataset format {fmt.name!r} is already registered")
+    names = [f.name for f in FORMATS]
+    anchor = before if before in names else "folders" if "folders" in names else None
+    FORMATS.insert(names.index(anchor) if anchor else len(FORMATS), fmt)
+    return fmt
+
+
+def format_names() -> str:
+    """Every layout, in words: what the ``data.path`` field's doc and a refusal list."""
+    return ", ".join(f.looks_like for f in FORMATS)
+
+
+def _csv_header(request: CatalogRequest) -> str:
+    return read_text(request.root, "manifest").partition("\n")[0]
+
+
+def _is_file(suffix: str) -> Callable[[CatalogRequest], bool]:
+    return lambda r: r.root.is_file() and r.root.suffix.lower() == suffix
+
+
+def _has_hmdb_splits(r: CatalogRequest) -> bool:
+    folders = [f for f in (r.splits_dir, r.root, r.root / "testTrainMulti_7030_splits") if f and f.is_dir()]
+    return r.root.is_dir() and any(next(f.glob("*_test_split*.txt"), None) for f in folders)
+
+
+register_format(
+    DatasetFormat(
+        "ucf101",
+        "a UCF-101 root (classInd.txt, split lists)",
+        lambda r: r.root.is_dir() and _find_file(r.root, ["classInd.txt"], r.splits_dir) is not None,
+        lambda r: load_ucf101(r.root, r.split, r.splits_dir),
+    )
+)
+register_format(
+    DatasetFormat(
+        "hmdb51",
+        "an HMDB-51 root (<class>_test_split<N>.txt)",
+        _has_hmdb_splits,
+        lambda r: load_hmdb51(r.root, r.split, r.splits_dir),
+    )
+)
+register_format(
+    DatasetFormat(
+        "kinetics",
+        "a Kinetics CSV (label,youtube_id,...)",
+        lambda r: _is_file(".csv")(r) and "youtube_id" in _csv_header(r),
+        lambda r: load_kinetics_csv(r.root),
+    )
+)
+register_format(
+    DatasetFormat("activitynet", "an ActivityNet JSON", _is_file(".json"), lambda r: load_activitynet_json(r.root))
+)
+register_format(
+    DatasetFormat(
+        "csv",
+        "a CSV manifest (path,label[,group,dataset])",
+        _is_file(".csv"),
+        lambda r: load_csv_manifest(r.root, r.dataset),
+    )
+)
+register_format(
+    DatasetFormat(
+        "folders", "class folders (<class>/<video>)", lambda r: r.root.is_dir(), lambda r: load_class_folders(r.root)
+    )
+)
+
+
 def load_catalog(
     data: str | Path, dataset: str | None = None, split: int = 1, splits_dir: str | Path | None = None
 ) -> VideoCatalog:
-    """Detect the layout of ``data`` and load its records (see the module docstring)."""
-    root = Path(data)
-    splits = Path(splits_dir) if splits_dir else None
-    if not root.exists():
-        raise DataError(f"--data {root} does not exist")
-    if root.is_file():
-        if root.suffix == ".json":
-            return load_activitynet_json(root)
-        if root.suffix != ".csv":
-            raise DataError(f"--data {root}: expected a directory, a .csv manifest or an ActivityNet .json")
-        header = read_text(root, "manifest").partition("\n")[0]
-        return load_kinetics_csv(root) if "youtube_id" in header else load_csv_manifest(root, dataset)
-    if _find_file(root, ["classInd.txt"], splits):
-        return load_ucf101(root, split, splits)
-    folders = [f for f in (splits, root, root / "testTrainMulti_7030_splits") if f and f.is_dir()]
-    if any(next(f.glob("*_test_split*.txt"), None) for f in folders):
-        return load_hmdb51(root, split, splits)
-    return load_class_folders(root)
+    """Load the records of ``data`` with the first of :data:`FORMATS` that recognises it."""
+    request = CatalogRequest(Path(data), dataset, split, Path(splits_dir) if splits_dir else None)
+    if not request.root.exists():
+        raise DataError(f"--data {request.root} does not exist")
+    for fmt in FORMATS:
+        if fmt.detect(request):
+            return fmt.load(request)
+    raise DataError(f"--data {request.root}: not a layout videoperlin reads; give {format_names()}")
