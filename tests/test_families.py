@@ -5,6 +5,7 @@ config` and the transfer study's vpn_arms -- with no other file touched."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -367,3 +368,42 @@ def test_shapes_distractors_stay_behind_and_the_background_option_textures_it():
     r = torch.tensor([10.0])
     assert (signed_distance("circle", x, y, r)[0, 0, 0] < 0).tolist() == [True, True, False]
     assert (signed_distance("square", x, y, r)[0, 0, 0] < 0).tolist() == [True, False, False]
+
+
+#: Every family's presets on both random back-ends (commit before the one label space): class count, a digest of
+#: the class names, the labels of clips 0, 7 and 33 of a 64-clip set, and the rendered batch pinned by its sum and
+#: one voxel (to float tolerance: a float32 matmul's bits may differ between CPUs; a changed draw moves both far more).
+FAMILY_PINS = [
+    ("perlin", "low", "generator", 108, "d386b82c342e", [0, 7, 33], 34508.571, 0.373609),
+    ("perlin", "low", "counter", 108, "d386b82c342e", [0, 7, 33], 33042.386, 0.5037),
+    ("perlin", "high", "generator", 108, "67529c97b15b", [0, 7, 33], 36248.407, 0.352336),
+    ("perlin", "high", "counter", 108, "67529c97b15b", [0, 7, 33], 37294.203, 0.430068),
+    ("perlin", "wide", "generator", 324, "b3698bd060db", [0, 7, 33], 35415.941, 0.344308),
+    ("perlin", "wide", "counter", 324, "b3698bd060db", [0, 7, 33], 40055.067, 0.751812),
+    ("perlin", "tiny", "generator", 8, "ae6330b8ad1a", [0, 7, 1], 37762.164, 0.57517),
+    ("perlin", "tiny", "counter", 8, "ae6330b8ad1a", [0, 7, 1], 37479.798, 0.530926),
+    ("perlin", "motion", "generator", 153, "eabbd83a0698", [0, 7, 33], 35570.236, 0.61457),
+    ("perlin", "motion", "counter", 153, "eabbd83a0698", [0, 7, 33], 36951.982, 0.59238),
+    ("layers", "default", "generator", 17, "77bee1e8cc7c", [0, 7, 16], 40197.496, 0.652675),
+    ("layers", "default", "counter", 17, "77bee1e8cc7c", [0, 7, 16], 40007.531, 0.446986),
+    ("shapes", "default", "generator", 68, "1ba06e4e0c34", [0, 7, 33], 36346.462, 0.398793),
+    ("shapes", "default", "counter", 68, "1ba06e4e0c34", [0, 7, 33], 37135.916, 0.40708),
+    ("shapes", "circles", "generator", 17, "03bcb34de2d8", [0, 7, 16], 36438.62, 0.398793),
+    ("shapes", "circles", "counter", 17, "03bcb34de2d8", [0, 7, 16], 37204.549, 0.40708),
+    ("textures", "default", "generator", 34, "8dff0de43c08", [0, 7, 33], 31231.393, 0.322346),
+    ("textures", "default", "counter", 34, "8dff0de43c08", [0, 7, 33], 43123.575, 0.596476),
+]
+
+
+@pytest.mark.parametrize("name, preset, rng, classes, names, labels, total, voxel", FAMILY_PINS)
+def test_every_family_and_back_end_renders_its_pinned_labels_and_clips(
+    name, preset, rng, classes, names, labels, total, voxel
+):
+    family = get_family(name)
+    space = family.label_space(family.Labels(preset=preset))
+    ds = VPNDataset(space, num_videos=64, frames=8, size=32, seed=5, family=name, rng=rng)
+    clips, drawn = ds.batch([0, 7, 33])
+    assert len(space) == classes and hashlib.sha256("\n".join(space.names()).encode()).hexdigest()[:12] == names
+    assert [int(k) for k in drawn] == labels
+    clips = clips.double()
+    assert abs(clips.sum().item() - total) < 2e-3 and abs(clips[1, 0, 3, 17, 5].item() - voxel) < 1e-5
