@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference_perlin import reference_perlin
 
 from videoperlin.utils.memory import ENVIRONMENT, configure_allocator
-from videoperlin.vpn import LabelSpace, VPNDataset
+from videoperlin.vpn import VPNDataset, frequency_preset
 
 PRESETS = ("low", "high", "motion")
 SIZES = (112, 224)
@@ -105,7 +105,7 @@ def cpu_table(args) -> list[dict]:
     rows = []
     for preset in PRESETS:
         for size in SIZES:
-            ds = VPNDataset(LabelSpace.preset(preset), num_videos=1_000_000, frames=16, size=size, seed=0)
+            ds = VPNDataset(frequency_preset(preset), num_videos=1_000_000, frames=16, size=size, seed=0)
             ref = rate(reference_step(ds), 1, max(1.0, args.seconds / 2))
             cpu = rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds)
             rows.append(
@@ -235,7 +235,7 @@ def cuda_table(args) -> list[dict]:
     for preset in PRESETS:
         for size in SIZES:
             for rng in ("generator", "counter"):
-                ds = VPNDataset(LabelSpace.preset(preset), num_videos=10_000_000, frames=16, size=size, seed=0, rng=rng)
+                ds = VPNDataset(frequency_preset(preset), num_videos=10_000_000, frames=16, size=size, seed=0, rng=rng)
                 for batch in args.cuda_batches:
                     clips = rate(batch_step(ds, batch, "cuda"), batch, args.seconds, torch.cuda.synchronize)
                     written = clips * 16 * size * size * 4
@@ -270,7 +270,7 @@ def profile_counter_batch(batch: int) -> None:
     """The CUDA kernels of one counter-rng low batch at 16x112x112, by total time."""
     from torch.profiler import ProfilerActivity, profile
 
-    ds = VPNDataset(LabelSpace.preset("low"), num_videos=10_000_000, frames=16, size=112, seed=0, rng="counter")
+    ds = VPNDataset(frequency_preset("low"), num_videos=10_000_000, frames=16, size=112, seed=0, rng="counter")
     ds.batch(range(batch), device="cuda")
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from videoperlin.models import create_model
 from videoperlin.train.numerics import Precision, choose_precision, convolution_inputs, device_description
-from videoperlin.vpn import LabelSpace, VPNDataset
+from videoperlin.vpn import VPNDataset, frequency_preset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import faults
@@ -157,7 +157,7 @@ def main() -> None:
         # healthy layers in fp32 in every later run on this machine: probe into a throw-away one
         os.environ["VIDEOPERLIN_CACHE_DIR"] = tempfile.mkdtemp(prefix="videoperlin-injected-")
         faults.install()
-    space = LabelSpace.preset("low")
+    space = frequency_preset("low")
     dataset = VPNDataset(space, num_videos=100_000, frames=16, size=args.size, seed=0)
     clips, labels = dataset.batch(range(args.batch_size))
     print(

@@ -27,7 +27,7 @@ from videoperlin.errors import ConfigError, NumericsError
 from videoperlin.models import create_model
 from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.utils.atomic import atomic_path
-from videoperlin.vpn import LabelSpace, VPNDataset
+from videoperlin.vpn import VPNDataset, frequency_preset
 
 PRE = ["pretrain", "--preset", "tiny", "--num-videos", "32", "--set", "vpn.val_videos=8", *TINY_RUN]
 
@@ -686,7 +686,7 @@ def test_a_set_too_big_for_the_disk_is_refused_up_front(tmp_path, monkeypatch):
     from videoperlin.vpn.export import export_dataset
 
     monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(2**30, 2**30 - 2**21, 2**21))
-    ds = VPNDataset(LabelSpace.preset("tiny"), num_videos=100_000_000, frames=16, size=112)
+    ds = VPNDataset(frequency_preset("tiny"), num_videos=100_000_000, frames=16, size=112)
     with pytest.raises(ConfigError, match=r"has 2.0 MiB free but 100000000 npy videos need about"):
         export_dataset(ds, tmp_path / "big", fmt="npy", progress=False)
     assert not list((tmp_path / "big").rglob("*.npy"))

@@ -12,7 +12,12 @@ import torch
 from helpers import spectral_features
 from reference_perlin import reference_perlin
 
-from videoperlin.vpn import LabelSpace, VPNDataset, VPNSpec
+from videoperlin.vpn import (
+    VPNDataset,
+    VPNSpec,
+    frequency_preset,
+    frequency_space,
+)
 from videoperlin.vpn.draws import clip_keys, uniform
 
 JITTERED_MOTION = {"rng": "counter", "direction_jitter": 15.0, "speed_jitter": 0.25}
@@ -38,7 +43,7 @@ def test_uniform_draws_are_uniform_and_distinct_per_clip():
 )
 def test_counter_clips_match_the_per_voxel_reference(preset, options):
     ds = VPNDataset(
-        LabelSpace.preset(preset), num_videos=10_000, frames=8, size=40, seed=2, **{"rng": "counter", **options}
+        frequency_preset(preset), num_videos=10_000, frames=8, size=40, seed=2, **{"rng": "counter", **options}
     )
     indices = [0, 7, 153, 4_321, 9_998]
     clips, labels = ds.batch(indices)
@@ -61,7 +66,7 @@ def test_counter_clips_match_the_per_voxel_reference(preset, options):
 
 
 def test_counter_batches_ignore_composition_and_order():
-    ds = VPNDataset(LabelSpace.preset("motion"), num_videos=1_000, frames=8, size=32, seed=1, **JITTERED_MOTION)
+    ds = VPNDataset(frequency_preset("motion"), num_videos=1_000, frames=8, size=32, seed=1, **JITTERED_MOTION)
     clips, _ = ds.batch([9, 2, 40, 500])
     reordered, _ = ds.batch([500, 40, 2])
     for row, back in ((1, 2), (2, 1), (3, 0)):
@@ -71,7 +76,7 @@ def test_counter_batches_ignore_composition_and_order():
 
 def test_counter_keeps_the_class_geometry_of_the_generator():
     """Same label, cells and (without jitter) drift as the generator; only the random values differ."""
-    space = LabelSpace.preset("motion")
+    space = frequency_preset("motion")
     generator = VPNDataset(space, num_videos=1_000, frames=8, size=48, seed=0)
     counter = VPNDataset(space, num_videos=1_000, frames=8, size=48, seed=0, rng="counter")
     for index in (0, 1, 77, 152, 400):
@@ -84,7 +89,7 @@ def test_counter_keeps_the_class_geometry_of_the_generator():
 def test_counter_clips_follow_the_generator_distribution():
     """Class centroids of spectral features learnt on generator clips classify counter clips as well
     as held-out generator clips (same distribution), far above chance."""
-    space = LabelSpace(fx=[1, 2, 4, 8], fy=[1, 3, 8], ft=[1, 4])  # 24 classes, chance 4.2%
+    space = frequency_space(fx=[1, 2, 4, 8], fy=[1, 3, 8], ft=[1, 4])  # 24 classes, chance 4.2%
     make = {"num_videos": len(space) * 16, "frames": 16, "size": 64, "seed": 0}
     generator, counter = VPNDataset(space, **make), VPNDataset(space, **make, rng="counter")
     feats, labels = {}, None
@@ -105,7 +110,7 @@ def test_counter_clips_follow_the_generator_distribution():
 
 
 def test_rng_is_recorded_and_old_records_read_as_generator():
-    ds = VPNDataset(LabelSpace.preset("tiny"), num_videos=10, frames=8, size=32, rng="counter")
+    ds = VPNDataset(frequency_preset("tiny"), num_videos=10, frames=8, size=32, rng="counter")
     record = ds.to_dict()
     assert record["rng"] == "counter" and VPNDataset.from_dict(record).spec.rng == "counter"
     del record["rng"]

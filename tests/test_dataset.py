@@ -17,13 +17,13 @@ from torch.utils.data import DataLoader
 
 from videoperlin.analysis.motion import angle_between, global_displacement, motion_direction
 from videoperlin.errors import ConfigError
-from videoperlin.vpn import LabelSpace, VPNDataset
+from videoperlin.vpn import VPNDataset, frequency_preset, frequency_space
 from videoperlin.vpn.spec import VPNSpec
 
 
 def small(space="tiny", **kw) -> VPNDataset:
     options = {"num_videos": 64, "frames": 8, "size": 32, "seed": 3, **kw}
-    return VPNDataset(LabelSpace.preset(space) if isinstance(space, str) else space, **options)
+    return VPNDataset(frequency_preset(space) if isinstance(space, str) else space, **options)
 
 
 def test_item_shape_range_and_zero_copy_channels():
@@ -68,8 +68,8 @@ def test_different_seeds_and_indices_give_different_clips():
 
 _DIGEST = """
 import sys, torch
-from videoperlin.vpn import LabelSpace, VPNDataset
-ds = VPNDataset(LabelSpace.preset("low"), num_videos=500, frames=8, size=32, seed=11)
+from videoperlin.vpn import LabelSpace, frequency_preset, frequency_space, frequency_space_from_dict, VPNDataset
+ds = VPNDataset(frequency_preset("low"), num_videos=500, frames=8, size=32, seed=11)
 clips, _ = ds.batch([3, 77, 499])
 print(repr(clips[:, 0].double().sum(dim=(1, 2, 3)).tolist()), repr(clips[:, 0, 4, 7, 9].tolist()))
 """
@@ -77,7 +77,7 @@ print(repr(clips[:, 0].double().sum(dim=(1, 2, 3)).tolist()), repr(clips[:, 0, 4
 
 def test_identical_across_processes():
     outputs = {subprocess.run([sys.executable, "-c", _DIGEST], capture_output=True, text=True, check=True).stdout}
-    ds = VPNDataset(LabelSpace.preset("low"), num_videos=500, frames=8, size=32, seed=11)
+    ds = VPNDataset(frequency_preset("low"), num_videos=500, frames=8, size=32, seed=11)
     clips, _ = ds.batch([3, 77, 499])
     local = f"{clips[:, 0].double().sum(dim=(1, 2, 3)).tolist()!r} {clips[:, 0, 4, 7, 9].tolist()!r}\n"
     assert outputs == {local}
@@ -112,12 +112,12 @@ def test_variety_switches():
 
 def test_frequencies_must_fit_the_clip():
     with pytest.raises(ConfigError, match="fx 24 means 24 lattice cells on an axis of 16 pixels"):
-        VPNDataset(LabelSpace.preset("high"), size=16)
+        VPNDataset(frequency_preset("high"), size=16)
     with pytest.raises(ConfigError, match="ft 4 at octave 3 means 16 lattice cells on an axis of 8 frames"):
-        VPNDataset(LabelSpace.preset("tiny"), frames=8, octaves=3)
+        VPNDataset(frequency_preset("tiny"), frames=8, octaves=3)
     for kwargs in ({"num_videos": 0}, {"frames": -1}, {"seed": -2}, {"contrast_jitter": 1.5}, {"size": (4,)}):
         with pytest.raises(ConfigError):
-            VPNDataset(LabelSpace.preset("tiny"), **kwargs)
+            VPNDataset(frequency_preset("tiny"), **kwargs)
 
 
 def test_record_round_trip_and_spec_forms():
@@ -125,12 +125,12 @@ def test_record_round_trip_and_spec_forms():
     again = VPNDataset.from_dict(ds.to_dict())
     assert again.to_dict() == ds.to_dict() and again.spec == VPNSpec(octaves=2, tileable=True)
     torch.testing.assert_close(again[4][0], ds[4][0])
-    explicit = VPNDataset(LabelSpace.preset("tiny"), 64, 8, 32, 3, spec=VPNSpec(octaves=2, tileable=True))
+    explicit = VPNDataset(frequency_preset("tiny"), 64, 8, 32, 3, spec=VPNSpec(octaves=2, tileable=True))
     assert torch.equal(explicit[4][0], ds[4][0])  # keywords are forwarded into the same spec
     with pytest.raises(ConfigError, match="unknown perlin option.s. octave;"):
         small(octave=2)
     with pytest.raises(ConfigError, match="not both"):
-        VPNDataset(LabelSpace.preset("tiny"), spec=VPNSpec(), octaves=2)
+        VPNDataset(frequency_preset("tiny"), spec=VPNSpec(), octaves=2)
     with pytest.raises(ConfigError, match="label_mode 'random' must be one of frequency, shuffled"):
         VPNSpec(label_mode="random")
 
@@ -176,7 +176,7 @@ def _draws_digest(ds: VPNDataset, index: int) -> str:
 
 @pytest.mark.parametrize("preset, options, index, draws, total, voxel", PINNED)
 def test_same_seed_and_index_render_the_same_clip_as_before(preset, options, index, draws, total, voxel):
-    ds = VPNDataset(LabelSpace.preset(preset), num_videos=1000, frames=8, size=32, seed=5, **options)
+    ds = VPNDataset(frequency_preset(preset), num_videos=1000, frames=8, size=32, seed=5, **options)
     gray = ds[index][0][0].double()
     assert _draws_digest(ds, index) == draws
     assert abs(gray.sum().item() - total) < 1e-3 and abs(gray[3, 17, 5].item() - voxel) < 1e-5
@@ -200,7 +200,7 @@ def test_spectrum_rises_with_each_frequency(axis_name, axis):
     values = [1, 2, 4, 8]
     spec = {"fx": [2], "fy": [2], "ft": [2]}
     spec[axis_name] = values
-    ds = VPNDataset(LabelSpace(**spec), num_videos=4 * 12, frames=32, size=64, seed=0)
+    ds = VPNDataset(frequency_space(**spec), num_videos=4 * 12, frames=32, size=64, seed=0)
     clips, labels = ds.batch(range(len(ds)))
     centroid = _mean_frequency(clips[:, 0], axis)
     per_class = [centroid[labels == k].mean().item() for k in range(4)]
@@ -208,7 +208,7 @@ def test_spectrum_rises_with_each_frequency(axis_name, axis):
 
 
 def test_spectral_nearest_centroid_identifies_classes():
-    space = LabelSpace(fx=[1, 2, 4, 8], fy=[1, 3, 8], ft=[1, 4])  # 24 classes, chance 4.2%
+    space = frequency_space(fx=[1, 2, 4, 8], fy=[1, 3, 8], ft=[1, 4])  # 24 classes, chance 4.2%
     ds = VPNDataset(space, num_videos=len(space) * 16, frames=16, size=64, seed=0)
     clips, labels = ds.batch(range(len(ds)))
     feats = spectral_features(clips[:, 0])
@@ -248,7 +248,7 @@ def test_direction_label_is_the_direction_of_motion():
     """Phase correlation between frames (videoperlin.analysis.motion), averaged over 4 clips per class:
     the displacement of every moving class points within 20 deg of its label, with the speed the label
     implies; static classes do not move."""
-    ds = VPNDataset(LabelSpace.preset("motion"), num_videos=153 * 4, frames=16, size=64, seed=0)
+    ds = VPNDataset(frequency_preset("motion"), num_videos=153 * 4, frames=16, size=64, seed=0)
     gap, totals = 2, {}
     clips, labels = ds.batch(range(len(ds)))  # the same clips as ds[i] (test_batch_agrees_with_items...)
     for clip, label in zip(clips, labels.tolist()):
@@ -257,7 +257,7 @@ def test_direction_label_is_the_direction_of_motion():
         total[0], total[1] = total[0] + dy / 4, total[1] + dx / 4
     errors, ratios = [], []
     for label, (dy, dx) in totals.items():
-        direction, speed = ds.space.motion(label)
+        direction, speed = ds.family.motion(label)
         if speed == 0:
             assert math.hypot(dy, dx) < 0.5, (ds.space.name(label), dy, dx)
             continue
@@ -267,15 +267,15 @@ def test_direction_label_is_the_direction_of_motion():
     assert len(errors) == 9 * 16 and max(errors) <= 20, sorted(errors)[-5:]
     assert 0.6 <= min(ratios) and max(ratios) <= 1.3, (min(ratios), max(ratios))
     shuffled = [
-        angle_between(motion_direction(totals[k]), ds.space.motion(k)[0] + 90)
+        angle_between(motion_direction(totals[k]), ds.family.motion(k)[0] + 90)
         for k in totals
-        if ds.space.motion(k)[1] > 0
+        if ds.family.motion(k)[1] > 0
     ]
     assert min(shuffled) > 45  # the same measurement rejects a wrong label
 
 
 def test_motion_units_and_batches():
-    space = LabelSpace(fx=[2, 4], fy=[2], ft=[1, 2], direction=[0, 135], speed=[0, 2])
+    space = frequency_space(fx=[2, 4], fy=[2], ft=[1, 2], direction=[0, 135], speed=[0, 2])
     ds = VPNDataset(space, num_videos=40, frames=8, size=32, seed=2)
     clips, _ = ds.batch(range(12))  # static and moving classes mixed in one batch
     for i in range(12):

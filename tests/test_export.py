@@ -18,13 +18,13 @@ from PIL import Image
 
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import is_temp_file
-from videoperlin.vpn import LabelSpace, VPNDataset
+from videoperlin.vpn import VPNDataset, frequency_preset
 from videoperlin.vpn.export import export_dataset, load_exported_dataset, manifest_columns, parse_shard
 from videoperlin.vpn.spec import VPNSpec
 
 
 def tiny_ds(num_videos=12, **kw) -> VPNDataset:
-    return VPNDataset(LabelSpace.preset("tiny"), num_videos=num_videos, frames=8, size=32, seed=1, **kw)
+    return VPNDataset(frequency_preset("tiny"), num_videos=num_videos, frames=8, size=32, seed=1, **kw)
 
 
 def decode_gray(path: Path) -> np.ndarray:
@@ -47,7 +47,7 @@ def test_npy_export_is_exact_and_laid_out_by_class(tmp_path):
     for row in rows:
         index = int(row["index"])
         assert row["file"] == f"{ds.space.name(ds.label(index))}/{index:08d}.npy"
-        assert (int(row["fx"]), int(row["fy"]), int(row["ft"])) == ds.space.frequencies(int(row["label"]))
+        assert (int(row["fx"]), int(row["fy"]), int(row["ft"])) == ds.family.frequencies(int(row["label"]))
         stored = np.load(tmp_path / row["file"])
         assert stored.dtype == np.uint8 and stored.shape == (8, 32, 32)
         np.testing.assert_array_equal(stored, np.rint(ds[index][0][0].numpy() * 255).astype(np.uint8))
@@ -93,7 +93,7 @@ def test_rerun_skips_existing_and_refuses_other_settings(tmp_path):
     assert again.written == 0 and again.skipped == 12
     with pytest.raises(ConfigError, match=r"differs in vpn.seed 1 -> 2"):
         export_dataset(
-            VPNDataset(LabelSpace.preset("tiny"), num_videos=12, frames=8, size=32, seed=2),
+            VPNDataset(frequency_preset("tiny"), num_videos=12, frames=8, size=32, seed=2),
             tmp_path,
             fmt="npy",
             progress=False,
@@ -160,7 +160,10 @@ def test_resume_after_kill_9_completes_without_duplicates_or_corrupt_files(tmp_p
             ["--preset", "medium"],
             "preset 'medium' is not a preset of family perlin; its presets: low, high, wide, tiny",
         ),
-        (["--preset", "tiny", "--fx", "1,2", "--fy", "1", "--ft", "1"], "give only one of preset, fx/fy/ft or labels"),
+        (
+            ["--preset", "tiny", "--fx", "1,2", "--fy", "1", "--ft", "1"],
+            "give only one of preset, the perlin axis lists (fx, fy, ft, direction, speed) or labels",
+        ),
         (["--preset", "tiny", "--contrast-jitter", "1.5"], "contrast_jitter 1.5 must be in [0, 1)"),
         (["--preset", "tiny", "--octaves", "two"], "value 'two' is not an integer"),
         (["--preset", "tiny", "--label-mode", "random"], "--label-mode: 'random' must be one of frequency, shuffled"),
@@ -264,7 +267,7 @@ def test_old_dataset_json_still_loads_and_resumes(tmp_path, cli):
     del record["vpn"]["label_mode"]  # a record from before an option existed gets the option's default
     (tmp_path / "dataset.json").write_text(json.dumps(record))
     ds = load_exported_dataset(tmp_path)
-    assert ds.spec == VPNSpec() and len(ds) == 12 and ds.space == LabelSpace.preset("tiny")
+    assert ds.spec == VPNSpec() and len(ds) == 12 and ds.space == frequency_preset("tiny")
     proc = cli(
         "generate",
         "--preset",

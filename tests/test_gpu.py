@@ -18,7 +18,7 @@ from helpers import final_weights, metrics
 from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.train.config import load_config
 from videoperlin.train.engine import Trainer
-from videoperlin.vpn import LabelSpace, VPNDataset
+from videoperlin.vpn import VPNDataset, frequency_preset
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 @pytest.mark.parametrize("preset", ["low", "high", "motion"])
 def test_counter_draws_on_cuda_equal_the_cpu(preset):
     """rng=counter draws on the render device: integer hashing is exact, so only the float kernel differs."""
-    ds = VPNDataset(LabelSpace.preset(preset), num_videos=10_000, frames=16, size=64, seed=7, rng="counter")
+    ds = VPNDataset(frequency_preset(preset), num_videos=10_000, frames=16, size=64, seed=7, rng="counter")
     indices = [3, 9_999, 120, 4_567, 0, 77, 1_024, 5_000]
     cpu, cpu_labels = ds.batch(indices)
     gpu, gpu_labels = ds.batch(indices, device="cuda")

@@ -50,11 +50,11 @@ def run_kernels(args: argparse.Namespace) -> int:
 def run_samples(args: argparse.Namespace) -> int:
     """A real clip next to VPN clips of chosen classes, as an animated GIF."""
     from videoperlin.analysis.samples import real_and_vpn_gif
-    from videoperlin.vpn import LabelSpace
+    from videoperlin.vpn import frequency_preset
 
     classes = [int(c) for c in args.classes.split(",")] if args.classes else None
     path = real_and_vpn_gif(
-        args.data, args.dataset, args.video, LabelSpace.preset(args.preset), classes, args.frames, args.size, args.out
+        args.data, args.dataset, args.video, frequency_preset(args.preset), classes, args.frames, args.size, args.out
     )
     print(f"wrote {path}")
     return 0

@@ -27,31 +27,28 @@ point group (``[project.entry-points."videoperlin.families"] flicker = "mypkg.fl
 must be registered before :mod:`videoperlin.train.config` builds the config schema; registering
 later is an error, not a silently missing option.
 
-Labels: a family's label space is the Cartesian product of its axis lists (:class:`ClassGrid`;
-``perlin`` keeps its own :class:`~videoperlin.vpn.labels.LabelSpace`, which has the same
-interface). A clip's class is ``index % classes`` (balanced), chosen by the dataset, not the family.
+Labels: every family's label space is a :class:`~videoperlin.vpn.labels.LabelSpace` of its axis lists,
+named by the one rule of :func:`~videoperlin.vpn.labels.choose_axes`. A clip's class is
+``index % classes`` (balanced), chosen by the dataset, not the family.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import itertools
 import math
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from torch import Tensor
 
 from videoperlin.config_fields import Checked, in_range, option
 from videoperlin.errors import ConfigError
-from videoperlin.utils.text import read_mapping_file
 from videoperlin.vpn.draws import ClipDraws, DrawLayout
-from videoperlin.vpn.labels import speed_name
+from videoperlin.vpn.labels import LabelSpace, check_preset, choose_axes, speed_name
 
 #: Training target of a clip: its class, or (a control for transfer studies) a random class.
 LabelMode = Literal["frequency", "shuffled"]
@@ -110,68 +107,13 @@ class LabelSource(Checked):
     labels: str | None = option(None, "JSON/YAML file holding the family's axis lists")
 
 
-class ClassGrid:
-    """Class index <-> one value per axis: the Cartesian product of per-axis lists, last axis fastest.
-
-    >>> grid = ClassGrid({"rate": [1, 2], "phase": [0, 90]})
-    >>> len(grid), grid.params(3), grid.name(1)
-    (4, {'rate': 2, 'phase': 90}, 'rate1_phase90')
-    """
-
-    def __init__(
-        self,
-        axes: dict[str, list],
-        still: tuple[str, str] | None = None,
-        names: dict[str, Callable[[Any], str]] | None = None,
-    ) -> None:
-        """``still = (direction_axis, speed_axis)``: a class of speed 0 has no direction, so only the first
-        listed direction is kept for it (as the perlin motion classes). ``names``: how an axis's value
-        reads in class names (default ``<axis><value>``)."""
-        if not axes or any(not isinstance(v, list) or not v for v in axes.values()):
-            raise ConfigError(f"label axes {axes!r} must map each axis name to a non-empty list")
-        for axis, values in axes.items():
-            if len(set(map(repr, values))) != len(values):
-                raise ConfigError(f"label axis {axis} lists a value twice: {values}")
-        self.axes, self.still, self.formats = {axis: list(values) for axis, values in axes.items()}, still, names or {}
-        classes = [dict(zip(self.axes, values)) for values in itertools.product(*self.axes.values())]
-        if still is not None:
-            direction, speed = still
-            classes = [c for c in classes if c[speed] != 0 or c[direction] == self.axes[direction][0]]
-        self._classes = [tuple(c.values()) for c in classes]
-
-    def __len__(self) -> int:
-        return len(self._classes)
-
-    def params(self, k: int) -> dict[str, Any]:
-        return dict(zip(self.axes, self._classes[k]))
-
-    def name(self, k: int) -> str:
-        return "_".join(
-            self.formats[axis](value)
-            if axis in self.formats
-            else f"{axis}{value:g}"
-            if isinstance(value, float)
-            else f"{axis}{value}"
-            for axis, value in self.params(k).items()
-        )
-
-    def names(self) -> list[str]:
-        return [self.name(k) for k in range(len(self))]
-
-    def index(self, **values: Any) -> int:
-        return self._classes.index(tuple(values[axis] for axis in self.axes))
-
-    def to_dict(self) -> dict[str, list]:
-        return {axis: list(values) for axis, values in self.axes.items()}
-
-
-def motion_grid(axes: dict[str, list], prefix: str, names: dict[str, Callable[[Any], str]] | None = None) -> ClassGrid:
+def motion_grid(axes: dict[str, list], prefix: str, names: dict[str, Callable[[Any], str]] | None = None) -> LabelSpace:
     """The class grid of a family whose label includes a motion: ``{prefix}_direction`` (degrees, 0 right,
     90 up) x ``{prefix}_speed`` (frame widths crossed over the clip, in [0, 1]; 0 = still, one class per
     value of the other axes), named ``d045`` and ``s0p3`` (``names`` adds the other axes' formats)."""
     direction, speed = f"{prefix}_direction", f"{prefix}_speed"
     formats = {**(names or {}), direction: lambda d: f"d{d:03d}", speed: speed_name}
-    grid = ClassGrid(axes, still=(direction, speed), names=formats)
+    grid = LabelSpace(axes, still=(direction, speed), names=formats)
     if any(not 0 <= s <= 1 for s in grid.axes[speed]):
         raise ConfigError(f"{speed} {grid.axes[speed]} must be frame widths in [0, 1]")
     return grid
@@ -199,7 +141,7 @@ class Family:
     #: measures each family's.
     render_bytes_per_pixel: ClassVar[int] = 4
 
-    def __init__(self, space: Any, options: SourceOptions, frames: int, height: int, width: int) -> None:
+    def __init__(self, space: LabelSpace, options: SourceOptions, frames: int, height: int, width: int) -> None:
         self.space, self.options = space, options
         self.frames, self.height, self.width = frames, height, width
 
@@ -210,36 +152,21 @@ class Family:
         return [f.name for f in dataclasses.fields(cls.Labels) if f.name not in ("preset", "labels")]
 
     @classmethod
-    def label_space(cls, choice: LabelSource) -> Any:
-        """The space named by exactly one of: a preset, the axis lists (all of them), a labels file;
-        with none the family's default preset."""
+    def label_space(cls, choice: LabelSource) -> LabelSpace:
+        """The space named by exactly one of: a preset, the axis lists, a labels file; with none the family's
+        default preset (:func:`~videoperlin.vpn.labels.choose_axes`)."""
         lists = {axis: getattr(choice, axis) for axis in cls.axis_names()}
-        given = [
-            n
-            for n, used in (
-                ("preset", choice.preset is not None),
-                ("axis lists", any(v is not None for v in lists.values())),
-                ("labels", choice.labels is not None),
-            )
-            if used
-        ]
-        if len(given) > 1:
-            raise ConfigError(
-                f"give only one of preset, the {cls.name} axis lists ({', '.join(lists)}) or labels "
-                f"(got {' and '.join(given)})"
-            )
-        if given == ["axis lists"]:
-            return cls.space_from_dict({k: v for k, v in lists.items() if v is not None})
-        if choice.labels is not None:
-            return cls.space_from_dict(read_axes_file(choice.labels))
-        name = choice.preset or cls.default_preset
-        if name not in cls.presets:
-            raise ConfigError(f"unknown {cls.name} preset {name!r}; choose one of {', '.join(cls.presets)}")
-        return cls.space_from_dict(cls.presets[name])
+        axes = choose_axes(cls.name, cls.presets, cls.default_preset, choice.preset, lists, choice.labels)
+        return cls.space_from_dict(axes)
 
     @classmethod
-    def space_from_dict(cls, axes: dict[str, Any]) -> Any:
-        """The label space of axis lists (as ``space.to_dict()`` writes them)."""
+    def check_preset(cls, name: str) -> None:
+        """Refuse a name that is not one of the family's presets."""
+        check_preset(cls.name, cls.presets, name)
+
+    @classmethod
+    def space_from_dict(cls, axes: dict[str, Any]) -> LabelSpace:
+        """The label space of axis lists (as ``space.to_dict()`` writes them): every axis, no other."""
         missing = [a for a in cls.axis_names() if a not in axes]
         unknown = sorted(set(axes) - set(cls.axis_names()))
         if missing or unknown:
@@ -248,7 +175,7 @@ class Family:
                 + (f"; missing {', '.join(missing)}" if missing else "")
                 + (f"; unknown {', '.join(unknown)}" if unknown else "")
             )
-        return ClassGrid({a: list(axes[a]) for a in cls.axis_names()})
+        return LabelSpace({a: list(axes[a]) for a in cls.axis_names()})
 
     # ---- rendering ---------------------------------------------------------------------------
 
@@ -266,11 +193,6 @@ class Family:
     def render(self, draws: ClipDraws, labels: Tensor) -> Tensor:
         """Clips (B, C, T, H, W) in [0, 1] of classes ``labels`` (B,) on ``draws.device``."""
         raise NotImplementedError
-
-
-def read_axes_file(path: str | Path) -> dict[str, Any]:
-    """A JSON or YAML mapping of axis lists; errors name the file."""
-    return read_mapping_file(path, "label space file", "a mapping of axis lists")
 
 
 # ---- the registry ------------------------------------------------------------------------------

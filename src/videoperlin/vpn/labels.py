@@ -1,5 +1,12 @@
-"""The VPN label space: a class *is* a frequency triple (fx, fy, ft), optionally with a motion
-(direction, speed).
+"""Label spaces: :class:`LabelSpace`, the one class of every family (axes, a still class, class names),
+and perlin's frequency spaces expressed in it (:func:`frequency_space`): a class *is* a frequency triple
+(fx, fy, ft), optionally with a motion (direction, speed).
+
+A space is the Cartesian product of per-axis lists, first axis outermost, last fastest; a motion's speed-0
+class has no direction, so a space with a still rule keeps one still class per value of the other axes
+(the first listed direction). A clip's class is ``index % len(space)`` (balanced), chosen by the dataset.
+Naming a space (a preset, the axis lists or a labels file: exactly one) is :func:`choose_axes`, the one rule
+every family follows.
 
 Frequencies are lattice cells per clip extent (per frame width, per frame height, per clip
 length), so a label means the same thing at 112 or 224 pixels. The class set is the Cartesian
@@ -55,10 +62,11 @@ frames per cell in 16-frame clips (``wide`` goes to 2).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from videoperlin.config_fields import FieldError
 from videoperlin.errors import ConfigError
 from videoperlin.utils.text import read_mapping_file
 
@@ -128,170 +136,169 @@ def speed_name(speed: float) -> str:
 
 
 class LabelSpace:
-    """Class index <-> frequency triple (fx, fy, ft) [+ motion (direction, speed)], the product of per-axis lists.
+    """Class index <-> one value per axis: the product of per-axis lists, last axis fastest (module docstring).
 
-    >>> space = LabelSpace(fx=[1, 2], fy=[1, 4], ft=[1])
-    >>> len(space), space.frequencies(3), space.index(2, 4, 1), space.name(3)
-    (4, (2, 4, 1), 3, 'x002_y004_t01')
-    >>> moving = LabelSpace(fx=[4], fy=[4], ft=[1], direction=[0, 90], speed=[0, 2])
-    >>> len(moving), moving.names()[1], moving.params(2)   # one static class per frequency triple
+    ``still = (direction_axis, speed_axis)``: a class of speed 0 has no direction, so only the first listed
+    direction is kept for it. ``names``: how an axis's value reads in class names (default ``<axis><value>``).
+    An axis's values are also an attribute (``space.fx``).
+
+    >>> grid = LabelSpace({"rate": [1, 2], "phase": [0, 90]})
+    >>> len(grid), grid.params(3), grid.name(1)
+    (4, {'rate': 2, 'phase': 90}, 'rate1_phase90')
+    >>> moving = frequency_space(fx=[4], fy=[4], ft=[1], direction=[0, 90], speed=[0, 2])
+    >>> len(moving), moving.names()[1], moving.params(2)   # one still class per frequency triple
     (3, 'x004_y004_t01_d000_s2', {'fx': 4, 'fy': 4, 'ft': 1, 'direction': 90, 'speed': 2.0})
     """
 
     def __init__(
         self,
-        fx: Sequence[int],
-        fy: Sequence[int],
-        ft: Sequence[int],
-        direction: Sequence[int] | None = None,
-        speed: Sequence[float] | None = None,
+        axes: Mapping[str, Sequence[Any]],
+        still: tuple[str, str] | None = None,
+        names: Mapping[str, Callable[[Any], str]] | None = None,
     ) -> None:
-        self.fx = _validate_axis("fx", fx)
-        self.fy = _validate_axis("fy", fy)
-        self.ft = _validate_axis("ft", ft)
-        if (direction is None) != (speed is None):
-            raise ConfigError("direction and speed must be given together (e.g. direction 0,90,180,270 speed 0.5)")
-        self.direction: tuple[int, ...] | None = None
-        self.speed: tuple[float, ...] | None = None
-        if direction is not None and speed is not None:
-            self.direction, self.speed = _validate_motion(direction, speed)
-        self._classes = list(self._enumerate())
-        self._lookup = {c: k for k, c in enumerate(self._classes)}
+        if not axes or any(isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or not v for v in axes.values()):
+            raise ConfigError(f"label axes {dict(axes)!r} must map each axis name to a non-empty list")
+        for axis, values in axes.items():
+            if len(set(map(repr, values))) != len(values):
+                raise ConfigError(f"label axis {axis} lists a value twice: {list(values)}")
+        self.axes = {axis: list(values) for axis, values in axes.items()}
+        self.still, self.formats = still, dict(names or {})
+        classes = list(itertools.product(*self.axes.values()))
+        if still is not None:
+            d, v = (list(self.axes).index(a) for a in still)
+            classes = [c for c in classes if c[v] != 0 or c[d] == self.axes[still[0]][0]]
+        self._classes = classes
+        self._lookup = {c: k for k, c in enumerate(classes)}
 
-    def _enumerate(self):
-        motions = [(None, None)] if self.direction is None else list(itertools.product(self.direction, self.speed))
-        for fx, fy, ft in itertools.product(self.fx, self.fy, self.ft):
-            for d, s in motions:
-                if s == 0 and d != self.direction[0]:
-                    continue  # a static class has no direction: keep one
-                yield (fx, fy, ft) if d is None else (fx, fy, ft, d, s)
-
-    @property
-    def has_motion(self) -> bool:
-        return self.direction is not None
-
-    @classmethod
-    def preset(cls, name: str) -> LabelSpace:
-        """One of the named presets in :data:`PRESETS` (``low``, ``high``, ``wide``, ``tiny``, ``motion``)."""
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return cls(**PRESETS[name])
-
-    @classmethod
-    def from_dict(cls, spec: dict[str, Any]) -> LabelSpace:
-        """Build from ``{"fx": [...], "fy": [...], "ft": [...]}`` (+ ``direction``, ``speed``), as :meth:`to_dict` writes."""
-        missing = [axis for axis in AXIS_NAMES if axis not in spec]
-        if missing:
-            raise ConfigError(f"label space is missing {', '.join(missing)}; give fx, fy and ft lists")
-        unknown = sorted(set(spec) - set(AXIS_NAMES) - set(MOTION_AXES))
-        if unknown:
-            raise ConfigError(
-                f"label space has unknown axes {', '.join(unknown)}; axes are fx, fy, ft, direction, speed"
-            )
-        return cls(spec["fx"], spec["fy"], spec["ft"], spec.get("direction"), spec.get("speed"))
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> LabelSpace:
-        """Load a label space from a JSON or YAML file holding fx, fy and ft lists (and optionally direction, speed)."""
-        spec = read_mapping_file(path, "label space file", "a mapping with fx, fy and ft lists")
-        return cls.from_dict(spec)
-
-    def to_dict(self) -> dict[str, list]:
-        """The per-axis lists, JSON-serialisable (motion axes only when present)."""
-        axes: dict[str, list] = {"fx": list(self.fx), "fy": list(self.fy), "ft": list(self.ft)}
-        if self.has_motion:
-            axes.update(direction=list(self.direction), speed=list(self.speed))  # type: ignore[arg-type]
-        return axes
+    def __getattr__(self, name: str) -> tuple:
+        axes = self.__dict__.get("axes", {})
+        if name in axes:
+            return tuple(axes[name])
+        raise AttributeError(f"label space has no axis {name!r}; its axes are {', '.join(axes)}")
 
     def __len__(self) -> int:
         return len(self._classes)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, LabelSpace) and self.to_dict() == other.to_dict()
+        return isinstance(other, LabelSpace) and (self.axes, self.still) == (other.axes, other.still)
 
     def __hash__(self) -> int:
         return hash(tuple(self._classes))
 
     def __repr__(self) -> str:
-        return "LabelSpace(" + ", ".join(f"{k}={v}" for k, v in self.to_dict().items()) + ")"
+        return "LabelSpace(" + ", ".join(f"{k}={v}" for k, v in self.axes.items()) + ")"
 
     def _check_index(self, k: int) -> int:
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(self):
             raise ConfigError(f"class index {k!r} is out of range 0..{len(self) - 1}")
         return k
 
-    def frequencies(self, k: int) -> tuple[int, int, int]:
-        """The (fx, fy, ft) of class ``k``."""
-        return self._classes[self._check_index(k)][:3]
-
-    def motion(self, k: int) -> tuple[int, float]:
-        """The (direction in degrees, speed in cells per clip) of class ``k``; (0, 0.0) without motion axes."""
-        entry = self._classes[self._check_index(k)]
-        return (entry[3], entry[4]) if len(entry) == 5 else (0, 0.0)
-
     def params(self, k: int) -> dict[str, Any]:
-        """Every axis's value for class ``k``: ``{"fx", "fy", "ft"}``, plus ``"direction"``, ``"speed"`` when present."""
-        names = AXIS_NAMES + (MOTION_AXES if self.has_motion else ())
-        return dict(zip(names, self._classes[self._check_index(k)]))
-
-    def index(self, fx: int, fy: int, ft: int, direction: int | None = None, speed: float | None = None) -> int:
-        """The class index of these axis values (a static class matches any direction)."""
-        key: tuple = (fx, fy, ft)
-        if self.has_motion:
-            key += (self.direction[0] if speed == 0 else direction, None if speed is None else float(speed))  # type: ignore[index]
-        try:
-            return self._lookup[key]
-        except KeyError:
-            raise ConfigError(f"{dict(zip(AXIS_NAMES + MOTION_AXES, key))} is not a class of {self!r}") from None
+        """Every axis's value of class ``k``."""
+        return dict(zip(self.axes, self._classes[self._check_index(k)]))
 
     def name(self, k: int) -> str:
-        """Class name like ``x004_y012_t02`` or ``x004_y004_t01_d045_s2``."""
-        fx, fy, ft = self.frequencies(k)
-        base = f"x{fx:03d}_y{fy:03d}_t{ft:02d}"
-        if not self.has_motion:
-            return base
-        direction, speed = self.motion(k)
-        return f"{base}_d{direction:03d}_{speed_name(speed)}"
+        """Class name: each axis's value as its format writes it, joined by ``_`` (``x004_y012_t02``)."""
+        return "_".join(self._value_name(axis, value) for axis, value in self.params(k).items())
+
+    def _value_name(self, axis: str, value: Any) -> str:
+        if axis in self.formats:
+            return self.formats[axis](value)
+        return f"{axis}{value:g}" if isinstance(value, float) else f"{axis}{value}"
 
     def names(self) -> list[str]:
         """All class names in index order."""
         return [self.name(k) for k in range(len(self))]
 
-    def max_frequencies(self) -> tuple[int, int, int]:
-        """Largest (fx, fy, ft) in the space."""
-        return max(self.fx), max(self.fy), max(self.ft)
+    def index(self, *values: Any, **named: Any) -> int:
+        """The class of these axis values (in axis order, or by name; a still class matches any direction)."""
+        given = {**dict(zip(self.axes, values)), **named}
+        if self.still is not None and given.get(self.still[1]) == 0:
+            given[self.still[0]] = self.axes[self.still[0]][0]
+        try:
+            return self._lookup[tuple(given[axis] for axis in self.axes)]
+        except KeyError:
+            raise ConfigError(f"{given} is not a class of {self!r}") from None
+
+    def to_dict(self) -> dict[str, list]:
+        """The per-axis lists, JSON-serialisable (what ``dataset.json`` records)."""
+        return {axis: list(values) for axis, values in self.axes.items()}
 
 
-def resolve_label_space(
+def choose_axes(
+    family: str,
+    presets: Mapping[str, Mapping[str, list]],
+    default: str,
     preset: str | None = None,
-    fx: Sequence[int] | None = None,
-    fy: Sequence[int] | None = None,
-    ft: Sequence[int] | None = None,
+    lists: Mapping[str, Any] | None = None,
     labels: str | Path | None = None,
+) -> dict[str, Any]:
+    """The axis lists named by exactly one of a preset, the axis lists or a labels file (JSON/YAML); with none,
+    ``default``: the rule of every family (``lists`` holds each axis's list or None)."""
+    given_lists = {axis: v for axis, v in (lists or {}).items() if v is not None}
+    given = [n for n, used in (("preset", preset), ("axis lists", given_lists), ("labels", labels)) if used]
+    if len(given) > 1:
+        raise ConfigError(
+            f"give only one of preset, the {family} axis lists ({', '.join(lists or {})}) or labels "
+            f"(got {' and '.join(given)})"
+        )
+    if given_lists:
+        return given_lists
+    if labels is not None:
+        return read_mapping_file(labels, "label space file", "a mapping of the family's axis lists")
+    return dict(check_preset(family, presets, preset or default))
+
+
+def check_preset(family: str, presets: Mapping[str, Mapping[str, list]], name: str) -> Mapping[str, list]:
+    """The axis lists of preset ``name`` of ``family``; an unknown name is refused listing the presets."""
+    if name not in presets:
+        raise FieldError("preset", f"{name!r} is not a preset of family {family}; its presets: {', '.join(presets)}")
+    return presets[name]
+
+
+# ---- perlin's frequency spaces ------------------------------------------------------------------
+
+#: How perlin's axes read in class names: ``x004_y012_t02_d045_s2``.
+FREQUENCY_NAMES: dict[str, Callable[[Any], str]] = {
+    "fx": lambda v: f"x{v:03d}",
+    "fy": lambda v: f"y{v:03d}",
+    "ft": lambda v: f"t{v:02d}",
+    "direction": lambda d: f"d{d:03d}",
+    "speed": speed_name,
+}
+
+
+def frequency_space(
+    fx: Sequence[int],
+    fy: Sequence[int],
+    ft: Sequence[int],
     direction: Sequence[int] | None = None,
     speed: Sequence[float] | None = None,
 ) -> LabelSpace:
-    """The label space named by exactly one source: a preset, the per-axis lists (fx, fy, ft, and
-    optionally direction and speed), or a labels file; with none of them the :data:`DEFAULT_PRESET`.
-    The command line and run configs both resolve through here, so they follow the same rule."""
-    axes = {"fx": fx, "fy": fy, "ft": ft}
-    lists = any(v is not None for v in (fx, fy, ft, direction, speed))
-    given = [
-        name
-        for name, used in (("preset", preset is not None), ("fx/fy/ft", lists), ("labels", labels is not None))
-        if used
-    ]
-    if len(given) > 1:
+    """Perlin's label space of these frequency lists (and motion, given together), checked."""
+    axes: dict[str, Sequence[Any]] = {a: _validate_axis(a, v) for a, v in (("fx", fx), ("fy", fy), ("ft", ft))}
+    if (direction is None) != (speed is None):
+        raise ConfigError("direction and speed must be given together (e.g. direction 0,90,180,270 speed 0.5)")
+    if direction is not None and speed is not None:
+        axes["direction"], axes["speed"] = _validate_motion(direction, speed)
+    still = MOTION_AXES if "direction" in axes else None
+    return LabelSpace(axes, still=still, names=FREQUENCY_NAMES)  # type: ignore[arg-type]
+
+
+def frequency_space_from_dict(spec: Mapping[str, Any]) -> LabelSpace:
+    """Perlin's space of ``{"fx": [...], "fy": [...], "ft": [...]}`` (+ ``direction``, ``speed``), as
+    :meth:`LabelSpace.to_dict` writes it."""
+    missing = [axis for axis in AXIS_NAMES if axis not in spec]
+    if missing:
+        raise ConfigError(f"perlin label space is missing {', '.join(missing)}; give fx, fy and ft lists")
+    unknown = sorted(set(spec) - set(AXIS_NAMES) - set(MOTION_AXES))
+    if unknown:
         raise ConfigError(
-            f"give only one of preset, fx/fy/ft or labels to name the label space (got {' and '.join(given)})"
+            f"perlin label space has unknown axes {', '.join(unknown)}; axes are fx, fy, ft, direction, speed"
         )
-    if given == ["fx/fy/ft"]:
-        missing = [name for name, values in axes.items() if values is None]
-        if missing:
-            raise ConfigError(
-                f"fx, fy and ft must be given together; {', '.join(missing)} missing (e.g. fx 1,2 fy 1,2 ft 1,4)"
-            )
-        return LabelSpace(fx, fy, ft, direction, speed)  # type: ignore[arg-type]
-    if labels is not None:
-        return LabelSpace.from_file(labels)
-    return LabelSpace.preset(preset or DEFAULT_PRESET)
+    return frequency_space(spec["fx"], spec["fy"], spec["ft"], spec.get("direction"), spec.get("speed"))
+
+
+def frequency_preset(name: str) -> LabelSpace:
+    """One of perlin's presets (:data:`PRESETS`: ``low``, ``high``, ``wide``, ``tiny``, ``motion``)."""
+    return frequency_space_from_dict(check_preset("perlin", PRESETS, name))

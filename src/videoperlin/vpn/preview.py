@@ -14,7 +14,8 @@ from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import atomic_path
 from videoperlin.utils.plotting import pyplot, save_figure
 from videoperlin.vpn.dataset import VPNDataset
-from videoperlin.vpn.labels import LabelSpace
+from videoperlin.vpn.labels import AXIS_NAMES as FREQUENCY_AXES
+from videoperlin.vpn.labels import MOTION_AXES
 
 #: Classes shown by the generic grid (the first ones, in index order) and its columns.
 GRID_CLASSES, GRID_COLUMNS = 48, 8
@@ -46,9 +47,9 @@ def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: 
 
     ``ft`` picks the temporal frequency shown (default: the lowest); ``frame`` the frame (default: middle).
     """
-    if not isinstance(ds.space, LabelSpace):
+    if not set(FREQUENCY_AXES) <= set(ds.space.axes):
         return class_grid(ds, out, frame)
-    if ds.space.has_motion:
+    if "direction" in ds.space.axes:
         return motion_grid(ds, out, ft, frame)
     plt = pyplot()
     space = ds.space
@@ -157,7 +158,7 @@ def preview_gif(ds: VPNDataset, out: str | Path, classes: list[int] | None = Non
     """Animated GIF of a few classes side by side (default: up to 6 spread over the label space; with
     motion axes, the fastest speed of the first texture in every listed direction)."""
     s = ds.space
-    if classes is None and isinstance(s, LabelSpace) and s.direction is not None and s.speed is not None:
+    if classes is None and set(FREQUENCY_AXES + MOTION_AXES) <= set(s.axes):
         classes = [s.index(s.fx[0], s.fy[0], s.ft[0], d, max(s.speed)) for d in s.direction][:8]
     if classes is None:
         count = min(6, len(ds.space))

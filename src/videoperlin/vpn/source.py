@@ -90,12 +90,8 @@ class _SourceMethods:
 
     def check_relations(self) -> None:
         family = self.family_class()
-        if self.preset is not None and self.preset not in family.presets:  # type: ignore[attr-defined]
-            raise FieldError(
-                "preset",
-                f"{self.preset!r} is not a preset of family {family.name}; its presets: "  # type: ignore[attr-defined]
-                f"{', '.join(family.presets)}",
-            )
+        if self.preset is not None:
+            family.check_preset(self.preset)  # type: ignore[attr-defined]
         mine = {f.name for g in (family.Labels, family.Options) for f in dataclasses.fields(g)}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             if f.name in mine or f.name in ("family", "num_videos", "val_videos", "workers"):

@@ -42,7 +42,6 @@ from videoperlin.config_fields import in_range, option
 from videoperlin.noise import Octave, lattice_nodes, noise_std, render_octaves
 from videoperlin.vpn.draws import DrawLayout
 from videoperlin.vpn.family import (
-    ClassGrid,
     ColourOption,
     Family,
     LabelSource,
@@ -51,6 +50,7 @@ from videoperlin.vpn.family import (
     motion_grid,
     register,
 )
+from videoperlin.vpn.labels import LabelSpace
 from videoperlin.vpn.scene import Camera, composite, ramp, soft_threshold, tint, trajectory, unit_direction, warp
 
 MAX_LAYERS = 3
@@ -132,7 +132,7 @@ class LayersFamily(Family):
     description = "textured layers over a panning background, class = a layer's motion relative to it (ours)"
 
     @classmethod
-    def space_from_dict(cls, axes: dict) -> ClassGrid:
+    def space_from_dict(cls, axes: dict) -> LabelSpace:
         return motion_grid(super().space_from_dict(axes).axes, "layers")
 
     def arrow(self, label: int) -> tuple[float, float]:

@@ -42,7 +42,7 @@ from videoperlin.noise import (
 )
 from videoperlin.vpn.draws import BACKENDS, DrawLayout
 from videoperlin.vpn.family import ColourOption, Family, LabelSource, SourceOptions, register
-from videoperlin.vpn.labels import DEFAULT_PRESET, PRESETS, LabelSpace, resolve_label_space
+from videoperlin.vpn.labels import DEFAULT_PRESET, PRESETS, LabelSpace, frequency_space_from_dict
 from videoperlin.vpn.scene import tint
 
 #: Counter back-end draw numbers of the uniform draws (gradient blocks follow from 2^24).
@@ -115,16 +115,21 @@ class PerlinFamily(Family):
         self.lattices = [self.class_lattice(label) for label in range(len(space))]
 
     @classmethod
-    def label_space(cls, choice: LabelSource) -> LabelSpace:
-        c = choice
-        return resolve_label_space(c.preset, c.fx, c.fy, c.ft, c.labels, c.direction, c.speed)  # type: ignore[attr-defined]
-
-    @classmethod
     def space_from_dict(cls, axes: dict) -> LabelSpace:
-        return LabelSpace.from_dict(axes)
+        return frequency_space_from_dict(axes)
+
+    def frequencies(self, label: int) -> tuple[int, int, int]:
+        """The (fx, fy, ft) of class ``label``."""
+        p = self.space.params(label)
+        return p["fx"], p["fy"], p["ft"]
+
+    def motion(self, label: int) -> tuple[int, float]:
+        """The (direction in degrees, speed in cells per clip) of class ``label``; (0, 0.0) in a still space."""
+        p = self.space.params(label)
+        return p.get("direction", 0), p.get("speed", 0.0)
 
     def check(self) -> None:
-        fx, fy, ft = self.space.max_frequencies()
+        fx, fy, ft = (max(self.space.axes[a]) for a in ("fx", "fy", "ft"))
         octaves = self.options.octaves
         for axis, base, samples in (("fx", fx, self.width), ("fy", fy, self.height), ("ft", ft, self.frames)):
             top = octave_cells(base, octaves - 1, self.options.lacunarity)
@@ -143,7 +148,7 @@ class PerlinFamily(Family):
     def class_lattice(self, label: int) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
         """Per octave, the (ft, fy, fx) cell counts of class ``label`` and the (Lt, Ly, Lx) gradient-lattice
         nodes its clips draw, with room for the largest drift the class and the jitter allow."""
-        fx, fy, ft = self.space.frequencies(label)
+        fx, fy, ft = self.frequencies(label)
         spec, lattice = self.options, []
         for octave in range(spec.octaves):
             ct, cy, cx = (octave_cells(f, octave, spec.lacunarity) for f in (ft, fy, fx))
@@ -164,11 +169,11 @@ class PerlinFamily(Family):
 
     def _drift_bound(self, label: int, cells_y: int, cells_x: int) -> tuple[float, float]:
         """Largest |drift| in cells (y, x) a clip of ``label`` can have at these cell counts, to size its lattice."""
-        fx, fy, _ = self.space.frequencies(label)
+        fx, fy, _ = self.frequencies(label)
         if not (self.options.direction_jitter or self.options.speed_jitter):
             vx, vy = self.velocity(label)
             return abs(vy) * cells_y / self.height, abs(vx) * cells_x / self.width
-        fastest = self.space.motion(label)[1] * (1.0 + self.options.speed_jitter)  # |drift| <= speed along each axis
+        fastest = self.motion(label)[1] * (1.0 + self.options.speed_jitter)  # |drift| <= speed along each axis
         return fastest * cells_y / fy, fastest * cells_x / fx
 
     def table(self, name: str, device: torch.device) -> Tensor:
@@ -178,9 +183,9 @@ class PerlinFamily(Family):
             classes = range(len(self.space))
             values = {
                 "cells": lambda: [[c for c, _ in self.lattices[k]] for k in classes],
-                "fxy": lambda: [self.space.frequencies(k)[:2] for k in classes],
-                "direction": lambda: [self.space.motion(k)[0] for k in classes],
-                "speed": lambda: [float(self.space.motion(k)[1]) for k in classes],
+                "fxy": lambda: [self.frequencies(k)[:2] for k in classes],
+                "direction": lambda: [self.motion(k)[0] for k in classes],
+                "speed": lambda: [float(self.motion(k)[1]) for k in classes],
             }[name]()
             dtype = torch.long if name == "cells" else torch.float64
             self._tables[name, device] = torch.tensor(values, dtype=dtype, device=device)

@@ -32,7 +32,6 @@ from videoperlin.errors import ConfigError
 from videoperlin.noise import Octave, lattice_nodes, render_octaves
 from videoperlin.vpn.draws import DrawLayout
 from videoperlin.vpn.family import (
-    ClassGrid,
     ColourOption,
     Family,
     LabelSource,
@@ -41,6 +40,7 @@ from videoperlin.vpn.family import (
     motion_grid,
     register,
 )
+from videoperlin.vpn.labels import LabelSpace
 from videoperlin.vpn.scene import ramp, tint, unit_direction
 
 SHAPES = ("circle", "square", "triangle", "cross")
@@ -108,7 +108,7 @@ class ShapesFamily(Family):
     description = "a shape moving over a background, class = shape x direction x speed (the peers' anchor)"
 
     @classmethod
-    def space_from_dict(cls, axes: dict) -> ClassGrid:
+    def space_from_dict(cls, axes: dict) -> LabelSpace:
         grid = motion_grid(super().space_from_dict(axes).axes, "shapes", {"shapes_shape": str})
         unknown = sorted(set(grid.axes["shapes_shape"]) - set(SHAPES))
         if unknown:

@@ -45,7 +45,6 @@ from videoperlin.errors import ConfigError
 from videoperlin.vpn.draws import DrawLayout
 from videoperlin.vpn.families.shapes import DIRECTIONS, SHAPES, signed_distance
 from videoperlin.vpn.family import (
-    ClassGrid,
     ColourOption,
     Family,
     LabelSource,
@@ -54,6 +53,7 @@ from videoperlin.vpn.family import (
     motion_grid,
     register,
 )
+from videoperlin.vpn.labels import LabelSpace
 from videoperlin.vpn.scene import ramp, tint, trajectory, unit_direction
 
 KINDS = ("spectrum", "dead_leaves")
@@ -153,7 +153,7 @@ class TexturesFamily(Family):
     )
 
     @classmethod
-    def space_from_dict(cls, axes: dict) -> ClassGrid:
+    def space_from_dict(cls, axes: dict) -> LabelSpace:
         grid = motion_grid(super().space_from_dict(axes).axes, "textures", {"textures_kind": str})
         unknown = sorted(set(grid.axes["textures_kind"]) - set(KINDS))
         if unknown:
