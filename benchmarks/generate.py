@@ -3,7 +3,7 @@
 CPU table: clips/s at 16x112x112 and 16x224x224 for the low, high and motion presets, the ratio of
 the batched CPU kernel to the per-voxel reference, and motion's clips/s as a share of low's.
 
-CUDA table (when a GPU is present): clips/s per preset, size, batch and ``VPNSpec.rng``
+CUDA table (when a GPU is present): clips/s per preset, size, batch and ``PerlinOptions.rng``
 ('generator': per-clip draws on the CPU, 'counter': draws on the GPU), with the bytes written per
 second as a share of the device's write bandwidth (an ``fill_`` of a 4 GiB buffer, measured in the
 same run: the bound, since a clip is written once and read never), the share of time the CPU draws
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference_perlin import reference_perlin
 
 from videoperlin.utils.memory import ENVIRONMENT, configure_allocator
-from videoperlin.vpn import VPNDataset, frequency_preset
+from videoperlin.vpn import SyntheticDataset, frequency_preset
 
 PRESETS = ("low", "high", "motion")
 SIZES = (112, 224)
@@ -57,7 +57,7 @@ def rate(step, clips_per_step: int, seconds: float, sync=lambda: None) -> float:
     return done / (time.perf_counter() - start)
 
 
-def reference_step(ds: VPNDataset):
+def reference_step(ds: SyntheticDataset):
     """One clip the per-voxel way: same parameters and intensity mapping as the dataset."""
 
     def step(call: int) -> None:
@@ -68,7 +68,7 @@ def reference_step(ds: VPNDataset):
                 (ds.frames, ds.height, ds.width),
                 c,
                 tuple(p.phases[o].tolist()),
-                ds.spec.tileable,
+                ds.options.tileable,
                 p.drift[o],
             )
             for o, (g, c) in enumerate(zip(p.gradients, p.cells))
@@ -79,7 +79,7 @@ def reference_step(ds: VPNDataset):
     return step
 
 
-def batch_step(ds: VPNDataset, batch: int, device: str):
+def batch_step(ds: SyntheticDataset, batch: int, device: str):
     def step(call: int) -> None:
         start = (call * batch) % (len(ds) - batch)
         ds.batch(range(start, start + batch), device=device)
@@ -87,7 +87,7 @@ def batch_step(ds: VPNDataset, batch: int, device: str):
     return step
 
 
-def plan_step(ds: VPNDataset, batch: int):
+def plan_step(ds: SyntheticDataset, batch: int):
     """A batch's scene planning only (a family with ``plan``: its canvases and draws, no warp or composite)."""
 
     def step(call: int) -> None:
@@ -105,7 +105,7 @@ def cpu_table(args) -> list[dict]:
     rows = []
     for preset in PRESETS:
         for size in SIZES:
-            ds = VPNDataset(frequency_preset(preset), num_videos=1_000_000, frames=16, size=size, seed=0)
+            ds = SyntheticDataset(frequency_preset(preset), num_videos=1_000_000, frames=16, size=size, seed=0)
             ref = rate(reference_step(ds), 1, max(1.0, args.seconds / 2))
             cpu = rate(batch_step(ds, args.batch_size, "cpu"), args.batch_size, args.seconds)
             rows.append(
@@ -155,7 +155,7 @@ def family_sets() -> dict:
 def family_rates(sets: dict, args) -> dict[str, float]:
     """CPU clips/s of each family in this process, one interleaved round."""
 
-    def step(name: str, ds: VPNDataset):
+    def step(name: str, ds: SyntheticDataset):
         return plan_step(ds, args.batch_size) if name.endswith(" plan") else batch_step(ds, args.batch_size, "cpu")
 
     return {name: rate(step(name, ds), args.batch_size, args.seconds / 2) for name, ds in sets.items()}
@@ -213,7 +213,7 @@ def write_bandwidth(seconds: float = 1.0) -> float:
     return rate(lambda _: buffer.fill_(1.0), buffer.numel() * 4, seconds, torch.cuda.synchronize)
 
 
-def draw_share(ds: VPNDataset, batch: int, seconds: float) -> float:
+def draw_share(ds: SyntheticDataset, batch: int, seconds: float) -> float:
     """Share of a 'generator' CUDA batch spent drawing its parameters on the CPU (one clip at a time)."""
     drawn = rate(lambda call: [ds.sample_params(call * batch + i) for i in range(batch)], batch, seconds / 2)
     whole = rate(batch_step(ds, batch, "cuda"), batch, seconds / 2, torch.cuda.synchronize)
@@ -235,7 +235,9 @@ def cuda_table(args) -> list[dict]:
     for preset in PRESETS:
         for size in SIZES:
             for rng in ("generator", "counter"):
-                ds = VPNDataset(frequency_preset(preset), num_videos=10_000_000, frames=16, size=size, seed=0, rng=rng)
+                ds = SyntheticDataset(
+                    frequency_preset(preset), num_videos=10_000_000, frames=16, size=size, seed=0, rng=rng
+                )
                 for batch in args.cuda_batches:
                     clips = rate(batch_step(ds, batch, "cuda"), batch, args.seconds, torch.cuda.synchronize)
                     written = clips * 16 * size * size * 4
@@ -270,7 +272,7 @@ def profile_counter_batch(batch: int) -> None:
     """The CUDA kernels of one counter-rng low batch at 16x112x112, by total time."""
     from torch.profiler import ProfilerActivity, profile
 
-    ds = VPNDataset(frequency_preset("low"), num_videos=10_000_000, frames=16, size=112, seed=0, rng="counter")
+    ds = SyntheticDataset(frequency_preset("low"), num_videos=10_000_000, frames=16, size=112, seed=0, rng="counter")
     ds.batch(range(batch), device="cuda")
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from videoperlin.models import create_model
 from videoperlin.train.numerics import Precision, choose_precision, convolution_inputs, device_description
-from videoperlin.vpn import VPNDataset, frequency_preset
+from videoperlin.vpn import SyntheticDataset, frequency_preset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import faults
@@ -158,7 +158,7 @@ def main() -> None:
         os.environ["VIDEOPERLIN_CACHE_DIR"] = tempfile.mkdtemp(prefix="videoperlin-injected-")
         faults.install()
     space = frequency_preset("low")
-    dataset = VPNDataset(space, num_videos=100_000, frames=16, size=args.size, seed=0)
+    dataset = SyntheticDataset(space, num_videos=100_000, frames=16, size=args.size, seed=0)
     clips, labels = dataset.batch(range(args.batch_size))
     print(
         f"{device_description(CPU)}; torch {torch.__version__}, {torch.get_num_threads()} threads; "

@@ -1,6 +1,6 @@
 """Each family's peak memory while rendering, per output pixel: the figure the up-front check counts.
 
-``VPNDataset.batch`` refuses a render whose estimate, ``clips x frames x height x width x
+``SyntheticDataset.batch`` refuses a render whose estimate, ``clips x frames x height x width x
 Family.render_bytes_per_pixel``, exceeds the memory free now. This measures the real peak of each
 registered family, in a fresh process per family: the growth of the peak resident size when a batch is
 rendered after a one-clip warm-up, divided by the batch's output pixels (one channel, one frame). A

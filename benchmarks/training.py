@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from videoperlin.models import create_model
 from videoperlin.train.batch_sources import render_ahead
-from videoperlin.vpn import VPNDataset, frequency_preset
+from videoperlin.vpn import SyntheticDataset, frequency_preset
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -71,7 +71,7 @@ VPN_VARIANTS = ("generator", "counter", "counter-ahead")
 def vpn_batches(variant: str, args, device: torch.device):
     """An endless iterator of (clips, labels) VPN batches (preset motion) made the ``variant`` way."""
     rng = variant.split("-")[0]
-    ds = VPNDataset(frequency_preset("motion"), num_videos=10_000_000, frames=16, size=args.size, rng=rng)
+    ds = SyntheticDataset(frequency_preset("motion"), num_videos=10_000_000, frames=16, size=args.size, rng=rng)
     indices = ([*range(start, start + args.batch_size)] for start in range(0, 10_000_000, args.batch_size))
     if variant.endswith("-ahead"):
         return ((b.clips, b.labels) for b in render_ahead(ds, indices, device))

@@ -32,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from videoperlin.models import create_model
 from videoperlin.train.numerics import device_description
 from videoperlin.train.objectives.mae import MAEOptions, MaskedAutoencoder, tube_mask
-from videoperlin.vpn import VPNDataset, get_family
+from videoperlin.vpn import SyntheticDataset, get_family
 
 CLIP, TUBELET, PATCH = (16, 64, 64), 4, 8
 MAE_BATCH, FINETUNE_BATCH = 32, 16
@@ -138,7 +138,9 @@ def wait_shares(steps: int) -> dict[str, dict[str, float]]:
     rows = {}
     for label, (name, options) in FAMILIES.items():
         family = get_family(name)
-        dataset = VPNDataset(family.label_space(family.Labels()), 100_000, CLIP[0], CLIP[1], 0, family=name, **options)
+        dataset = SyntheticDataset(
+            family.label_space(family.Labels()), 100_000, CLIP[0], CLIP[1], 0, family=name, **options
+        )
         start = [0]
 
         def render(dataset=dataset, start=start) -> None:

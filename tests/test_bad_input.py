@@ -27,9 +27,9 @@ from videoperlin.errors import ConfigError, NumericsError
 from videoperlin.models import create_model
 from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.utils.atomic import atomic_path
-from videoperlin.vpn import VPNDataset, frequency_preset
+from videoperlin.vpn import SyntheticDataset, frequency_preset
 
-PRE = ["pretrain", "--preset", "tiny", "--num-videos", "32", "--set", "vpn.val_videos=8", *TINY_RUN]
+PRE = ["pretrain", "--preset", "tiny", "--num-videos", "32", "--set", "synthetic.val_videos=8", *TINY_RUN]
 
 
 @pytest.fixture(scope="module")
@@ -261,8 +261,8 @@ def test_error_messages_cap_what_they_quote(tmp_path, cli):
         ("optim.lr=.inf", "optim.lr value '.inf' is not a number"),
         ("optim.lr=inf", "optim.lr inf must be a finite number"),
         ("optim.lr=nan", "optim.lr nan must be a finite number"),
-        ("vpn.val_videos=0", "vpn.val_videos 0 must be >= 1"),
-        ("vpn.val_videos=-3", "vpn.val_videos -3 must be >= 1"),
+        ("synthetic.val_videos=0", "synthetic.val_videos 0 must be >= 1"),
+        ("synthetic.val_videos=-3", "synthetic.val_videos -3 must be >= 1"),
         ("optim.momentum=-0.5", "optim.momentum -0.5 must be in [0, 1)"),
         ("optim.weight_decay=-1", "optim.weight_decay -1.0 must be >= 0"),
         ("train.threads=-2", "train.threads -2 must be >= 0"),
@@ -377,7 +377,7 @@ VIT_PRE = [
     "--num-videos",
     "16",
     "--set",
-    "vpn.val_videos=8",
+    "synthetic.val_videos=8",
     *TINY_RUN[4:],
 ]  # no --model, no widen
 
@@ -456,9 +456,9 @@ def test_non_finite_batchnorm_statistics_never_reach_a_checkpoint(tmp_path):
             "model.widen_factor": 0.25,
             "data.frames": 8,
             "data.size": 32,
-            "vpn.preset": "tiny",
-            "vpn.num_videos": 16,
-            "vpn.val_videos": 4,
+            "synthetic.preset": "tiny",
+            "synthetic.num_videos": 16,
+            "synthetic.val_videos": 4,
             "train.epochs": 1,
             "train.batch_size": 8,
             "train.amp": "off",
@@ -686,7 +686,7 @@ def test_a_set_too_big_for_the_disk_is_refused_up_front(tmp_path, monkeypatch):
     from videoperlin.vpn.export import export_dataset
 
     monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(2**30, 2**30 - 2**21, 2**21))
-    ds = VPNDataset(frequency_preset("tiny"), num_videos=100_000_000, frames=16, size=112)
+    ds = SyntheticDataset(frequency_preset("tiny"), num_videos=100_000_000, frames=16, size=112)
     with pytest.raises(ConfigError, match=r"has 2.0 MiB free but 100000000 npy videos need about"):
         export_dataset(ds, tmp_path / "big", fmt="npy", progress=False)
     assert not list((tmp_path / "big").rglob("*.npy"))
@@ -696,7 +696,7 @@ def test_a_set_too_big_for_the_disk_is_refused_up_front(tmp_path, monkeypatch):
     "flags, needles",
     [
         (["--size", "4096"], ["data.size 4096x4096", "GiB of activations", "lower data.size"]),
-        (["--num-videos", str(10**12)], ["vpn.num_videos 1,000,000,000,000", "epoch order"]),
+        (["--num-videos", str(10**12)], ["synthetic.num_videos 1,000,000,000,000", "epoch order"]),
         (["--batch-size", "1000000"], ["train.batch_size 1000000", "train.accum_steps"]),
     ],
 )
@@ -738,7 +738,7 @@ def test_memory_is_refused_before_it_is_used_within_the_process_limits(tmp_path)
     ],
 )
 def test_rendering_is_refused_up_front_when_it_cannot_fit(tmp_path, cli, argv, needles):
-    """generate, preview and the synthetic training path render through one check (VPNDataset.batch): the
+    """generate, preview and the synthetic training path render through one check (SyntheticDataset.batch): the
     batch's peak, from the family's measured bytes per pixel, against the memory free now."""
     out = tmp_path / ("out.png" if argv[0] == "preview" else "out")
     one_line_error(cli(*argv, "--out", str(out), "-q"), *needles, "GiB is available", "--frames")
@@ -841,7 +841,7 @@ def test_a_write_fault_in_a_checkpoint_ends_in_one_line_keeps_the_last_good_stat
     from videoperlin.train import checkpointing
 
     args = ["pretrain", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8", "--size", "32",
-            "--num-videos", "8", "--set", "vpn.val_videos=4", "--batch-size", "4", "--amp", "off",
+            "--num-videos", "8", "--set", "synthetic.val_videos=4", "--batch-size", "4", "--amp", "off",
             "--epochs", "2", "--out", tmp_path / "run", "-q"]  # fmt: skip
     cli(*args, "--max-steps", "2", check=True)  # epoch 1 written: the last good state
     good = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["global_step"]

@@ -77,8 +77,8 @@ def test_every_family_option_is_a_flag(command):
 def test_every_family_option_is_a_config_key_with_its_default():
     config = RunConfig()
     for name, (_, default) in family_fields().items():
-        assert getattr(config.vpn, name) == default, name
-        assert field_annotation(f"vpn.{name}") is not None
+        assert getattr(config.synthetic, name) == default, name
+        assert field_annotation(f"synthetic.{name}") is not None
 
 
 def test_every_field_has_a_doc_and_a_type():
@@ -109,8 +109,8 @@ def test_bad_flag_values_are_one_line_errors(cli):
         (["pretrain", "--epochs", "three"], "argument --epochs: value 'three' is not an integer"),
         (["pretrain", "--amp", "fp8"], "argument --amp: 'fp8' must be one of auto, off, bf16, fp16"),
         (["train", "--lr", "fast"], "argument --lr: value 'fast' is not a number"),
-        (["pretrain", "--set", "vpn.octaves=0"], "vpn.octaves 0 must be >= 1 (fractal octaves"),
-        (["pretrain", "--set", "vpn.presett=low"], "unknown config field 'vpn.presett'"),
+        (["pretrain", "--set", "synthetic.octaves=0"], "synthetic.octaves 0 must be >= 1 (fractal octaves"),
+        (["pretrain", "--set", "synthetic.presett=low"], "unknown config field 'synthetic.presett'"),
     ]:
         proc = cli(*args)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -135,8 +135,8 @@ def test_old_keys_are_refused_by_name_and_migrated_in_records(tmp_path):
     record = yaml.safe_load((tmp_path / "old.yaml").read_text())
     record["vpn"] = {"preset": "low", "fx": [1, 2], "fy": [1], "ft": [1]}  # old configs preferred the lists silently
     config = config_from_record(record)
-    assert (config.data.path, config.data.val_path, config.vpn.preset) == ("videos/", "more/", None)
-    assert config.vpn.label_space().fx == (1, 2)
+    assert (config.data.path, config.data.val_path, config.synthetic.preset) == ("videos/", "more/", None)
+    assert config.synthetic.label_space().fx == (1, 2)
 
 
 def test_recipes_and_protocol_load():
@@ -172,3 +172,64 @@ def test_config_prints_what_the_command_runs_and_the_api_uses_the_same(command, 
     assert load_config(tmp_path / "printed.yaml") == runs == recipe_config(command)
     assert runs.train.epochs < 50 and runs.model.widen_factor == 0.5  # the CPU recipe, not 200 epochs at full width
     assert DEFAULT_RECIPES[command] in cli(command, "--help").stdout
+
+
+# ---- names before 0.4: the vpn section, label_mode 'frequency', vpn_arms, VPNDataset/VPNSpec ------------------
+
+
+@pytest.fixture
+def fresh_deprecations(monkeypatch):
+    """Each test sees the one deprecation line per old name that a fresh process would."""
+    from videoperlin import config_fields
+
+    monkeypatch.setattr(config_fields, "_DEPRECATIONS_SHOWN", set())
+
+
+def test_old_section_and_value_names_are_read_with_one_deprecation_line_each(cli, fresh_deprecations):
+    sets = ["vpn.num_videos=8", "vpn.label_mode=frequency", "vpn.val_videos=4"]
+    proc = cli("config", "pretrain", *[a for s in sets for a in ("--set", s)])
+    assert proc.returncode == 0, proc.stderr
+    shown = yaml.safe_load(proc.stdout)["synthetic"]
+    assert (shown["num_videos"], shown["label_mode"], shown["val_videos"]) == (8, "class", 4)
+    lines = [line for line in proc.stderr.splitlines() if "deprecated" in line]
+    assert len(lines) == 2, proc.stderr  # the section once for both keys, the value once
+    assert "config section 'vpn' is now 'synthetic'" in lines[0] and "'frequency' is now 'class'" in lines[1]
+
+
+def test_a_run_record_of_before_0_4_loads_and_its_run_resumes(tmp_path, cli, fresh_deprecations):
+    """A run directory whose config.yaml (and checkpoint record) say vpn/frequency resumes without a changed
+    setting: the old names are the same settings."""
+    from helpers import TINY_RUN, metrics
+
+    run = tmp_path / "run"
+    pre = ["pretrain", "--preset", "tiny", "--num-videos", "32", "--set", "synthetic.val_videos=8", *TINY_RUN]
+    assert cli(*pre, "--set", "train.max_steps=2", "--out", run).returncode == 0
+    record = yaml.safe_load((run / "config.yaml").read_text())
+    record["vpn"] = {**record.pop("synthetic"), "label_mode": "frequency"}
+    (run / "config.yaml").write_text(yaml.safe_dump(record))
+    assert config_from_record(record).synthetic == config_from_record(yaml.safe_load(yaml.safe_dump(record))).synthetic
+    assert config_from_record(record).synthetic.label_mode == "class"
+    proc = cli(*pre, "--out", run, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "changed_settings" not in metrics(run)[-1] and (run / "checkpoints" / "best.pt").exists()
+
+
+def test_an_old_protocol_and_the_old_python_names_still_load(tmp_path, fresh_deprecations, caplog):
+    import logging
+
+    from videoperlin.study.protocol import load_protocol
+
+    (tmp_path / "p.yaml").write_text(
+        "arms: [scratch, mine]\npretrain: {vpn: {num_videos: 64}}\nvpn_arms: {mine: {vpn: {preset: tiny}}}\n"
+        "datasets: [{name: d, data: x}]\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="videoperlin"):
+        protocol = load_protocol(tmp_path / "p.yaml")
+        from videoperlin.vpn import PerlinOptions, SyntheticDataset, VPNDataset, VPNSpec
+
+    assert protocol.pretrain_arms == {"mine": {"synthetic": {"preset": "tiny"}}}
+    config = protocol.pretrain_config("mine", protocol.archs[0], 0, str(tmp_path / "o"))
+    assert (config.synthetic.preset, config.synthetic.num_videos) == ("tiny", 64)
+    assert VPNDataset is SyntheticDataset and VPNSpec is PerlinOptions
+    said = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert len(said) == 4, said  # vpn_arms, the vpn section, VPNDataset, VPNSpec: once each

@@ -13,8 +13,8 @@ from helpers import spectral_features
 from reference_perlin import reference_perlin
 
 from videoperlin.vpn import (
-    VPNDataset,
-    VPNSpec,
+    PerlinOptions,
+    SyntheticDataset,
     frequency_preset,
     frequency_space,
 )
@@ -42,7 +42,7 @@ def test_uniform_draws_are_uniform_and_distinct_per_clip():
     [("low", {}), ("high", {}), ("motion", JITTERED_MOTION), ("tiny", {"octaves": 2, "tileable": True})],
 )
 def test_counter_clips_match_the_per_voxel_reference(preset, options):
-    ds = VPNDataset(
+    ds = SyntheticDataset(
         frequency_preset(preset), num_videos=10_000, frames=8, size=40, seed=2, **{"rng": "counter", **options}
     )
     indices = [0, 7, 153, 4_321, 9_998]
@@ -56,7 +56,7 @@ def test_counter_clips_match_the_per_voxel_reference(preset, options):
                 (ds.frames, ds.height, ds.width),
                 c,
                 tuple(p.phases[o].tolist()),
-                ds.spec.tileable,
+                ds.options.tileable,
                 p.drift[o],
             )
             for o, (g, c) in enumerate(zip(p.gradients, p.cells))
@@ -66,7 +66,7 @@ def test_counter_clips_match_the_per_voxel_reference(preset, options):
 
 
 def test_counter_batches_ignore_composition_and_order():
-    ds = VPNDataset(frequency_preset("motion"), num_videos=1_000, frames=8, size=32, seed=1, **JITTERED_MOTION)
+    ds = SyntheticDataset(frequency_preset("motion"), num_videos=1_000, frames=8, size=32, seed=1, **JITTERED_MOTION)
     clips, _ = ds.batch([9, 2, 40, 500])
     reordered, _ = ds.batch([500, 40, 2])
     for row, back in ((1, 2), (2, 1), (3, 0)):
@@ -77,8 +77,8 @@ def test_counter_batches_ignore_composition_and_order():
 def test_counter_keeps_the_class_geometry_of_the_generator():
     """Same label, cells and (without jitter) drift as the generator; only the random values differ."""
     space = frequency_preset("motion")
-    generator = VPNDataset(space, num_videos=1_000, frames=8, size=48, seed=0)
-    counter = VPNDataset(space, num_videos=1_000, frames=8, size=48, seed=0, rng="counter")
+    generator = SyntheticDataset(space, num_videos=1_000, frames=8, size=48, seed=0)
+    counter = SyntheticDataset(space, num_videos=1_000, frames=8, size=48, seed=0, rng="counter")
     for index in (0, 1, 77, 152, 400):
         g, c = generator.sample_params(index), counter.sample_params(index)
         assert (g.label, g.cells) == (c.label, c.cells)
@@ -91,7 +91,7 @@ def test_counter_clips_follow_the_generator_distribution():
     as held-out generator clips (same distribution), far above chance."""
     space = frequency_space(fx=[1, 2, 4, 8], fy=[1, 3, 8], ft=[1, 4])  # 24 classes, chance 4.2%
     make = {"num_videos": len(space) * 16, "frames": 16, "size": 64, "seed": 0}
-    generator, counter = VPNDataset(space, **make), VPNDataset(space, **make, rng="counter")
+    generator, counter = SyntheticDataset(space, **make), SyntheticDataset(space, **make, rng="counter")
     feats, labels = {}, None
     for name, ds in (("generator", generator), ("counter", counter)):
         clips, labels = ds.batch(range(len(ds)))
@@ -105,13 +105,13 @@ def test_counter_clips_follow_the_generator_distribution():
     same, other = accuracy(feats["generator"]), accuracy(feats["counter"])
     assert other > 0.5 and abs(other - same) < 0.1, (same, other)
     small = {"num_videos": 3_000, "frames": 8, "size": 32, "seed": 0}  # moments over 3,000 clips: std of a mean ~0.0012
-    a, b = (VPNDataset(space, **small, rng=rng).batch(range(3_000))[0] for rng in ("generator", "counter"))
+    a, b = (SyntheticDataset(space, **small, rng=rng).batch(range(3_000))[0] for rng in ("generator", "counter"))
     assert abs(a.std().item() - b.std().item()) < 0.005 and abs(a.mean().item() - b.mean().item()) < 0.006
 
 
 def test_rng_is_recorded_and_old_records_read_as_generator():
-    ds = VPNDataset(frequency_preset("tiny"), num_videos=10, frames=8, size=32, rng="counter")
+    ds = SyntheticDataset(frequency_preset("tiny"), num_videos=10, frames=8, size=32, rng="counter")
     record = ds.to_dict()
-    assert record["rng"] == "counter" and VPNDataset.from_dict(record).spec.rng == "counter"
+    assert record["rng"] == "counter" and SyntheticDataset.from_dict(record).options.rng == "counter"
     del record["rng"]
-    assert VPNDataset.from_dict(record).spec == VPNSpec()
+    assert SyntheticDataset.from_dict(record).options == PerlinOptions()

@@ -1,4 +1,4 @@
-"""VPNDataset: shapes, determinism, batching, variety switches, and that the label is the frequency."""
+"""SyntheticDataset: shapes, determinism, batching, variety switches, and that the label is the frequency."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from torch.utils.data import DataLoader
 
 from videoperlin.analysis.motion import angle_between, global_displacement, motion_direction
 from videoperlin.errors import ConfigError
-from videoperlin.vpn import VPNDataset, frequency_preset, frequency_space
-from videoperlin.vpn.spec import VPNSpec
+from videoperlin.vpn import SyntheticDataset, frequency_preset, frequency_space
+from videoperlin.vpn.families.perlin import PerlinOptions
 
 
-def small(space="tiny", **kw) -> VPNDataset:
+def small(space="tiny", **kw) -> SyntheticDataset:
     options = {"num_videos": 64, "frames": 8, "size": 32, "seed": 3, **kw}
-    return VPNDataset(frequency_preset(space) if isinstance(space, str) else space, **options)
+    return SyntheticDataset(frequency_preset(space) if isinstance(space, str) else space, **options)
 
 
 def test_item_shape_range_and_zero_copy_channels():
@@ -68,8 +68,8 @@ def test_different_seeds_and_indices_give_different_clips():
 
 _DIGEST = """
 import sys, torch
-from videoperlin.vpn import LabelSpace, frequency_preset, frequency_space, frequency_space_from_dict, VPNDataset
-ds = VPNDataset(frequency_preset("low"), num_videos=500, frames=8, size=32, seed=11)
+from videoperlin.vpn import LabelSpace, frequency_preset, frequency_space, frequency_space_from_dict, SyntheticDataset
+ds = SyntheticDataset(frequency_preset("low"), num_videos=500, frames=8, size=32, seed=11)
 clips, _ = ds.batch([3, 77, 499])
 print(repr(clips[:, 0].double().sum(dim=(1, 2, 3)).tolist()), repr(clips[:, 0, 4, 7, 9].tolist()))
 """
@@ -77,7 +77,7 @@ print(repr(clips[:, 0].double().sum(dim=(1, 2, 3)).tolist()), repr(clips[:, 0, 4
 
 def test_identical_across_processes():
     outputs = {subprocess.run([sys.executable, "-c", _DIGEST], capture_output=True, text=True, check=True).stdout}
-    ds = VPNDataset(frequency_preset("low"), num_videos=500, frames=8, size=32, seed=11)
+    ds = SyntheticDataset(frequency_preset("low"), num_videos=500, frames=8, size=32, seed=11)
     clips, _ = ds.batch([3, 77, 499])
     local = f"{clips[:, 0].double().sum(dim=(1, 2, 3)).tolist()!r} {clips[:, 0, 4, 7, 9].tolist()!r}\n"
     assert outputs == {local}
@@ -112,30 +112,30 @@ def test_variety_switches():
 
 def test_frequencies_must_fit_the_clip():
     with pytest.raises(ConfigError, match="fx 24 means 24 lattice cells on an axis of 16 pixels"):
-        VPNDataset(frequency_preset("high"), size=16)
+        SyntheticDataset(frequency_preset("high"), size=16)
     with pytest.raises(ConfigError, match="ft 4 at octave 3 means 16 lattice cells on an axis of 8 frames"):
-        VPNDataset(frequency_preset("tiny"), frames=8, octaves=3)
+        SyntheticDataset(frequency_preset("tiny"), frames=8, octaves=3)
     for kwargs in ({"num_videos": 0}, {"frames": -1}, {"seed": -2}, {"contrast_jitter": 1.5}, {"size": (4,)}):
         with pytest.raises(ConfigError):
-            VPNDataset(frequency_preset("tiny"), **kwargs)
+            SyntheticDataset(frequency_preset("tiny"), **kwargs)
 
 
 def test_record_round_trip_and_spec_forms():
     ds = small(octaves=2, tileable=True)
-    again = VPNDataset.from_dict(ds.to_dict())
-    assert again.to_dict() == ds.to_dict() and again.spec == VPNSpec(octaves=2, tileable=True)
+    again = SyntheticDataset.from_dict(ds.to_dict())
+    assert again.to_dict() == ds.to_dict() and again.options == PerlinOptions(octaves=2, tileable=True)
     torch.testing.assert_close(again[4][0], ds[4][0])
-    explicit = VPNDataset(frequency_preset("tiny"), 64, 8, 32, 3, spec=VPNSpec(octaves=2, tileable=True))
+    explicit = SyntheticDataset(frequency_preset("tiny"), 64, 8, 32, 3, options=PerlinOptions(octaves=2, tileable=True))
     assert torch.equal(explicit[4][0], ds[4][0])  # keywords are forwarded into the same spec
     with pytest.raises(ConfigError, match="unknown perlin option.s. octave;"):
         small(octave=2)
     with pytest.raises(ConfigError, match="not both"):
-        VPNDataset(frequency_preset("tiny"), spec=VPNSpec(), octaves=2)
-    with pytest.raises(ConfigError, match="label_mode 'random' must be one of frequency, shuffled"):
-        VPNSpec(label_mode="random")
+        SyntheticDataset(frequency_preset("tiny"), options=PerlinOptions(), octaves=2)
+    with pytest.raises(ConfigError, match="label_mode 'random' must be one of class, shuffled"):
+        PerlinOptions(label_mode="random")
 
 
-#: Fingerprints of clips rendered by the code before VPNSpec existed (commit ff11988): the random
+#: Fingerprints of clips rendered by the code before PerlinOptions existed (commit ff11988): the random
 #: draws are hashed exactly; the rendered clip is pinned by its sum and one voxel to float tolerance
 #: (bits of a float32 matmul may differ between CPUs). A changed draw moves both by far more.
 PINNED = [
@@ -164,7 +164,7 @@ PINNED = [
 ]
 
 
-def _draws_digest(ds: VPNDataset, index: int) -> str:
+def _draws_digest(ds: SyntheticDataset, index: int) -> str:
     p = ds.sample_params(index)
     digest = hashlib.sha256()
     digest.update(p.phases.numpy().tobytes())
@@ -176,7 +176,7 @@ def _draws_digest(ds: VPNDataset, index: int) -> str:
 
 @pytest.mark.parametrize("preset, options, index, draws, total, voxel", PINNED)
 def test_same_seed_and_index_render_the_same_clip_as_before(preset, options, index, draws, total, voxel):
-    ds = VPNDataset(frequency_preset(preset), num_videos=1000, frames=8, size=32, seed=5, **options)
+    ds = SyntheticDataset(frequency_preset(preset), num_videos=1000, frames=8, size=32, seed=5, **options)
     gray = ds[index][0][0].double()
     assert _draws_digest(ds, index) == draws
     assert abs(gray.sum().item() - total) < 1e-3 and abs(gray[3, 17, 5].item() - voxel) < 1e-5
@@ -200,7 +200,7 @@ def test_spectrum_rises_with_each_frequency(axis_name, axis):
     values = [1, 2, 4, 8]
     spec = {"fx": [2], "fy": [2], "ft": [2]}
     spec[axis_name] = values
-    ds = VPNDataset(frequency_space(**spec), num_videos=4 * 12, frames=32, size=64, seed=0)
+    ds = SyntheticDataset(frequency_space(**spec), num_videos=4 * 12, frames=32, size=64, seed=0)
     clips, labels = ds.batch(range(len(ds)))
     centroid = _mean_frequency(clips[:, 0], axis)
     per_class = [centroid[labels == k].mean().item() for k in range(4)]
@@ -209,7 +209,7 @@ def test_spectrum_rises_with_each_frequency(axis_name, axis):
 
 def test_spectral_nearest_centroid_identifies_classes():
     space = frequency_space(fx=[1, 2, 4, 8], fy=[1, 3, 8], ft=[1, 4])  # 24 classes, chance 4.2%
-    ds = VPNDataset(space, num_videos=len(space) * 16, frames=16, size=64, seed=0)
+    ds = SyntheticDataset(space, num_videos=len(space) * 16, frames=16, size=64, seed=0)
     clips, labels = ds.batch(range(len(ds)))
     feats = spectral_features(clips[:, 0])
     train = torch.arange(len(ds)) < len(space) * 8
@@ -248,7 +248,7 @@ def test_direction_label_is_the_direction_of_motion():
     """Phase correlation between frames (videoperlin.analysis.motion), averaged over 4 clips per class:
     the displacement of every moving class points within 20 deg of its label, with the speed the label
     implies; static classes do not move."""
-    ds = VPNDataset(frequency_preset("motion"), num_videos=153 * 4, frames=16, size=64, seed=0)
+    ds = SyntheticDataset(frequency_preset("motion"), num_videos=153 * 4, frames=16, size=64, seed=0)
     gap, totals = 2, {}
     clips, labels = ds.batch(range(len(ds)))  # the same clips as ds[i] (test_batch_agrees_with_items...)
     for clip, label in zip(clips, labels.tolist()):
@@ -276,7 +276,7 @@ def test_direction_label_is_the_direction_of_motion():
 
 def test_motion_units_and_batches():
     space = frequency_space(fx=[2, 4], fy=[2], ft=[1, 2], direction=[0, 135], speed=[0, 2])
-    ds = VPNDataset(space, num_videos=40, frames=8, size=32, seed=2)
+    ds = SyntheticDataset(space, num_videos=40, frames=8, size=32, seed=2)
     clips, _ = ds.batch(range(12))  # static and moving classes mixed in one batch
     for i in range(12):
         torch.testing.assert_close(clips[i], ds[i][0], atol=1e-6, rtol=0)
@@ -289,7 +289,7 @@ def test_motion_units_and_batches():
     params = ds.sample_params(right)
     assert params.drift == [(0.0, 2.0)]  # (y, x) cells over the clip
     assert params.gradients[0].shape[1:] == (1 + 2, 2 + 2, 4 + 2 + 2)  # two extra x nodes for the drift
-    jittered = VPNDataset(space, num_videos=40, frames=8, size=32, seed=2, direction_jitter=20, speed_jitter=0.2)
+    jittered = SyntheticDataset(space, num_videos=40, frames=8, size=32, seed=2, direction_jitter=20, speed_jitter=0.2)
     assert jittered.sample_params(right).drift != params.drift
     assert torch.equal(jittered.sample_params(right).phases, params.phases)  # the motion draw comes last
 

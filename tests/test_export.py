@@ -18,13 +18,13 @@ from PIL import Image
 
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import is_temp_file
-from videoperlin.vpn import VPNDataset, frequency_preset
+from videoperlin.vpn import SyntheticDataset, frequency_preset
 from videoperlin.vpn.export import export_dataset, load_exported_dataset, manifest_columns, parse_shard
-from videoperlin.vpn.spec import VPNSpec
+from videoperlin.vpn.families.perlin import PerlinOptions
 
 
-def tiny_ds(num_videos=12, **kw) -> VPNDataset:
-    return VPNDataset(frequency_preset("tiny"), num_videos=num_videos, frames=8, size=32, seed=1, **kw)
+def tiny_ds(num_videos=12, **kw) -> SyntheticDataset:
+    return SyntheticDataset(frequency_preset("tiny"), num_videos=num_videos, frames=8, size=32, seed=1, **kw)
 
 
 def decode_gray(path: Path) -> np.ndarray:
@@ -52,8 +52,16 @@ def test_npy_export_is_exact_and_laid_out_by_class(tmp_path):
         assert stored.dtype == np.uint8 and stored.shape == (8, 32, 32)
         np.testing.assert_array_equal(stored, np.rint(ds[index][0][0].numpy() * 255).astype(np.uint8))
     spec = json.loads((tmp_path / "dataset.json").read_text())
-    assert VPNDataset.from_dict(spec["vpn"]).to_dict() == ds.to_dict() and "videoperlin_version" in spec
-    assert set(spec["vpn"]) == {"family", "label_space", "num_videos", "frames", "size", "seed", *VPNSpec.names()}
+    assert SyntheticDataset.from_dict(spec["synthetic"]).to_dict() == ds.to_dict() and "videoperlin_version" in spec
+    assert set(spec["synthetic"]) == {
+        "family",
+        "label_space",
+        "num_videos",
+        "frames",
+        "size",
+        "seed",
+        *PerlinOptions.names(),
+    }
 
 
 def test_npy_float32_is_bit_exact(tmp_path):
@@ -91,9 +99,9 @@ def test_rerun_skips_existing_and_refuses_other_settings(tmp_path):
     export_dataset(tiny_ds(), tmp_path, fmt="npy", progress=False)
     again = export_dataset(tiny_ds(), tmp_path, fmt="npy", progress=False)
     assert again.written == 0 and again.skipped == 12
-    with pytest.raises(ConfigError, match=r"differs in vpn.seed 1 -> 2"):
+    with pytest.raises(ConfigError, match=r"differs in synthetic.seed 1 -> 2"):
         export_dataset(
-            VPNDataset(frequency_preset("tiny"), num_videos=12, frames=8, size=32, seed=2),
+            SyntheticDataset(frequency_preset("tiny"), num_videos=12, frames=8, size=32, seed=2),
             tmp_path,
             fmt="npy",
             progress=False,
@@ -166,7 +174,7 @@ def test_resume_after_kill_9_completes_without_duplicates_or_corrupt_files(tmp_p
         ),
         (["--preset", "tiny", "--contrast-jitter", "1.5"], "contrast_jitter 1.5 must be in [0, 1)"),
         (["--preset", "tiny", "--octaves", "two"], "value 'two' is not an integer"),
-        (["--preset", "tiny", "--label-mode", "random"], "--label-mode: 'random' must be one of frequency, shuffled"),
+        (["--preset", "tiny", "--label-mode", "random"], "--label-mode: 'random' must be one of class, shuffled"),
         (["--preset", "tiny", "--shard", "3/2"], "--shard 3/2"),
         (["--preset", "tiny", "--crf", "-5"], "--crf: -5 must be from 0 to 51"),
         (["--preset", "tiny", "--crf", "99"], "--crf: 99 must be from 0 to 51"),
@@ -225,9 +233,9 @@ def test_cli_generate_and_preview(tmp_path, cli):
     assert gif.n_frames == 8
 
 
-# A dataset.json exactly as the code before VPNSpec wrote it (commit ff11988: `videoperlin generate --preset tiny
+# A dataset.json exactly as the code before PerlinOptions wrote it (commit ff11988: `videoperlin generate --preset tiny
 # --num-videos 12 --frames 8 --size 32 --format npy`); later versions must keep reading and resuming it.
-OLD_DATASET_JSON = {
+OLD_DATASET_JSON = {  # written by 0.1: the clip record under "vpn", label_mode "frequency"
     "vpn": {
         "label_space": {"fx": [1, 4], "fy": [1, 4], "ft": [1, 4]},
         "num_videos": 12,
@@ -264,10 +272,12 @@ OLD_DATASET_JSON = {
 
 def test_old_dataset_json_still_loads_and_resumes(tmp_path, cli):
     record = json.loads(json.dumps(OLD_DATASET_JSON))
+    (tmp_path / "dataset.json").write_text(json.dumps(record))
+    assert load_exported_dataset(tmp_path).options.label_mode == "class"  # 'frequency' before 0.4
     del record["vpn"]["label_mode"]  # a record from before an option existed gets the option's default
     (tmp_path / "dataset.json").write_text(json.dumps(record))
     ds = load_exported_dataset(tmp_path)
-    assert ds.spec == VPNSpec() and len(ds) == 12 and ds.space == frequency_preset("tiny")
+    assert ds.options == PerlinOptions() and len(ds) == 12 and ds.space == frequency_preset("tiny")
     proc = cli(
         "generate",
         "--preset",
@@ -304,4 +314,4 @@ def test_old_dataset_json_still_loads_and_resumes(tmp_path, cli):
         str(tmp_path),
         "-q",
     )
-    assert proc.returncode == 2 and "differs in vpn.octaves 1 -> 2" in proc.stderr
+    assert proc.returncode == 2 and "differs in synthetic.octaves 1 -> 2" in proc.stderr

@@ -1,7 +1,7 @@
 """Formula families as plug-ins (vpn/family.py): the toy family of tests/toy_family.py is one file,
 registered on import, and every entry point takes it by name -- the dataset (both random back-ends),
 `families`, `generate` (flags and dataset.json), `preview`, `pretrain` (config keys), `videoperlin
-config` and the transfer study's vpn_arms -- with no other file touched."""
+config` and the transfer study's pretrain_arms -- with no other file touched."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ from videoperlin.errors import ConfigError
 from videoperlin.study.protocol import load_protocol
 from videoperlin.train.config import builtin_config, load_config
 from videoperlin.train.engine import Trainer
-from videoperlin.vpn import VPNDataset, get_family, load_families
+from videoperlin.vpn import SyntheticDataset, get_family, load_families
 from videoperlin.vpn.draws import DrawLayout, GeneratorDraws
 from videoperlin.vpn.export import load_exported_dataset
 from videoperlin.vpn.source import ClipSource
 
 
-def toy(**options) -> VPNDataset:
+def toy(**options) -> SyntheticDataset:
     family = get_family("toy")
-    return VPNDataset(
+    return SyntheticDataset(
         family.label_space(family.Labels(preset="many")),
         num_videos=40,
         frames=16,
@@ -90,7 +90,7 @@ def test_generate_and_preview_take_the_family_by_name(tmp_path, capsys):
         )
         == 0
     )
-    record = json.loads((out / "dataset.json").read_text())["vpn"]
+    record = json.loads((out / "dataset.json").read_text())["synthetic"]
     assert (
         record["family"] == "toy"
         and record["flicker_depth"] == 0.8
@@ -103,8 +103,8 @@ def test_generate_and_preview_take_the_family_by_name(tmp_path, capsys):
     assert (tmp_path / "grid.png").stat().st_size > 1000 and (tmp_path / "grid.gif").exists()
 
 
-def toy_like(record: dict) -> VPNDataset:
-    return VPNDataset.from_dict(record)
+def toy_like(record: dict) -> SyntheticDataset:
+    return SyntheticDataset.from_dict(record)
 
 
 def test_options_of_another_family_are_refused_by_name():
@@ -112,8 +112,8 @@ def test_options_of_another_family_are_refused_by_name():
         ClipSource(family="toy", octaves=2)
     with pytest.raises(ConfigError, match="preset 'low' is not a preset of family toy; its presets: few, many"):
         ClipSource(family="toy", preset="low")
-    with pytest.raises(ConfigError, match="vpn.family 'tv' must be one of layers, perlin, shapes, textures, toy"):
-        load_config(None, None, ["vpn.family=tv"], task="pretrain")
+    with pytest.raises(ConfigError, match="synthetic.family 'tv' must be one of layers, perlin, shapes, textures, toy"):
+        load_config(None, None, ["synthetic.family=tv"], task="pretrain")
 
 
 def test_pretrain_and_config_take_the_family_by_name(tmp_path, capsys):
@@ -127,16 +127,16 @@ def test_pretrain_and_config_take_the_family_by_name(tmp_path, capsys):
             "data.size": 16,
             "train.epochs": 1,
             "train.batch_size": 4,
-            "vpn.num_videos": 16,
-            "vpn.val_videos": 8,
+            "synthetic.num_videos": 16,
+            "synthetic.val_videos": 8,
             "train.progress": False,
             "train.amp": "off",
         },
-        ["vpn.family=toy", "vpn.cycles=1,2", "vpn.flicker_depth=0.9"],
+        ["synthetic.family=toy", "synthetic.cycles=1,2", "synthetic.flicker_depth=0.9"],
         task="pretrain",
     )
     Trainer(config).fit()
-    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["vpn"]
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["synthetic"]
     assert (saved["family"], saved["cycles"], saved["flicker_depth"]) == ("toy", [1, 2], 0.9)
     assert main(["config"]) == 0
     assert "flicker_depth: 0.4" in capsys.readouterr().out
@@ -145,10 +145,14 @@ def test_pretrain_and_config_take_the_family_by_name(tmp_path, capsys):
 def test_the_study_takes_a_family_as_an_arm():
     protocol = load_protocol(
         builtin_config("transfer_default"),
-        ["vpn_arms.flicker.vpn.family=toy", "vpn_arms.flicker.vpn.preset=many", "arms=[scratch, flicker]"],
+        [
+            "pretrain_arms.flicker.synthetic.family=toy",
+            "pretrain_arms.flicker.synthetic.preset=many",
+            "arms=[scratch, flicker]",
+        ],
     )
     config = protocol.pretrain_config("flicker", "r3d18", 0, "-")
-    assert (config.vpn.family, len(config.vpn.label_space())) == ("toy", 4)
+    assert (config.synthetic.family, len(config.synthetic.label_space())) == ("toy", 4)
 
 
 def test_a_generator_family_must_draw_in_its_declared_order():
@@ -162,9 +166,9 @@ def test_a_generator_family_must_draw_in_its_declared_order():
 # ---- the layers and shapes families: their labels are true ------------------------------------
 
 
-def family_set(name: str, frames: int = 16, size: int = 64, **options) -> VPNDataset:
+def family_set(name: str, frames: int = 16, size: int = 64, **options) -> SyntheticDataset:
     family = get_family(name)
-    return VPNDataset(
+    return SyntheticDataset(
         family.label_space(family.Labels()), num_videos=400, frames=frames, size=size, seed=3, family=name, **options
     )
 
@@ -322,7 +326,7 @@ def test_still_classes_do_not_move_and_options_shape_the_motion():
 def test_colour_is_an_option_of_the_new_families_and_of_perlin(name):
     gray, colour = family_set(name)[3][0], family_set(name, colour=0.8)[3][0]
     assert torch.equal(gray[0], gray[1]) and not torch.equal(colour[0], colour[1])
-    perlin = VPNDataset(
+    perlin = SyntheticDataset(
         get_family("perlin").label_space(get_family("perlin").Labels(preset="tiny")), 8, 8, 32, 0, colour=0.8
     )[2][0]
     assert not torch.equal(perlin[0], perlin[2])
@@ -401,7 +405,7 @@ def test_every_family_and_back_end_renders_its_pinned_labels_and_clips(
 ):
     family = get_family(name)
     space = family.label_space(family.Labels(preset=preset))
-    ds = VPNDataset(space, num_videos=64, frames=8, size=32, seed=5, family=name, rng=rng)
+    ds = SyntheticDataset(space, num_videos=64, frames=8, size=32, seed=5, family=name, rng=rng)
     clips, drawn = ds.batch([0, 7, 33])
     assert len(space) == classes and hashlib.sha256("\n".join(space.names()).encode()).hexdigest()[:12] == names
     assert [int(k) for k in drawn] == labels

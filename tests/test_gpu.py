@@ -18,7 +18,7 @@ from helpers import final_weights, metrics
 from videoperlin.train.checkpointing import load_checkpoint
 from videoperlin.train.config import load_config
 from videoperlin.train.engine import Trainer
-from videoperlin.vpn import VPNDataset, frequency_preset
+from videoperlin.vpn import SyntheticDataset, frequency_preset
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 @pytest.mark.parametrize("preset", ["low", "high", "motion"])
 def test_counter_draws_on_cuda_equal_the_cpu(preset):
     """rng=counter draws on the render device: integer hashing is exact, so only the float kernel differs."""
-    ds = VPNDataset(frequency_preset(preset), num_videos=10_000, frames=16, size=64, seed=7, rng="counter")
+    ds = SyntheticDataset(frequency_preset(preset), num_videos=10_000, frames=16, size=64, seed=7, rng="counter")
     indices = [3, 9_999, 120, 4_567, 0, 77, 1_024, 5_000]
     cpu, cpu_labels = ds.batch(indices)
     gpu, gpu_labels = ds.batch(indices, device="cuda")
@@ -43,9 +43,9 @@ def _config(tmp_path: Path, out: str, **extra):
         "data.size": 64,
         "train.epochs": 2,
         "train.batch_size": 16,
-        "vpn.preset": "tiny",
-        "vpn.num_videos": 128,
-        "vpn.val_videos": 32,
+        "synthetic.preset": "tiny",
+        "synthetic.num_videos": 128,
+        "synthetic.val_videos": 32,
         "train.progress": False,
         **extra,
     }
@@ -55,7 +55,7 @@ def _config(tmp_path: Path, out: str, **extra):
 @pytest.mark.parametrize("amp, rng", [("off", "generator"), ("bf16", "counter"), ("fp16", "generator")])
 def test_pretrain_on_cuda(tmp_path, amp, rng):
     """Every precision trains on CUDA with finite losses; fp16 uses and saves a grad scaler."""
-    trainer = Trainer(_config(tmp_path, "run", **{"train.amp": amp, "vpn.rng": rng, "train.channels_last": True}))
+    trainer = Trainer(_config(tmp_path, "run", **{"train.amp": amp, "synthetic.rng": rng, "train.channels_last": True}))
     assert trainer.device.type == "cuda"
     trainer.fit()
     rows = metrics(tmp_path / "run")
@@ -95,7 +95,7 @@ def test_ddp_nccl_through_torchrun(tmp_path):
         "--num-videos",
         str(32 * ranks),
         "--set",
-        "vpn.val_videos=8",
+        "synthetic.val_videos=8",
         "--epochs",
         "1",
         "--batch-size",

@@ -304,7 +304,7 @@ def test_a_model_directory_has_a_model_card_and_loads_offline(tmp_path, cli, mon
 
     cli(
         "pretrain", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8", "--size", "32", "--num-videos",
-        "8", "--set", "vpn.val_videos=4", "--batch-size", "4", "--epochs", "1", "--amp", "off", "--out",
+        "8", "--set", "synthetic.val_videos=4", "--batch-size", "4", "--epochs", "1", "--amp", "off", "--out",
         tmp_path / "run", "-q", check=True,
     )  # fmt: skip
     cli("convert", tmp_path / "run/checkpoints/last.pt", "--out", tmp_path / "model", check=True)

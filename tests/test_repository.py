@@ -63,7 +63,7 @@ def test_documentation_site_builds_strictly(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     site = tmp_path / "site"
     config = (site / "reference" / "config" / "index.html").read_text()
-    assert "train.amp" in config and "vpn.layers_count" in config and "pretrain_seeds" in config
+    assert "train.amp" in config and "synthetic.layers_count" in config and "pretrain_seeds" in config
     assert "videoperlin transfer" in (site / "reference" / "cli" / "index.html").read_text()
     for report in (ROOT / "benchmarks" / "results").rglob("report.md"):
         name = report.parent.relative_to(ROOT / "benchmarks" / "results").as_posix()

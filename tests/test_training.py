@@ -52,7 +52,7 @@ def vpn_checkpoint(tmp_path_factory, cli) -> Path:
         "--num-videos",
         "64",
         "--set",
-        "vpn.val_videos=16",
+        "synthetic.val_videos=16",
         "--epochs",
         "2",
         "--batch-size",
@@ -169,9 +169,9 @@ def _config(tmp_path, out: str, **extra):
         "data.size": 48,
         "train.epochs": 2,
         "train.batch_size": 8,
-        "vpn.preset": "tiny",
-        "vpn.num_videos": 48,
-        "vpn.val_videos": 8,
+        "synthetic.preset": "tiny",
+        "synthetic.num_videos": 48,
+        "synthetic.val_videos": 8,
         "train.deterministic": True,
         "train.progress": False,
         "train.threads": 1,
@@ -221,7 +221,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, videos, data, workers):
 def test_save_every_resumes_exactly_from_the_last_saved_epoch(tmp_path, monkeypatch):
     """train.save_every=2: last.pt after epochs 2 and 4 only; a kill in epoch 4 (epoch 3 trained, not
     saved) resumes from epoch 2 and ends bit-identical to the uninterrupted run."""
-    extra = {"train.epochs": 4, "train.save_every": 2, "vpn.num_videos": 16}
+    extra = {"train.epochs": 4, "train.save_every": 2, "synthetic.num_videos": 16}
     Trainer(_config(tmp_path, "whole", **extra)).fit()
     train_epoch = Trainer.train_epoch
 
@@ -251,7 +251,7 @@ def test_existing_run_needs_resume(tmp_path):
 
 
 def test_validates_every_n_epochs_and_at_the_last(tmp_path):
-    Trainer(_config(tmp_path, "run", **{"train.epochs": 3, "train.val_every": 2, "vpn.num_videos": 16})).fit()
+    Trainer(_config(tmp_path, "run", **{"train.epochs": 3, "train.val_every": 2, "synthetic.num_videos": 16})).fit()
     assert ["val_acc" in row for row in metrics(tmp_path / "run")] == [False, True, True]
 
 
@@ -283,7 +283,7 @@ def test_ddp_two_processes_on_cpu(tmp_path):
         "--num-videos",
         "32",
         "--set",
-        "vpn.val_videos=8",
+        "synthetic.val_videos=8",
         "--epochs",
         "1",
         "--batch-size",
@@ -413,7 +413,7 @@ def test_config_file_overrides_and_errors(tmp_path):
         ("data.frames=0", "data.frames 0 must be >= 1 .frames per clip"),
         ("optim.lr=inf", "optim.lr inf must be a finite number"),
         ("data.data=x.csv", "config key data.data was renamed to data.path"),
-        ("vpn.val_videos=0", "vpn.val_videos 0 must be >= 1"),
+        ("synthetic.val_videos=0", "synthetic.val_videos 0 must be >= 1"),
         ("data.scale_min=1.5", r"data.scale_min 1.5 must be in \(0, 1\]"),
         ("data.fold=5", r"data.fold 5 must be below folds \(5\)"),
     ]:
@@ -469,7 +469,7 @@ def test_epoch_batches_train_and_eval_modes():
 
 def _as_old_checkpoint(source: Path, target: Path) -> None:
     """Rewrite a checkpoint the way commit ff11988 stored it: config keys data.data/data.val_data, no
-    data.mean/std, no model in_channels, vpn.preset beside explicit lists."""
+    data.mean/std, no model in_channels, synthetic.preset beside explicit lists."""
     checkpoint = torch.load(source, weights_only=True)
     data = checkpoint["config"]["data"]
     data["data"], data["val_data"] = data.pop("path"), data.pop("val_path")
@@ -479,7 +479,7 @@ def _as_old_checkpoint(source: Path, target: Path) -> None:
         checkpoint["config"]["model"]["in_channels"],
         checkpoint["model_config"]["in_channels"],
     )
-    checkpoint["config"]["vpn"].update(preset="low", fx=[1, 4], fy=[1, 4], ft=[1, 4])
+    checkpoint["config"]["synthetic"].update(preset="low", fx=[1, 4], fy=[1, 4], ft=[1, 4])
     torch.save(checkpoint, target)
 
 
@@ -527,7 +527,9 @@ def test_old_run_directories_still_load(tmp_path, cli, videos):
     )
     assert proc.returncode == 0, proc.stderr  # the stored model config compares equal once normalised
     assert [r["epoch"] for r in metrics(run)] == [1, 2]
-    assert metrics(run)[1]["changed_settings"] == {"train.epochs": [1, 2]}  # vpn.* is not used by a real-video run
+    assert metrics(run)[1]["changed_settings"] == {
+        "train.epochs": [1, 2]
+    }  # synthetic.* is not used by a real-video run
 
 
 def test_every_run_writes_tensorboard_events_and_a_curves_figure(tmp_path, cli):
@@ -536,7 +538,7 @@ def test_every_run_writes_tensorboard_events_and_a_curves_figure(tmp_path, cli):
 
     cli(
         "pretrain", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8", "--size", "32",
-        "--num-videos", "8", "--set", "vpn.val_videos=4", "--batch-size", "4", "--epochs", "2", "--amp", "off",
+        "--num-videos", "8", "--set", "synthetic.val_videos=4", "--batch-size", "4", "--epochs", "2", "--amp", "off",
         "--out", tmp_path / "run", "-q", check=True,
     )  # fmt: skip
     events = EventAccumulator(str(tmp_path / "run/tensorboard"))
@@ -553,7 +555,7 @@ def test_a_killed_writers_temporary_is_swept_on_resume_and_a_live_ones_kept(tmp_
     """kill -9 during a checkpoint write leaves checkpoints/.last.pt.tmp-PID-...: the next run in that
     directory removes it when PID is gone, and never a file a live process is writing."""
     args = ["pretrain", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8", "--size", "32",
-            "--num-videos", "8", "--set", "vpn.val_videos=4", "--batch-size", "4", "--amp", "off",
+            "--num-videos", "8", "--set", "synthetic.val_videos=4", "--batch-size", "4", "--amp", "off",
             "--out", tmp_path / "run", "-q"]  # fmt: skip
     cli(*args, "--epochs", "1", check=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -45,7 +45,7 @@ def tiny_protocol(tmp_path: Path) -> Path:
         arms=["scratch", "vpn-low", "vpn-high", "shuffled"],
     )
     protocol["common"]["data"] = {"frames": 8, "size": 32, "short_side": 40}
-    protocol["pretrain"]["vpn"] = {"num_videos": 64, "val_videos": 16}
+    protocol["pretrain"]["synthetic"] = {"num_videos": 64, "val_videos": 16}
     protocol["pretrain"]["train"].update(epochs=1, batch_size=16)
     protocol["finetune"]["train"].update(epochs=2, batch_size=4, val_every=1)
     path = tmp_path / "protocol.yaml"
@@ -203,18 +203,18 @@ def test_protocol_is_typed_and_names_the_new_keys(tmp_path):
             "finetune.train.epochs=60",
             "archs=r3d18",
             "pretrain_seeds=0,1",
-            "vpn_arms.wide.vpn.preset=wide",
+            "pretrain_arms.wide.synthetic.preset=wide",
             "arms=[scratch, wide]",
         ],
     )
     assert protocol.finetune["train"]["epochs"] == 60 and protocol.archs == ["r3d18"]
-    assert protocol.pretrain_seeds == [0, 1] and protocol.vpn_arms["wide"] == {"vpn": {"preset": "wide"}}
-    assert protocol.pretrain_config("wide", "r3d18", 1, "x").vpn.preset == "wide"
+    assert protocol.pretrain_seeds == [0, 1] and protocol.pretrain_arms["wide"] == {"synthetic": {"preset": "wide"}}
+    assert protocol.pretrain_config("wide", "r3d18", 1, "x").synthetic.preset == "wide"
     for bad, message in [
         ("finetune.epochs=60", "did you mean finetune.train.epochs"),
         ("clip.size=64", "did you mean common.data.size"),
         ("finetune.train.epochs=many", "train.epochs value 'many' is not an integer"),
-        ("pretrain.optim.lr=-1", "protocol vpn_arms.vpn-low: optim.lr -1.0 must be > 0"),
+        ("pretrain.optim.lr=-1", "protocol pretrain_arms.vpn-low: optim.lr -1.0 must be > 0"),
         ("arms=[vpn-low]", "must include scratch"),
         ("archs=r3d19", "archs \\['r3d19'\\] has 'r3d19'; each item must be one of"),
         ("arms=[scratch, vpn-medium]", "not arms"),
@@ -324,9 +324,14 @@ def test_failed_runs_are_retried_in_fp32_recorded_and_the_study_goes_on(tmp_path
 
     def fit(self):
         c = self.config
-        if c.task == "pretrain" and c.vpn.label_mode != "shuffled" and c.vpn.preset == "high":
+        if c.task == "pretrain" and c.synthetic.label_mode != "shuffled" and c.synthetic.preset == "high":
             raise NumericsError("the model holds non-finite values in layer3.0.bn2.running_var (simulated)")
-        if c.task == "pretrain" and c.vpn.preset == "low" and c.vpn.label_mode != "shuffled" and c.train.amp != "off":
+        if (
+            c.task == "pretrain"
+            and c.synthetic.preset == "low"
+            and c.synthetic.label_mode != "shuffled"
+            and c.train.amp != "off"
+        ):
             raise NumericsError("simulated bf16 kernel fault")
         if c.task == "train" and "/shuffled/" in c.train.out:
             raise RuntimeError("simulated crash\nsecond line")
@@ -384,7 +389,13 @@ def test_a_run_whose_protocol_changed_mid_run_is_an_error_not_a_failure(tmp_path
 
     def config(**extra):
         base = {"train.out": str(tmp_path / "run"), "model.name": "r3d10", "model.widen_factor": 0.25}
-        base |= {"data.frames": 8, "data.size": 32, "vpn.preset": "tiny", "vpn.num_videos": 16, "vpn.val_videos": 4}
+        base |= {
+            "data.frames": 8,
+            "data.size": 32,
+            "synthetic.preset": "tiny",
+            "synthetic.num_videos": 16,
+            "synthetic.val_videos": 4,
+        }
         base |= {"train.epochs": 1, "train.batch_size": 4, "train.amp": "off", "train.progress": False}
         return load_config(None, {**base, **extra}, task="pretrain")
 
@@ -398,7 +409,7 @@ def test_built_in_protocols_read_their_data_folder_from_one_variable(tmp_path, m
     monkeypatch.setenv("VIDEOPERLIN_DATA", str(tmp_path / "datasets"))
     protocol = load_protocol(builtin_config("transfer_vit"))
     assert protocol.datasets[0].data == str(tmp_path / "datasets/jhmdb")
-    assert protocol.vpn_arms["mae-jhmdb"]["data"]["path"] == str(tmp_path / "datasets/jhmdb")
+    assert protocol.pretrain_arms["mae-jhmdb"]["data"]["path"] == str(tmp_path / "datasets/jhmdb")
     monkeypatch.delenv("VIDEOPERLIN_DATA")
     with pytest.raises(ConfigError, match=r"reads \$VIDEOPERLIN_DATA .*which is not set: export VIDEOPERLIN_DATA="):
         load_protocol(builtin_config("transfer_default"))

@@ -24,7 +24,7 @@ from videoperlin.train.objectives.mae import (
     tube_mask,
     unpatchify,
 )
-from videoperlin.vpn import VPNDataset, get_family
+from videoperlin.vpn import SyntheticDataset, get_family
 
 TINY_VIT_OPTIONS = {"tubelet_size": 2, "patch_size": 8}
 CLIP = (2, 3, 8, 32, 32)  # 4 x 4 x 4 = 64 tokens
@@ -239,7 +239,7 @@ def mae_run(tmp_path, cli, name: str, *extra: str):
     cli(
         "pretrain", "--model", "vit_micro", "--set", "model.tubelet_size=2", "--set", "model.patch_size=8",
         "--set", "objective.name=mae", "--set", "objective.mask_ratio=0.75", "--frames", "8", "--size", "32",
-        "--num-videos", "16", "--set", "vpn.val_videos=8", "--batch-size", "4", "--epochs", "2", "--amp", "off",
+        "--num-videos", "16", "--set", "synthetic.val_videos=8", "--batch-size", "4", "--epochs", "2", "--amp", "off",
         "--set", "optim.name=adamw", "--lr", "1e-3", "--out", tmp_path / name, "-q", *extra, check=True,
     )  # fmt: skip
 
@@ -308,7 +308,7 @@ def test_a_textured_object_moves_as_labelled_carrying_its_texture():
     labels = family.Labels(
         textures_kind=["spectrum", "dead_leaves"], textures_direction=[0, 90, 180, 270], textures_speed=[0.25, 0.5]
     )
-    ds = VPNDataset(family.label_space(labels), 200, 16, 64, seed=4, family="textures", **rigid)
+    ds = SyntheticDataset(family.label_space(labels), 200, 16, 64, seed=4, family="textures", **rigid)
     checked = wrong = 0
     for index in range(0, 48, 3):  # whole pixels: 16 or 32 px along an axis
         params = ds.space.params(ds.label(index))
@@ -356,8 +356,8 @@ def test_render_workers_change_no_clip(tmp_path, cli):
     for workers in (0, 1):
         cli(
             "pretrain", "--family", "textures", "--model", "r3d10", "--widen-factor", "0.125", "--frames", "8",
-            "--size", "32", "--num-videos", "8", "--set", "vpn.val_videos=4", "--batch-size", "4", "--epochs", "1",
-            "--amp", "off", "--set", f"vpn.workers={workers}", "--out", tmp_path / f"w{workers}", "-q", check=True,
+            "--size", "32", "--num-videos", "8", "--set", "synthetic.val_videos=4", "--batch-size", "4", "--epochs", "1",
+            "--amp", "off", "--set", f"synthetic.workers={workers}", "--out", tmp_path / f"w{workers}", "-q", check=True,
         )  # fmt: skip
     a, b = (torch.load(tmp_path / f"w{w}/checkpoints/last.pt", weights_only=True)["model"] for w in (0, 1))
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -34,7 +34,7 @@ from videoperlin.errors import ConfigError
 from videoperlin.train.config import SHORTCUTS, RunConfig, field_annotation, recipe_config
 from videoperlin.train.engine import Trainer
 from videoperlin.train.run_dir import RunDir
-from videoperlin.vpn.dataset import VPNDataset
+from videoperlin.vpn.dataset import SyntheticDataset
 from videoperlin.vpn.family import get_family
 
 #: Keyword names of :func:`pretrain`/:func:`finetune` and the config keys they set: the commands' flags, and
@@ -105,7 +105,7 @@ class SyntheticClips(Dataset):
     ) -> None:
         kind = get_family(family)
         space = kind.label_space(kind.Labels(preset=preset))
-        self.dataset = VPNDataset(space, num_videos, frames, size, seed, family=family, **options)
+        self.dataset = SyntheticDataset(space, num_videos, frames, size, seed, family=family, **options)
         self.transform = transform
         self.classes = space.names()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import logging
 import math
 import types
 import typing
@@ -32,6 +33,8 @@ from functools import cache
 from typing import Any, Literal
 
 from videoperlin.errors import ConfigError, quoted
+
+log = logging.getLogger(__name__)
 
 #: A rule on a field's (already typed) value: returns what is wrong ("must be >= 1") or None.
 Check = Callable[[Any], "str | None"]
@@ -45,13 +48,14 @@ class FieldError(ConfigError):
         super().__init__(f"{key} {problem}" + (f" ({doc})" if doc else ""))
 
     def under(self, prefix: str) -> FieldError:
-        """The same error for the field seen from an enclosing section (``prefix`` like ``vpn.``)."""
+        """The same error for the field seen from an enclosing section (``prefix`` like ``synthetic.``)."""
         return FieldError(f"{prefix}{self.key}", self.problem, self.doc)
 
 
-def option(default: Any, doc: str, check: Check | None = None) -> Any:
-    """A dataclass field with a one-line ``doc`` and an optional ``check`` (lists are copied per instance)."""
-    metadata = {"doc": doc, "check": check}
+def option(default: Any, doc: str, check: Check | None = None, renamed: Mapping[str, str] | None = None) -> Any:
+    """A dataclass field with a one-line ``doc`` and an optional ``check`` (lists are copied per instance);
+    ``renamed`` maps values of old versions to today's (read with one deprecation line)."""
+    metadata = {"doc": doc, "check": check, "renamed": dict(renamed or {})}
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -204,6 +208,7 @@ def check_field(cls: type, name: str, value: Any, key: str | None = None) -> Any
     key = key or name
     spec = next(f for f in dataclasses.fields(cls) if f.name == name)
     doc = spec.metadata.get("doc")
+    value = current_value(spec, value, key)
     try:
         value = coerce(value, field_types(cls)[name], key)
     except FieldError as exc:
@@ -212,6 +217,25 @@ def check_field(cls: type, name: str, value: Any, key: str | None = None) -> Any
     problem = check(value) if check else None
     if problem:
         raise FieldError(key, f"{quoted(value)} {problem}", doc)
+    return value
+
+
+_DEPRECATIONS_SHOWN: set[str] = set()
+
+
+def deprecated(old: str, new: str) -> None:
+    """Log, once per process, that ``old`` (a section, key or value of an older version) is read as ``new``."""
+    if old not in _DEPRECATIONS_SHOWN:
+        _DEPRECATIONS_SHOWN.add(old)
+        log.warning("deprecated: %s is now %s (read as such; rename it in your files and commands)", old, new)
+
+
+def current_value(spec: dataclasses.Field, value: Any, key: str) -> Any:
+    """``value`` of field ``spec``, an old version's value read as today's (:func:`option`'s ``renamed``)."""
+    renamed = spec.metadata.get("renamed") or {}
+    if isinstance(value, str) and value in renamed:
+        deprecated(f"{key} {value!r}", repr(renamed[value]))
+        return renamed[value]
     return value
 
 

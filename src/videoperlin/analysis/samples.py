@@ -9,7 +9,7 @@ from videoperlin.data.sampling import sliding_windows
 from videoperlin.data.sources import load_catalog
 from videoperlin.data.transforms import eval_transform
 from videoperlin.errors import ConfigError
-from videoperlin.vpn import LabelSpace, VPNDataset
+from videoperlin.vpn import LabelSpace, SyntheticDataset
 from videoperlin.vpn.preview import write_strip_gif
 
 
@@ -32,6 +32,6 @@ def real_and_vpn_gif(
     real = eval_transform(decoded[sliding_windows(len(decoded), frames, 1)[0]], size).mean(0).numpy()
     if classes is None:
         classes = [round(k * (len(space) - 1) / 3) for k in range(4)]
-    ds = VPNDataset(space, num_videos=max(len(space), 1), frames=frames, size=size, seed=0)
+    ds = SyntheticDataset(space, num_videos=max(len(space), 1), frames=frames, size=size, seed=0)
     vpn = ds.batch(classes)[0][:, 0].numpy()
     return write_strip_gif([real, *vpn], out, fps)

@@ -44,7 +44,7 @@ def add_source_arguments(parser: argparse.ArgumentParser, num_videos: int) -> No
         )
 
 
-def dataset_from_args(args: argparse.Namespace, keep: tuple[str, ...] = ()):  # -> VPNDataset
+def dataset_from_args(args: argparse.Namespace, keep: tuple[str, ...] = ()):  # -> SyntheticDataset
     """The dataset named by :func:`add_source_arguments` flags (with the clip settings of
     ``VIDEOPERLIN_SET``, :data:`~videoperlin.train.config.ENV_SET`, over them but for ``keep``)."""
     from videoperlin.train.config import env_sets, parse_override
@@ -53,7 +53,9 @@ def dataset_from_args(args: argparse.Namespace, keep: tuple[str, ...] = ()):  # 
     for text in env_sets():
         key, value = parse_override(text)
         section, _, name = key.partition(".")
-        ours = (section, name) in (("data", "frames"), ("data", "size")) or (section == "vpn" and hasattr(args, name))
+        ours = (section, name) in (("data", "frames"), ("data", "size")) or (
+            section == "synthetic" and hasattr(args, name)
+        )
         if ours and name not in keep:
             setattr(args, name, value)
     source = ClipSource(**values_of(ClipSource, args))

@@ -1,6 +1,6 @@
 """The run config's ``model`` section: a registered name plus the options of every registered architecture.
 
-Its fields are built from the model registry (:mod:`videoperlin.models.registry`), as the ``vpn``
+Its fields are built from the model registry (:mod:`videoperlin.models.registry`), as the ``synthetic``
 section is built from the family registry: ``name``, then each architecture's options once each (a
 field several architectures share, such as ``dropout``, is one field). A field that belongs to
 another architecture than the named one must keep its default (``model.widen_factor=0.5`` with

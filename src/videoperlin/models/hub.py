@@ -30,9 +30,10 @@ def _recipe_lines(config: Mapping[str, Any]) -> list[str]:
     if not config:
         return []
     task, objective = config.get("task", "pretrain"), config.get("objective", {}).get("name", "classify")
-    vpn, data, train, optim = (config.get(k, {}) for k in ("vpn", "data", "train", "optim"))
+    data, train, optim = (config.get(k, {}) for k in ("data", "train", "optim"))
+    synthetic = config.get("synthetic") or config.get("vpn") or {}  # records before 0.4 call it vpn
     source = (
-        f"{vpn.get('family', 'perlin')} clips (preset {vpn.get('preset') or 'default'}), {vpn.get('num_videos')} per epoch"
+        f"{synthetic.get('family', 'perlin')} clips (preset {synthetic.get('preset') or 'default'}), {synthetic.get('num_videos')} per epoch"
         if task == "pretrain" and not data.get("path")
         else f"videos of {data.get('path')}"
     )

@@ -3,7 +3,7 @@
 Arms, each fine-tuned with the same recipe and budget:
 
 * ``scratch`` -- random initialization (every other arm is paired with it);
-* pre-trained arms (``vpn_arms`` of the protocol): ``vpn-low`` / ``vpn-high`` -- low- / high-frequency
+* pre-trained arms (``pretrain_arms`` of the protocol): ``vpn-low`` / ``vpn-high`` -- low- / high-frequency
   VPN with the same number of videos, steps and schedule; ``shuffled`` -- the ``vpn-low`` clips with
   random labels (does the frequency label carry the benefit, or mere exposure to noise?);
 * ``inflated`` -- 2D ResNet weights inflated to 3D (``inflate_from``; r3d architectures only).

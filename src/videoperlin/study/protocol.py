@@ -7,7 +7,7 @@ checked by the same loader as ``videoperlin pretrain/train --config``:
 
 * ``common`` -- applied to both stages (model options, clip geometry);
 * ``pretrain`` -- VPN pre-training, shared by every pre-trained arm;
-* ``vpn_arms`` -- per pre-trained arm, what it changes in ``pretrain`` (``vpn-high: {vpn: {preset: high}}``);
+* ``pretrain_arms`` -- per pre-trained arm, what it changes in ``pretrain`` (``vpn-high: {synthetic: {preset: high}}``);
 * ``finetune`` -- fine-tuning, shared by every arm.
 
 ``--set`` uses the same parser as the run commands: ``--set finetune.train.epochs=60``,
@@ -28,6 +28,7 @@ from videoperlin.config_fields import (
     FieldError,
     at_least,
     build,
+    deprecated,
     describe,
     field_types,
     one_of,
@@ -37,7 +38,7 @@ from videoperlin.config_fields import (
 )
 from videoperlin.errors import ConfigError, quoted
 from videoperlin.models.registry import list_models
-from videoperlin.train.config import RunConfig, field_annotation, load_config, read_yaml
+from videoperlin.train.config import RunConfig, current_key, current_sections, field_annotation, load_config, read_yaml
 
 SCRATCH, INFLATED = "scratch", "inflated"
 
@@ -83,11 +84,11 @@ class StudyDataset(Checked):
 
 
 DEFAULT_VPN_ARMS = {
-    "vpn-low": {"vpn": {"preset": "low"}},
-    "vpn-high": {"vpn": {"preset": "high"}},
-    "shuffled": {"vpn": {"preset": "low", "label_mode": "shuffled"}},
-    "vpn-motion": {"vpn": {"preset": "motion"}},
-    "shuffled-motion": {"vpn": {"preset": "motion", "label_mode": "shuffled"}},
+    "vpn-low": {"synthetic": {"preset": "low"}},
+    "vpn-high": {"synthetic": {"preset": "high"}},
+    "shuffled": {"synthetic": {"preset": "low", "label_mode": "shuffled"}},
+    "vpn-motion": {"synthetic": {"preset": "motion"}},
+    "shuffled-motion": {"synthetic": {"preset": "motion", "label_mode": "shuffled"}},
 }
 
 
@@ -111,7 +112,9 @@ class Protocol(Checked):
     )
     common: dict[str, Any] = option({}, "partial run config applied to both stages")
     pretrain: dict[str, Any] = option({}, "partial run config of VPN pre-training, shared by the pre-trained arms")
-    vpn_arms: dict[str, dict[str, Any]] = option(DEFAULT_VPN_ARMS, "pre-trained arms: what each changes in pretrain")
+    pretrain_arms: dict[str, dict[str, Any]] = option(
+        DEFAULT_VPN_ARMS, "pre-trained arms: what each changes in pretrain"
+    )
     finetune: dict[str, Any] = option({}, "partial run config of fine-tuning, shared by every arm")
     compare_with: list[str] = option(
         [],
@@ -127,7 +130,7 @@ class Protocol(Checked):
     arm_variants: dict[str, dict[str, str]] = option(
         {},
         "arms whose pre-training differs per dataset, {ARM: {DATASET: VARIANT}}: on DATASET the arm starts from "
-        "VARIANT's pre-training (a vpn_arms entry that is not itself an arm) and is reported as ARM -- e.g. "
+        "VARIANT's pre-training (a pretrain_arms entry that is not itself an arm) and is reported as ARM -- e.g. "
         "MAE on each JHMDB split's own training clips, so no split's test videos were seen in pre-training",
     )
     inflate_from: str | None = option(
@@ -139,13 +142,13 @@ class Protocol(Checked):
     def check_relations(self) -> None:
         if self.inflate_from and INFLATED not in self.arms:
             self.arms.append(INFLATED)  # 2D weights to inflate are an arm of their own
-        known = {SCRATCH, INFLATED, *self.vpn_arms}
+        known = {SCRATCH, INFLATED, *self.pretrain_arms}
         unknown = [a for a in self.arms if a not in known]
         if unknown:
             raise FieldError(
-                "arms", f"{unknown} are not arms; arms are {', '.join(sorted(known))} (add one under vpn_arms)"
+                "arms", f"{unknown} are not arms; arms are {', '.join(sorted(known))} (add one under pretrain_arms)"
             )
-        stray = [a for a in self.compare_with if a not in self.arms or a not in self.vpn_arms]
+        stray = [a for a in self.compare_with if a not in self.arms or a not in self.pretrain_arms]
         if stray:
             raise FieldError("compare_with", f"{stray} must be pre-trained arms of this study ({', '.join(self.arms)})")
         if SCRATCH not in self.arms:
@@ -179,27 +182,28 @@ class Protocol(Checked):
                 )
 
     def variants_are_valid(self) -> None:
-        """Each variant is a vpn_arms entry that is not an arm, for a pre-trained arm (a dataset the study
+        """Each variant is a pretrain_arms entry that is not an arm, for a pre-trained arm (a dataset the study
         does not run is allowed: one protocol serves its screen and its confirmation)."""
         for arm, variants in self.arm_variants.items():
             for dataset, variant in variants.items():
-                if arm not in self.vpn_arms or variant not in self.vpn_arms or variant in self.arms:
+                if arm not in self.pretrain_arms or variant not in self.pretrain_arms or variant in self.arms:
                     raise FieldError(
                         f"arm_variants.{arm}.{dataset}",
-                        f"{quoted(variant)} must be a vpn_arms entry that is not an arm, for a pre-trained arm "
-                        f"({', '.join(sorted(self.vpn_arms))})",
+                        f"{quoted(variant)} must be a pretrain_arms entry that is not an arm, for a pre-trained arm "
+                        f"({', '.join(sorted(self.pretrain_arms))})",
                     )
 
     def pretraining_of(self, arm: str, dataset: str) -> str:
-        """The vpn_arms entry whose pre-training ``arm`` starts from on ``dataset`` (itself, or its variant)."""
+        """The pretrain_arms entry whose pre-training ``arm`` starts from on ``dataset`` (itself, or its variant)."""
         return self.arm_variants.get(arm, {}).get(dataset, arm)
 
     def stage_configs_are_valid(self) -> None:
         """Load every stage config once, so a bad field fails now, naming its section."""
         variants = [v for vs in self.arm_variants.values() for v in vs.values()]
-        for arm in [a for a in self.arms if a in self.vpn_arms] + variants:
+        for arm in [a for a in self.arms if a in self.pretrain_arms] + variants:
             checked(
-                f"vpn_arms.{arm}", lambda arm=arm: self.pretrain_config(arm, self.archs[0], self.pretrain_seeds[0], "-")
+                f"pretrain_arms.{arm}",
+                lambda arm=arm: self.pretrain_config(arm, self.archs[0], self.pretrain_seeds[0], "-"),
             )
         for entry in self.datasets:
             checked("finetune", lambda entry=entry: self.finetune_config(entry, self.archs[0], 0, 0, None, "-"))
@@ -207,7 +211,7 @@ class Protocol(Checked):
     def pretrain_config(self, arm: str, arch: str, seed: int, out: str | Path) -> RunConfig:
         """The pre-training run of ``arm`` for ``arch`` and pre-training ``seed``, writing to ``out``."""
         run = {"model": {"name": arch}, "train": {"seed": seed, "out": str(out), "progress": False}}
-        return load_config(base=merge(self.common, self.pretrain, self.vpn_arms[arm], run), task="pretrain")
+        return load_config(base=merge(self.common, self.pretrain, self.pretrain_arms[arm], run), task="pretrain")
 
     def finetune_config(
         self,
@@ -276,18 +280,20 @@ def set_protocol_key(mapping: dict[str, Any], key: str, raw: str) -> None:
     """Apply one ``--set key=value`` to a protocol mapping, parsing the value by the field's type
     (inside a stage section: by the run-config field's type)."""
     head, _, rest = key.partition(".")
+    head = current_protocol_field(head)
     types_ = field_types(Protocol)
     if head not in types_:
         raise ConfigError(f"unknown protocol field {quoted(key)}{suggest(key)}; fields: {', '.join(types_)}")
-    if head not in (*STAGES, "vpn_arms"):
+    if head not in (*STAGES, "pretrain_arms"):
         if rest:
             raise ConfigError(f"--set {key}: {head} has no sub-fields; set the whole value, e.g. {head}=...")
         mapping[head] = parse_text(raw, types_[head], head)
         return
     path = [head]
-    if head == "vpn_arms":
+    if head == "pretrain_arms":
         arm, _, rest = rest.partition(".")
         path.append(arm)
+    rest = current_key(rest)
     value = parse_text(raw, _run_key_annotation(key, rest), rest)
     target = mapping
     for part in path + rest.split(".")[:-1]:
@@ -318,11 +324,36 @@ def with_data_root(value: Any, where: str) -> Any:
     return _DATA_ROOT.sub(lambda _: root.rstrip("/"), value)
 
 
+#: Protocol fields renamed since 0.4 (read with one deprecation line).
+RENAMED_FIELDS = {"vpn_arms": "pretrain_arms"}
+
+
+def current_protocol_field(name: str) -> str:
+    if name in RENAMED_FIELDS:
+        deprecated(f"protocol field {name!r}", repr(RENAMED_FIELDS[name]))
+        return RENAMED_FIELDS[name]
+    return name
+
+
+def current_protocol(mapping: dict[str, Any]) -> dict[str, Any]:
+    """A protocol mapping with today's field and section names (stages and arms are partial run configs)."""
+    out = {current_protocol_field(k): v for k, v in mapping.items()}
+    for stage in (*STAGES, "pretrain_arms"):
+        if isinstance(out.get(stage), dict):
+            sections = out[stage] if stage != "pretrain_arms" else None
+            out[stage] = (
+                current_sections(sections)
+                if sections is not None
+                else {arm: current_sections(entry) for arm, entry in out[stage].items()}
+            )
+    return out
+
+
 def load_protocol(path: str | Path, sets: list[str] | None = None, changes: dict[str, Any] | None = None) -> Protocol:
     """The protocol in ``path`` with ``changes`` (whole fields) and ``--set`` strings applied, checked;
     ``$VIDEOPERLIN_DATA`` in its strings is the folder that variable names (:func:`with_data_root`)."""
-    mapping = read_yaml(path, "protocol")
-    mapping.update(changes or {})
+    mapping = current_protocol(read_yaml(path, "protocol"))
+    mapping.update(current_protocol(changes or {}))
     for text in sets or []:
         if "=" not in text:
             raise ConfigError(f"--set {quoted(text)} must look like key=value, e.g. finetune.train.epochs=60")

@@ -98,7 +98,7 @@ def comparison_table(
     ]
     for arch in protocol.archs:
         for arm in arms_present(rows, protocol, arch):
-            if arm in (SCRATCH, reference) or arm not in protocol.vpn_arms:
+            if arm in (SCRATCH, reference) or arm not in protocol.pretrain_arms:
                 continue
             _, _, diffs = paired(rows, arm, arch, dataset, baseline=reference)
             interval = paired_interval(diffs)
@@ -140,7 +140,7 @@ def forest_plot(rows: list[dict[str, Any]], protocol: Protocol, out: Path) -> Pa
         for arch in protocol.archs:
             for reference in (SCRATCH, *protocol.compare_with):
                 for arm in arms_present(rows, protocol, arch):
-                    if arm in (SCRATCH, reference) or (reference != SCRATCH and arm not in protocol.vpn_arms):
+                    if arm in (SCRATCH, reference) or (reference != SCRATCH and arm not in protocol.pretrain_arms):
                         continue
                     interval = paired_interval(paired(rows, arm, arch, dataset, baseline=reference)[2])
                     if interval is not None:

@@ -49,8 +49,8 @@ from videoperlin.train.run_dir import RunDir
 log = logging.getLogger(__name__)
 #: Fields of a run config that do not change what a run computes (left out of the cache key): validation
 #: reads the model in eval mode and draws no random numbers, so val_every changes no weight; a clip is the
-#: same whichever process renders it (vpn.workers).
-NOT_IN_KEY = ("train.out", "train.progress", "train.val_every", "vpn.workers")
+#: same whichever process renders it (synthetic.workers).
+NOT_IN_KEY = ("train.out", "train.progress", "train.val_every", "synthetic.workers")
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Init:
     pretrain_seed: int | None
     checkpoint: Path | None
     failure: str | None = None
-    #: the vpn_arms entry it was pre-trained as, when not the arm itself (``arm_variants``)
+    #: the pretrain_arms entry it was pre-trained as, when not the arm itself (``arm_variants``)
     pretrained_as: str | None = None
 
 

@@ -19,7 +19,7 @@ from videoperlin.data.video_dataset import Batch, ClipDataset, WindowDataset, co
 from videoperlin.train.config import RunConfig
 from videoperlin.train.distributed import DistInfo
 from videoperlin.train.sampler import EpochBatches, EpochBatchSampler
-from videoperlin.vpn.dataset import VPNDataset
+from videoperlin.vpn.dataset import SyntheticDataset
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,10 @@ log = logging.getLogger(__name__)
 VPN_VAL_SEED_OFFSET = 1_000_003
 
 
-def vpn_datasets(config: RunConfig) -> tuple[VPNDataset, VPNDataset]:
-    """Training and held-out validation sets of the config's clip source (``vpn``), at the clip geometry
+def vpn_datasets(config: RunConfig) -> tuple[SyntheticDataset, SyntheticDataset]:
+    """Training and held-out validation sets of the config's clip source (``synthetic``), at the clip geometry
     of ``data`` and the seed of ``train`` (validation: another seed)."""
-    v, seed = config.vpn, config.train.seed
+    v, seed = config.synthetic, config.train.seed
     return v.dataset(config.data, seed), v.dataset(config.data, seed + VPN_VAL_SEED_OFFSET, v.val_videos)
 
 
@@ -56,7 +56,7 @@ def window_dataset(config: RunConfig, records, max_windows: int | None) -> Windo
 CUDA_RENDER_CLIPS = 512
 
 
-def render_ahead(dataset: VPNDataset, batches: Iterator[list[int]], device: torch.device) -> Iterator[Batch]:
+def render_ahead(dataset: SyntheticDataset, batches: Iterator[list[int]], device: torch.device) -> Iterator[Batch]:
     """``Batch``es of ``batches``' indices, rendered ``CUDA_RENDER_CLIPS`` clips at a time on CUDA."""
     group: list[list[int]] = []
     for indices in batches:
@@ -68,7 +68,7 @@ def render_ahead(dataset: VPNDataset, batches: Iterator[list[int]], device: torc
         yield from _split(dataset, group, device)
 
 
-def _split(dataset: VPNDataset, group: list[list[int]], device: torch.device) -> Iterator[Batch]:
+def _split(dataset: SyntheticDataset, group: list[list[int]], device: torch.device) -> Iterator[Batch]:
     clips, labels = dataset.batch([i for indices in group for i in indices], device=device)
     start = 0
     for indices in group:
@@ -81,7 +81,7 @@ def _split(dataset: VPNDataset, group: list[list[int]], device: torch.device) ->
 class RenderedBatches(torch.utils.data.Dataset):
     """Whole batches of a synthetic dataset, item ``i`` the clips of ``batches[i]``: what a render worker makes."""
 
-    def __init__(self, dataset: VPNDataset, batches: list[list[int]]) -> None:
+    def __init__(self, dataset: SyntheticDataset, batches: list[list[int]]) -> None:
         self.dataset, self.batches = dataset, batches
 
     def __len__(self) -> int:
@@ -97,7 +97,7 @@ def one_thread(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def render_in_workers(dataset: VPNDataset, batches: list[list[int]], workers: int) -> Iterator[Batch]:
+def render_in_workers(dataset: SyntheticDataset, batches: list[list[int]], workers: int) -> Iterator[Batch]:
     """``Batch``es of ``batches`` rendered ahead by ``workers`` processes (clips depend only on (seed,
     index), so where a clip is rendered changes nothing)."""
     loader = DataLoader(
@@ -113,14 +113,14 @@ def render_in_workers(dataset: VPNDataset, batches: list[list[int]], workers: in
 
 class VPNBatches:
     """VPN clips rendered with ``ds.batch`` (thousands of clips/s): in the training process, on CUDA
-    several steps ahead (:data:`CUDA_RENDER_CLIPS`), or on the CPU by ``vpn.workers`` processes ahead of
+    several steps ahead (:data:`CUDA_RENDER_CLIPS`), or on the CPU by ``synthetic.workers`` processes ahead of
     the step (for families slower to render than a step: ``benchmarks/vit.py``)."""
 
     def __init__(self, config: RunConfig, dist: DistInfo, device: torch.device) -> None:
         self.train, self.val = vpn_datasets(config)
         self.class_names = self.train.space.names()
         self.device = device
-        self.workers = config.vpn.workers if device.type == "cpu" else 0
+        self.workers = config.synthetic.workers if device.type == "cpu" else 0
         self.sampler = EpochBatches(
             len(self.train), config.train.batch_size, config.train.seed, rank=dist.rank, world_size=dist.world_size
         )

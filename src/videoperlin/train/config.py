@@ -1,7 +1,7 @@
 """Run configuration: one dataclass per section, each field with its type, default, rule and doc.
 
 Sections come from the layer that owns them: ``model`` (:class:`~videoperlin.models.config.ModelConfig`,
-a registered name plus every architecture's options), ``vpn`` (:class:`~videoperlin.vpn.source.ClipSource`, from the registered formula
+a registered name plus every architecture's options), ``synthetic`` (:class:`~videoperlin.vpn.source.ClipSource`, from the registered formula
 families, plus the validation count), ``data`` (:class:`~videoperlin.data.config.DataConfig`),
 ``optim`` and ``train`` (here). ``videoperlin config`` prints every field.
 
@@ -30,7 +30,8 @@ from videoperlin.config_fields import (
     at_least,
     build,
     check_foreign_fields,
-    field_doc,
+    current_value,
+    deprecated,
     field_types,
     greater_than,
     in_range,
@@ -71,7 +72,7 @@ RESUME_NEUTRAL = frozenset(
         "data.workers",
         "data.cache_dir",
         "data.cache_limit_gb",
-        "vpn.workers",
+        "synthetic.workers",
     }
 )
 #: Fields holding paths; a run records them absolute, so it can be evaluated or resumed from any folder.
@@ -79,10 +80,39 @@ PATH_FIELDS = ("data.path", "data.val_path", "data.splits_dir", "data.cache_dir"
 
 #: Keys that were renamed: a user's file or --set gets an error naming the new key; a stored record is migrated.
 RENAMED = {"data.data": "data.path", "data.val_data": "data.val_path"}
+#: Sections renamed since 0.4: read as the new name, with one deprecation line per process (renamed values
+#: are their fields' own: ``option(..., renamed=...)``).
+DEPRECATED_SECTIONS = {"vpn": "synthetic"}
+
+
+def current_section(name: str) -> str:
+    """A section's name today (an old name is read with one deprecation line)."""
+    if name in DEPRECATED_SECTIONS:
+        deprecated(f"config section {name!r}", repr(DEPRECATED_SECTIONS[name]))
+        return DEPRECATED_SECTIONS[name]
+    return name
+
+
+def current_sections(mapping: Any) -> Any:
+    """A nested run-config mapping (a partial one: a protocol's stage or arm) with today's section names."""
+    if not isinstance(mapping, dict):
+        return mapping
+    renamed: dict[str, Any] = {}
+    for key, value in mapping.items():
+        new = current_section(key)
+        both = isinstance(renamed.get(new), dict) and isinstance(value, dict)
+        renamed[new] = {**renamed[new], **value} if both else value
+    return renamed
+
+
+def current_key(key: str) -> str:
+    """A dotted key with its section's name of today."""
+    section, dot, rest = key.partition(".")
+    return f"{current_section(section)}.{rest}" if dot and section in DEPRECATED_SECTIONS else key
 
 
 @dataclass
-class VPNConfig(ClipSource):
+class SyntheticConfig(ClipSource):
     """Synthetic pre-training clips rendered on the fly: a :class:`~videoperlin.vpn.source.ClipSource`
     (family, label choice, options, count) plus the validation count; geometry from ``data``, seed
     from ``train.seed``. (``data.path`` may instead name an exported folder.)"""
@@ -215,7 +245,9 @@ class RunConfig(Checked):
         "pretrain", "pretrain: VPN (rendered on the fly unless data.path is set); train: real video"
     )
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"doc": "network"})
-    vpn: VPNConfig = field(default_factory=VPNConfig, metadata={"doc": "VPN pre-training data"})
+    synthetic: SyntheticConfig = field(
+        default_factory=SyntheticConfig, metadata={"doc": "synthetic pre-training clips (any family; VPN by default)"}
+    )
     data: DataConfig = field(default_factory=DataConfig, metadata={"doc": "real-video data and clip geometry"})
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig, metadata={"doc": "what training optimises"})
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"doc": "batch augmentations (classify)"})
@@ -277,7 +309,9 @@ def field_annotation(key: str, root: type = RunConfig) -> Any:
 
 
 def set_key(mapping: dict[str, Any], key: str, value: Any) -> None:
-    """Put ``value`` at dotted ``key`` of a nested mapping (the key is checked against the schema)."""
+    """Put ``value`` at dotted ``key`` of a nested mapping (the key is checked against the schema; an old
+    section name or value is read as today's)."""
+    key = current_key(key)
     field_annotation(key)
     *sections, name = key.split(".")
     target = mapping
@@ -290,6 +324,7 @@ def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (a section value that is not a mapping stays a leaf)."""
     flat: dict[str, Any] = {}
     for key, value in mapping.items():
+        key = key if prefix or key not in DEPRECATED_SECTIONS else current_section(key)
         dotted = f"{prefix}{key}"
         section = isinstance(field_types(RunConfig).get(key), type) and not prefix
         if section and value is None:  # an empty section in YAML ("train:" with every field commented out)
@@ -306,8 +341,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"--set {quoted(text)} must look like section.field=value, e.g. optim.lr=0.01")
     key, raw = (part.strip() for part in text.split("=", 1))
+    key = current_key(key)
     try:
-        return key, parse_text(raw, field_annotation(key), key)
+        return key, parse_text(current_value(field_of(key), raw, key), field_annotation(key), key)
     except FieldError as exc:
         raise FieldError(exc.key, exc.problem, field_doc_of(key)) from None
 
@@ -340,9 +376,9 @@ SHORTCUTS = {
     "init": "train.init",
     "ft_begin_module": "train.ft_begin_module",
     "objective": "objective.name",
-    "family": "vpn.family",
-    "preset": "vpn.preset",
-    "num_videos": "vpn.num_videos",
+    "family": "synthetic.family",
+    "preset": "synthetic.preset",
+    "num_videos": "synthetic.num_videos",
     "data": "data.path",
     "val_data": "data.val_path",
     "dataset": "data.dataset",
@@ -424,7 +460,7 @@ def load_config(
             set_key(mapping, key, value)
     if task is not None:
         mapping["task"] = task
-    recipe = {section: dict(mapping.get(section) or {}) for section in ("model", "vpn")}
+    recipe = {section: dict(mapping.get(section) or {}) for section in ("model", "synthetic")}
     for key, value in (overrides or {}).items():
         if value is not None:
             set_key(mapping, key, value)
@@ -439,7 +475,7 @@ def _drop_foreign_recipe_options(mapping: dict[str, Any], recipe: dict[str, dict
     command line names another architecture (``--model vit_tiny`` over a ResNet recipe) or family
     (``--family textures`` over a VPN recipe), the recipe's options that one lacks are left out (its
     preset too). What the user sets is never dropped, and still refused if foreign."""
-    for section, key, own in (("model", "name", _architecture_options), ("vpn", "family", _family_options)):
+    for section, key, own in (("model", "name", _architecture_options), ("synthetic", "family", _family_options)):
         chosen = (mapping.get(section) or {}).get(key)
         names = None if chosen is None or chosen == recipe[section].get(key) else own(chosen)
         if names is None:
@@ -458,11 +494,11 @@ def _architecture_options(name: str) -> set[str] | None:
 
 
 def _family_options(name: str) -> set[str] | None:
-    """The ``vpn`` fields family ``name`` uses: its own, and those every family shares but a preset."""
+    """The ``synthetic`` fields family ``name`` uses: its own, and those every family shares but a preset."""
     if name not in FAMILIES:
         return None
     family = FAMILIES[name]
-    shared = {f.name for f in dataclasses.fields(VPNConfig)} - {f.name for f in dataclasses.fields(LabelSource)}
+    shared = {f.name for f in dataclasses.fields(SyntheticConfig)} - {f.name for f in dataclasses.fields(LabelSource)}
     shared -= {
         f.name for other in FAMILIES.values() for g in (other.Options, other.Labels) for f in dataclasses.fields(g)
     }
@@ -515,8 +551,8 @@ def config_from_record(record: dict[str, Any]) -> RunConfig:
     renamed keys, and records that named per-axis frequencies beside the default preset (older
     versions preferred the lists; one label-space source is the rule now)."""
     flat = {RENAMED.get(key, key): value for key, value in flatten(record).items()}
-    if any(flat.get(f"vpn.{axis}") is not None for axis in ("fx", "fy", "ft")):
-        flat["vpn.preset"] = None
+    if any(flat.get(f"synthetic.{axis}") is not None for axis in ("fx", "fy", "ft")):
+        flat["synthetic.preset"] = None
     mapping: dict[str, Any] = {}
     for key, value in flat.items():
         set_key(mapping, key, value)
@@ -538,7 +574,7 @@ def changed_settings(recorded: dict[str, Any], config: RunConfig) -> dict[str, t
     run's stored config (``recorded``) and ``config`` differ; paths compared absolute."""
     before = flatten(with_absolute_paths(config_from_record(recorded)).to_dict())
     now = flatten(with_absolute_paths(config).to_dict())
-    unused = "vpn." if config.task == "train" or config.data.path is not None else None  # clips come from files
+    unused = "synthetic." if config.task == "train" or config.data.path is not None else None  # clips come from files
     return {
         k: (before.get(k), v)
         for k, v in now.items()
@@ -551,10 +587,16 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def field_doc_of(key: str) -> str:
-    """The doc of config key ``section.field``."""
+def field_of(key: str) -> dataclasses.Field:
+    """The dataclass field of config key ``section.field`` (checked: :func:`field_annotation`)."""
+    field_annotation(key)
     *sections, name = key.split(".")
     cls: Any = RunConfig
     for section in sections:
         cls = field_types(cls)[section]
-    return field_doc(cls, name)
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
+
+
+def field_doc_of(key: str) -> str:
+    """The doc of config key ``section.field``."""
+    return field_of(key).metadata.get("doc", "")

@@ -141,7 +141,7 @@ class Trainer:
         self._set_determinism()
         self.run = RunLifecycle(config, self.dist)
         if config.task == "pretrain" and not config.data.path:
-            check_set_size(max(config.vpn.num_videos, config.vpn.val_videos), self.device)
+            check_set_size(max(config.synthetic.num_videos, config.synthetic.val_videos), self.device)
         self.source = build_batches(config, self.dist, self.device)
         self._warn_about_relations()
         self.class_names = self.source.class_names

@@ -51,8 +51,8 @@ def check_set_size(set_size: int, device: torch.device) -> None:
     order, free = BYTES_PER_CLIP_IN_SET * set_size, available_memory(device)
     if order > free:
         raise ConfigError(
-            f"vpn.num_videos {set_size:,} needs {_gib(order)} for its epoch order alone but {_gib(free)} is "
-            f"available; lower vpn.num_videos (clips are drawn afresh from the seed, so no set needs to be that big)"
+            f"synthetic.num_videos {set_size:,} needs {_gib(order)} for its epoch order alone but {_gib(free)} is "
+            f"available; lower synthetic.num_videos (clips are drawn afresh from the seed, so no set needs to be that big)"
         )
 
 

@@ -1,4 +1,4 @@
-"""VPNDataset: synthetic clips of any formula family, rendered on the fly, deterministic per (seed, index).
+"""SyntheticDataset: synthetic clips of any formula family, rendered on the fly, deterministic per (seed, index).
 
 Sample ``index`` has class ``index % len(space)`` (balanced to within one clip per class) and every
 random number about it is a pure function of (seed, index, draw) (:mod:`videoperlin.vpn.draws`): from
@@ -8,8 +8,9 @@ the worker, on the order of access or on which other samples share a batch, so `
 clip in any process, any DataLoader worker count and any device (up to float rounding on GPUs).
 
 What a clip looks like is its family's business (:mod:`videoperlin.vpn.family`; ``perlin``, the
-paper's VPN, by default): ``VPNDataset(space, ..., family="perlin", spec=VPNSpec(...))`` or the
-family's options as keywords (``octaves=2, contrast_jitter=0.3``).
+paper's VPN, by default): ``SyntheticDataset(space, ..., family="perlin", options=PerlinOptions(...))`` or
+the family's options as keywords (``octaves=2, contrast_jitter=0.3``). (Before 0.4 the class was
+``VPNDataset`` and ``options=`` was ``spec=``; both are still read, with one deprecation line.)
 
 ``label_mode="shuffled"`` is a control for transfer studies: the clips are exactly those of the
 class-labelled set, but each clip's *target* is a class drawn at random from (seed, index), so the
@@ -25,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from videoperlin.config_fields import to_dict
+from videoperlin.config_fields import deprecated, to_dict
 from videoperlin.errors import ConfigError
 from videoperlin.geometry import ClipGeometry
 from videoperlin.utils.memory import available_memory
@@ -48,24 +49,29 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _make_options(family: type[Family], spec: SourceOptions | None, options: dict[str, Any]) -> SourceOptions:
-    """The given options object, or one built from keyword options (never both)."""
+def _make_options(family: type[Family], options: SourceOptions | None, values: dict[str, Any]) -> SourceOptions:
+    """The given options object, or one built from keyword option values (never both)."""
+    if "spec" in values:  # before 0.4
+        deprecated("SyntheticDataset(spec=...)", "options=...")
+        _require(options is None, "give options=... (spec= is its old name), not both")
+        options = values.pop("spec")
     names = list(family.Options.__dataclass_fields__)
-    unknown = sorted(set(options) - set(names))
+    unknown = sorted(set(values) - set(names))
     _require(not unknown, f"unknown {family.name} option(s) {', '.join(unknown)}; options are {', '.join(names)}")
-    _require(spec is None or not options, "give spec=... or the options as keywords, not both")
+    _require(options is None or not values, "give options=... or the options as keywords, not both")
     _require(
-        spec is None or isinstance(spec, family.Options),
-        f"spec must be a {family.Options.__name__} for family {family.name}, got {type(spec).__name__}",
+        options is None or isinstance(options, family.Options),
+        f"options must be a {family.Options.__name__} for family {family.name}, got {type(options).__name__}",
     )
-    return spec if spec is not None else family.Options(**options)
+    return options if options is not None else family.Options(**values)
 
 
-class VPNDataset(Dataset):
+class SyntheticDataset(Dataset):
     """Map-style dataset of synthetic clips: ``ds[i] -> (clip (3, T, H, W) float32 in [0, 1], label)``.
 
-    ``VPNDataset(space, num_videos, frames, size, seed, family="perlin", spec=...)``, or the family's
-    options as keyword arguments. Grayscale families' three channels are one clip repeated as a
+    ``SyntheticDataset(space, num_videos, frames, size, seed, family="perlin", options=...)``, or the family's
+    options as keyword arguments. ``family`` is the family (its instance, the renderer of these clips; the
+    argument names it), ``options`` its rendering options. Grayscale families' three channels are one clip repeated as a
     zero-copy ``expand`` view. :meth:`batch` renders many clips in one call on any device.
     """
 
@@ -78,8 +84,8 @@ class VPNDataset(Dataset):
         seed: int = 0,
         *,
         family: str = "perlin",
-        spec: SourceOptions | None = None,
-        **options: Any,
+        options: SourceOptions | None = None,
+        **option_values: Any,
     ) -> None:
         _require(
             hasattr(space, "names") and hasattr(space, "to_dict"),
@@ -90,12 +96,12 @@ class VPNDataset(Dataset):
         )
         _require(isinstance(frames, int) and frames >= 1, f"frames {frames!r} must be a positive integer")
         _require(isinstance(seed, int) and seed >= 0, f"seed {seed!r} must be a non-negative integer")
-        kind = get_family(family)
-        self.spec = _make_options(kind, spec, options)
+        family_class = get_family(family)
+        self.options = _make_options(family_class, options, option_values)
         self.space, self.num_videos, self.frames, self.seed = space, num_videos, frames, seed
         self.height, self.width = _as_size(size)
         _require(self.height >= 1 and self.width >= 1, f"size {size!r} must be positive")
-        self.family = kind(space, self.spec, frames, self.height, self.width)
+        self.family = family_class(space, self.options, frames, self.height, self.width)
         self.family.check()
         self._cleared: set[tuple[int, torch.device]] = set()  # (clips, device) renders that fit
 
@@ -112,7 +118,7 @@ class VPNDataset(Dataset):
 
     def target(self, index: int) -> int:
         """Training target of sample ``index``: its class, or a random class with ``label_mode="shuffled"``."""
-        if self.spec.label_mode == "shuffled":
+        if self.options.label_mode == "shuffled":
             return splitmix64(self.seed ^ _SHUFFLE_SALT, index) % len(self.space)
         return self.label(index)
 
@@ -120,16 +126,16 @@ class VPNDataset(Dataset):
         if isinstance(index, Tensor):
             index = int(index)
         if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError(f"VPNDataset index must be an int, got {type(index).__name__}")
+            raise TypeError(f"SyntheticDataset index must be an int, got {type(index).__name__}")
         if index < 0:
             index += self.num_videos
         if not 0 <= index < self.num_videos:
-            raise IndexError(f"VPNDataset index {index} out of range for {self.num_videos} videos")
+            raise IndexError(f"SyntheticDataset index {index} out of range for {self.num_videos} videos")
         return index
 
     def draws(self, indices: Tensor):
         """The random numbers of clips ``indices`` (int64 on the render device), by this set's ``rng``."""
-        return BACKENDS[self.spec.rng](self.seed, indices, self.family.layout())
+        return BACKENDS[self.options.rng](self.seed, indices, self.family.layout())
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         clips, labels = self.batch([index])
@@ -142,7 +148,7 @@ class VPNDataset(Dataset):
         """
         indices = [self._check_index(i) for i in indices]
         if not indices:
-            raise ValueError("VPNDataset.batch needs at least one index")
+            raise ValueError("SyntheticDataset.batch needs at least one index")
         device = torch.device(device) if device is not None else torch.device("cpu")
         self._check_render_memory(len(indices), device)
         index = torch.tensor(indices, dtype=torch.long, device=device)
@@ -174,7 +180,7 @@ class VPNDataset(Dataset):
         return describe(self.draws(torch.tensor([index])), self.label(index))
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything needed to rebuild this dataset exactly (JSON-serialisable; ``dataset.json``'s ``vpn``)."""
+        """Everything needed to rebuild this dataset exactly (JSON-serialisable; ``dataset.json``'s ``synthetic``)."""
         return {
             "family": self.family.name,
             "label_space": self.space.to_dict(),
@@ -182,11 +188,11 @@ class VPNDataset(Dataset):
             "frames": self.frames,
             "size": [self.height, self.width],
             "seed": self.seed,
-            **to_dict(self.spec),
+            **to_dict(self.options),
         }
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> VPNDataset:
+    def from_dict(cls, record: dict[str, Any]) -> SyntheticDataset:
         """Inverse of :meth:`to_dict`; also reads records written before an option (or families) existed:
         the option's default applies, and the family is ``perlin``."""
         record = dict(record)
@@ -196,10 +202,10 @@ class VPNDataset(Dataset):
             geometry = {key: record.pop(key) for key in ("num_videos", "frames", "size", "seed")}
         except KeyError as exc:
             raise ConfigError(
-                f"dataset record lacks {exc.args[0]!r}; it was not written by VPNDataset.to_dict"
+                f"dataset record lacks {exc.args[0]!r}; it was not written by SyntheticDataset.to_dict"
             ) from None
         size = geometry.pop("size")
         return cls(space, size=tuple(size) if isinstance(size, list) else size, family=kind.name, **geometry, **record)
 
 
-__all__ = ["VPNDataset", "splitmix64"]
+__all__ = ["SyntheticDataset", "splitmix64"]

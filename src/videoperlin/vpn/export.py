@@ -33,7 +33,7 @@ from videoperlin.data.encode import DEFAULT_CRF, DEFAULT_FPS, check_crf, encode_
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import atomic_path, atomic_write_text, exclusive_lock, is_temp_file, writable_directory
 from videoperlin.utils.progress import progress_bar
-from videoperlin.vpn.dataset import VPNDataset
+from videoperlin.vpn.dataset import SyntheticDataset
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +69,15 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def relative_file(ds: VPNDataset, index: int, fmt: str) -> str:
+def relative_file(ds: SyntheticDataset, index: int, fmt: str) -> str:
     """Path of video ``index`` relative to the export root."""
     return f"{ds.space.name(ds.label(index))}/{index:08d}.{fmt}"
 
 
-def _record_spec(ds: VPNDataset, out: Path, fmt: str, npy_dtype: str, crf: int) -> None:
+def _record_spec(ds: SyntheticDataset, out: Path, fmt: str, npy_dtype: str, crf: int) -> None:
     """Write dataset.json, or check that an existing one describes the same dataset.
 
-    The existing record is read back through :meth:`VPNDataset.from_dict`, so a ``dataset.json``
+    The existing record is read back through :meth:`SyntheticDataset.from_dict`, so a ``dataset.json``
     written before an option existed compares equal when this run uses the option's default.
     """
     record = {
@@ -91,20 +91,21 @@ def _record_spec(ds: VPNDataset, out: Path, fmt: str, npy_dtype: str, crf: int) 
     path = out / "dataset.json"
     if path.exists():
         old = read_dataset_json(path)
-        old["vpn"] = VPNDataset.from_dict(old["vpn"]).to_dict()
-        new = {"vpn": ds.to_dict(), **record}
+        old["synthetic"] = SyntheticDataset.from_dict(old["synthetic"]).to_dict()
+        new = {"synthetic": ds.to_dict(), **record}
         if old != new:
             raise ConfigError(
                 f"{out} already holds a different VPN dataset (differs in {', '.join(_differing_fields(old, new))}); "
                 f"rerun with the same settings to resume, or choose a new --out"
             )
         return
-    text = json.dumps({"vpn": ds.to_dict(), **record, "videoperlin_version": videoperlin.__version__}, indent=2)
+    text = json.dumps({"synthetic": ds.to_dict(), **record, "videoperlin_version": videoperlin.__version__}, indent=2)
     atomic_write_text(path, text + "\n")
 
 
 def read_dataset_json(path: str | Path) -> dict:
-    """An export's ``dataset.json`` (without the version stamp); errors name the file."""
+    """An export's ``dataset.json`` (without the version stamp; the clip record under ``synthetic``, as files
+    before 0.4 wrote it under ``vpn``); errors name the file."""
     path = Path(path)
     try:
         record = json.loads(path.read_text())
@@ -112,16 +113,18 @@ def read_dataset_json(path: str | Path) -> dict:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except json.JSONDecodeError:
         raise ConfigError(f"{path} is not valid JSON; delete it (the videos are kept) and rerun") from None
-    if not isinstance(record, dict) or not isinstance(record.get("vpn"), dict):
-        raise ConfigError(f"{path} holds no 'vpn' record; it was not written by videoperlin generate")
+    if isinstance(record, dict) and "synthetic" not in record and isinstance(record.get("vpn"), dict):
+        record["synthetic"] = record.pop("vpn")
+    if not isinstance(record, dict) or not isinstance(record.get("synthetic"), dict):
+        raise ConfigError(f"{path} holds no 'synthetic' record; it was not written by videoperlin generate")
     record.pop("videoperlin_version", None)
     return record
 
 
-def load_exported_dataset(root: str | Path) -> VPNDataset:
-    """The :class:`VPNDataset` an export directory (or its ``dataset.json``) was rendered from."""
+def load_exported_dataset(root: str | Path) -> SyntheticDataset:
+    """The :class:`SyntheticDataset` an export directory (or its ``dataset.json``) was rendered from."""
     path = Path(root)
-    return VPNDataset.from_dict(read_dataset_json(path / "dataset.json" if path.is_dir() else path)["vpn"])
+    return SyntheticDataset.from_dict(read_dataset_json(path / "dataset.json" if path.is_dir() else path)["synthetic"])
 
 
 def _differing_fields(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -154,7 +157,7 @@ def _to_uint8(gray: np.ndarray) -> np.ndarray:
     return np.rint(gray * 255.0).astype(np.uint8)
 
 
-def _remove_stale_temporaries(ds: VPNDataset, out: Path, shard: tuple[int, int], fmt: str) -> None:
+def _remove_stale_temporaries(ds: SyntheticDataset, out: Path, shard: tuple[int, int], fmt: str) -> None:
     """Delete temporary files left (e.g. by kill -9) for indices of this shard (matched by index, so
     nothing per video of the whole set is held in memory; other shards' files are left alone)."""
     for class_dir in (out / name for name in ds.space.names()):
@@ -171,7 +174,9 @@ def _remove_stale_temporaries(ds: VPNDataset, out: Path, shard: tuple[int, int],
                 entry.unlink(missing_ok=True)
 
 
-def _missing_batches(ds: VPNDataset, out: Path, indices: range, fmt: str, size: int) -> Iterator[tuple[list[int], int]]:
+def _missing_batches(
+    ds: SyntheticDataset, out: Path, indices: range, fmt: str, size: int
+) -> Iterator[tuple[list[int], int]]:
     """Batches of ``indices`` whose file does not exist yet, each with the number of present files skipped
     since the previous batch (found lazily: no list of the whole set is built)."""
     batch, skipped = [], 0
@@ -192,7 +197,7 @@ def _missing_batches(ds: VPNDataset, out: Path, indices: range, fmt: str, size: 
 BYTES_PER_VOXEL = {("npy", "uint8"): 1.0, ("npy", "float32"): 4.0, ("mp4", "uint8"): 0.5}
 
 
-def _check_free_space(ds: VPNDataset, out: Path, fmt: str, npy_dtype: str, videos: int) -> None:
+def _check_free_space(ds: SyntheticDataset, out: Path, fmt: str, npy_dtype: str, videos: int) -> None:
     """Refuse up front when ``videos`` more videos would not fit on the disk holding ``out``."""
     per_video = BYTES_PER_VOXEL[fmt, npy_dtype if fmt == "npy" else "uint8"] * ds.frames * ds.height * ds.width + 512
     need, free = int(per_video * videos), shutil.disk_usage(out).free
@@ -216,7 +221,7 @@ def _shard_lock(out: Path, shard: tuple[int, int]) -> Iterator[None]:
         yield
 
 
-def manifest_text(ds: VPNDataset, fmt: str) -> str:
+def manifest_text(ds: SyntheticDataset, fmt: str) -> str:
     """The full manifest.csv of an export (deterministic from the spec)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -228,7 +233,7 @@ def manifest_text(ds: VPNDataset, fmt: str) -> str:
     return buffer.getvalue()
 
 
-def _finish_manifest(ds: VPNDataset, out: Path, fmt: str) -> bool:
+def _finish_manifest(ds: SyntheticDataset, out: Path, fmt: str) -> bool:
     missing = sum(not (out / relative_file(ds, i, fmt)).exists() for i in range(len(ds)))
     if missing:
         log.info(
@@ -242,7 +247,7 @@ def _finish_manifest(ds: VPNDataset, out: Path, fmt: str) -> bool:
 
 
 def export_dataset(
-    ds: VPNDataset,
+    ds: SyntheticDataset,
     out: str | Path,
     fmt: str = "mp4",
     shard: tuple[int, int] = (0, 1),
@@ -275,7 +280,7 @@ def export_dataset(
 
 
 def _write_missing(
-    ds: VPNDataset,
+    ds: SyntheticDataset,
     out: Path,
     indices: range,
     fmt: str,

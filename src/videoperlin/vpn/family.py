@@ -14,10 +14,10 @@ A family is one module that defines a :class:`Family` subclass and decorates it 
         def layout(self) -> DrawLayout: ...            # what it draws per clip (vpn/draws.py)
         def render(self, draws, labels) -> Tensor: ...  # (B, C, T, H, W) in [0, 1], C = 1 or 3, any device
 
-Everything else comes from those declarations: the ``vpn`` section of the run config (its fields
-join :class:`~videoperlin.train.config.VPNConfig`), the ``generate``/``preview`` flags, the label
+Everything else comes from those declarations: the ``synthetic`` section of the run config (its fields
+join :class:`~videoperlin.train.config.SyntheticConfig`), the ``generate``/``preview`` flags, the label
 space and class names, ``dataset.json``, ``videoperlin config`` and the transfer study's
-``vpn_arms`` (``{vpn: {family: flicker, preset: fast}}``). Where families share an option
+``pretrain_arms`` (``{synthetic: {family: flicker, preset: fast}}``). Where families share an option
 (``label_mode``, ``rng``, a colour option), they share the field: a name may appear in several
 families only with the same type, default and doc (checked at registration).
 
@@ -51,7 +51,7 @@ from videoperlin.vpn.draws import ClipDraws, DrawLayout
 from videoperlin.vpn.labels import LabelSpace, check_preset, choose_axes, speed_name
 
 #: Training target of a clip: its class, or (a control for transfer studies) a random class.
-LabelMode = Literal["frequency", "shuffled"]
+LabelMode = Literal["class", "shuffled"]
 #: Where a clip's random numbers come from (:mod:`videoperlin.vpn.draws`).
 RNG = Literal["generator", "counter"]
 
@@ -61,7 +61,9 @@ class SourceOptions(Checked):
     """Options every family has: the training target and the random back-end."""
 
     label_mode: LabelMode = option(
-        "frequency", "training target: the clip's class, or a random class per clip (shuffled-label control)"
+        "class",
+        "training target: the clip's class, or a random class per clip (shuffled-label control)",
+        renamed={"frequency": "class"},  # before 0.4
     )
     rng: RNG = option(
         "generator",
@@ -85,7 +87,7 @@ class SourceOptions(Checked):
 
 @dataclass
 class ColourOption(Checked):
-    """The colour option families share (one field, so ``vpn.colour`` means the same for each)."""
+    """The colour option families share (one field, so ``synthetic.colour`` means the same for each)."""
 
     colour: float = option(
         0.0,

@@ -282,7 +282,7 @@ def frequency_space(
     if direction is not None and speed is not None:
         axes["direction"], axes["speed"] = _validate_motion(direction, speed)
     still = MOTION_AXES if "direction" in axes else None
-    return LabelSpace(axes, still=still, names=FREQUENCY_NAMES)  # type: ignore[arg-type]
+    return LabelSpace(axes, still=still, names=FREQUENCY_NAMES)
 
 
 def frequency_space_from_dict(spec: Mapping[str, Any]) -> LabelSpace:

@@ -13,7 +13,7 @@ import numpy as np
 from videoperlin.errors import ConfigError
 from videoperlin.utils.atomic import atomic_path
 from videoperlin.utils.plotting import pyplot, save_figure
-from videoperlin.vpn.dataset import VPNDataset
+from videoperlin.vpn.dataset import SyntheticDataset
 from videoperlin.vpn.labels import AXIS_NAMES as FREQUENCY_AXES
 from videoperlin.vpn.labels import MOTION_AXES
 
@@ -21,7 +21,7 @@ from videoperlin.vpn.labels import MOTION_AXES
 GRID_CLASSES, GRID_COLUMNS = 48, 8
 
 
-def _one_clip_per_class(ds: VPNDataset, classes: list[int]) -> np.ndarray:
+def _one_clip_per_class(ds: SyntheticDataset, classes: list[int]) -> np.ndarray:
     """Clips (K, T, H, W, 3) in [0, 1] (RGB, for ``imshow`` and GIFs): the first sample index of each class."""
     if max(classes) >= len(ds):
         raise ConfigError(
@@ -31,7 +31,7 @@ def _one_clip_per_class(ds: VPNDataset, classes: list[int]) -> np.ndarray:
     return clips.permute(0, 2, 3, 4, 1).numpy()
 
 
-def _check_view(ds: VPNDataset, ft: int | None, frame: int | None) -> tuple[int, int]:
+def _check_view(ds: SyntheticDataset, ft: int | None, frame: int | None) -> tuple[int, int]:
     ft = ds.space.ft[0] if ft is None else ft
     if ft not in ds.space.ft:
         raise ConfigError(f"--show-ft {ft} is not in the label space's ft list {list(ds.space.ft)}")
@@ -41,7 +41,7 @@ def _check_view(ds: VPNDataset, ft: int | None, frame: int | None) -> tuple[int,
     return ft, frame
 
 
-def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
+def preview_grid(ds: SyntheticDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
     """Teaser-style grid: x-frequency down the rows, y-frequency across the columns, one frame per class
     (static classes). A space with motion axes gets :func:`motion_grid` instead.
 
@@ -71,7 +71,7 @@ def preview_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: 
     return save_figure(fig, out)
 
 
-def class_grid(ds: VPNDataset, out: str | Path, frame: int | None = None) -> Path:
+def class_grid(ds: SyntheticDataset, out: str | Path, frame: int | None = None) -> Path:
     """Any family: one frame of the first clip of each of the first :data:`GRID_CLASSES` classes."""
     plt = pyplot()
     frame = ds.frames // 2 if frame is None else frame
@@ -109,7 +109,7 @@ def _draw_arrow(ax, motion: tuple[float, float] | None, width: int, height: int)
     )
 
 
-def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
+def motion_grid(ds: SyntheticDataset, out: str | Path, ft: int | None = None, frame: int | None = None) -> Path:
     """Motion classes of the first (fx, fy) at ``ft``: speeds down the rows, directions across, one frame
     each with an arrow of the class's motion (length proportional to its pixel speed)."""
     from videoperlin.vpn.families.perlin import PerlinFamily
@@ -154,7 +154,7 @@ def motion_grid(ds: VPNDataset, out: str | Path, ft: int | None = None, frame: i
     return save_figure(fig, out)
 
 
-def preview_gif(ds: VPNDataset, out: str | Path, classes: list[int] | None = None, fps: int = 8) -> Path:
+def preview_gif(ds: SyntheticDataset, out: str | Path, classes: list[int] | None = None, fps: int = 8) -> Path:
     """Animated GIF of a few classes side by side (default: up to 6 spread over the label space; with
     motion axes, the fastest speed of the first texture in every listed direction)."""
     s = ds.space

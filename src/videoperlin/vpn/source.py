@@ -5,16 +5,16 @@ rendering options and the number of clips; with a clip geometry
 (:class:`~videoperlin.geometry.ClipGeometry`, shared with real-video data) and a seed it names a
 dataset exactly. Everything that describes synthetic clips derives from this class:
 
-* the run config's ``vpn`` section (:class:`~videoperlin.train.config.VPNConfig` adds the
+* the run config's ``synthetic`` section (:class:`~videoperlin.train.config.SyntheticConfig` adds the
   validation count; its seed is ``train.seed``);
 * the ``generate`` and ``preview`` flags (one per field, :mod:`videoperlin.cli.vpn`);
-* ``dataset.json`` (:meth:`VPNDataset.to_dict <videoperlin.vpn.dataset.VPNDataset.to_dict>`,
+* ``dataset.json`` (:meth:`SyntheticDataset.to_dict <videoperlin.vpn.dataset.SyntheticDataset.to_dict>`,
   the resolved form: the label space's lists and the family's options).
 
 Its fields are built from the family registry (:mod:`videoperlin.vpn.family`): the shared ones
 (``family``, ``num_videos``, ``preset``, ``labels``, ``label_mode``, ``rng``), then every family's
 own options and label axes. A field that belongs to another family than the chosen one must keep
-its default (``vpn.octaves=2`` with ``family: flicker`` is an error naming the family it belongs to).
+its default (``synthetic.octaves=2`` with ``family: flicker`` is an error naming the family it belongs to).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from videoperlin.config_fields import Checked, FieldError, at_least, one_of, option, union_fields, values_of
 from videoperlin.geometry import ClipGeometry
-from videoperlin.vpn.dataset import VPNDataset
+from videoperlin.vpn.dataset import SyntheticDataset
 from videoperlin.vpn.family import Family, LabelSource, SourceOptions, freeze_schema
 
 FAMILIES = freeze_schema()
@@ -62,6 +62,7 @@ class _SourceMethods:
 
     family: str
     num_videos: int
+    preset: str | None
 
     def family_class(self) -> type[Family]:
         return FAMILIES[self.family]
@@ -76,22 +77,22 @@ class _SourceMethods:
         family = self.family_class()
         return family.label_space(family.Labels(**values_of(family.Labels, self)))
 
-    def dataset(self, geometry: ClipGeometry, seed: int, num_videos: int | None = None) -> VPNDataset:
+    def dataset(self, geometry: ClipGeometry, seed: int, num_videos: int | None = None) -> SyntheticDataset:
         """The dataset this source names at ``geometry`` and ``seed`` (``num_videos`` overrides the count)."""
-        return VPNDataset(
+        return SyntheticDataset(
             self.label_space(),
             num_videos or self.num_videos,
             geometry.frames,
             geometry.size,
             seed,
             family=self.family,
-            spec=self.options(),
+            options=self.options(),
         )
 
     def check_relations(self) -> None:
         family = self.family_class()
         if self.preset is not None:
-            family.check_preset(self.preset)  # type: ignore[attr-defined]
+            family.check_preset(self.preset)
         mine = {f.name for g in (family.Labels, family.Options) for f in dataclasses.fields(g)}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             if f.name in mine or f.name in ("family", "num_videos", "val_videos", "workers"):

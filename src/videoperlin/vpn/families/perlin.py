@@ -10,7 +10,7 @@ clip when the class moves, shown as
 with ``sigma`` the analytic standard deviation of the (fractal) noise, so a unit-contrast clip
 has a std of about 0.16 and almost never clips.
 
-Intra-class variety (every option a field of :class:`VPNSpec`): a fresh random unit gradient on
+Intra-class variety (every option a field of :class:`PerlinOptions`): a fresh random unit gradient on
 every lattice node (this *is* the noise); ``random_phase`` (a random lattice offset in [0, 1) cell
 per axis and octave); ``contrast_jitter`` j (contrast from U(1 - j, 1 + j)); ``brightness_jitter``
 j (mean gray 0.5 + U(-j, j)); ``direction_jitter`` / ``speed_jitter`` (moving classes).
@@ -50,7 +50,7 @@ COUNTER_SLOTS = {"jitter": 0, "motion_jitter": 2, "colour": 4, "phases": 16}
 
 
 @dataclass
-class VPNSpec(ColourOption, SourceOptions):
+class PerlinOptions(ColourOption, SourceOptions):
     """How each Perlin clip is rendered (module docstring). Adding an option: a field here, its use in
     :meth:`PerlinFamily.clip_parameters`, and, if it is random, a draw appended *last* to the
     layout (:meth:`PerlinFamily.layout`), so every existing clip stays the same."""
@@ -102,13 +102,13 @@ class PerlinFamily(Family):
 
     name = "perlin"
     render_bytes_per_pixel = 5  # at the defaults, measured by benchmarks/render_memory.py
-    Options = VPNSpec
+    Options = PerlinOptions
     Labels = PerlinLabels
     presets = PRESETS
     default_preset = DEFAULT_PRESET
     description = "3D Perlin noise whose class is its (fx, fy, ft) frequency, optionally drifting (the paper's VPN)"
 
-    def __init__(self, space: LabelSpace, options: VPNSpec, frames: int, height: int, width: int) -> None:
+    def __init__(self, space: LabelSpace, options: PerlinOptions, frames: int, height: int, width: int) -> None:
         super().__init__(space, options, frames, height, width)
         self.intensity_scale = 1.0 / (6.0 * fractal_std(options.octaves, options.persistence))
         self._tables: dict[tuple[str, torch.device], Tensor] = {}
@@ -269,4 +269,4 @@ class PerlinFamily(Family):
         return SampleParams(label, cells, phases, gradients, float(contrast[0]), float(brightness[0]), drift)
 
 
-__all__ = ["PerlinFamily", "PerlinLabels", "SampleParams", "VPNSpec"]
+__all__ = ["PerlinFamily", "PerlinLabels", "PerlinOptions", "SampleParams"]
