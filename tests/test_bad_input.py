@@ -614,41 +614,10 @@ def test_a_second_writer_of_the_same_shard_is_refused(tmp_path, cli):
     out.mkdir()
     with open(out / ".generate-shard-0-of-1.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another generate holds shard 0/1
-        proc = cli(
-            "generate",
-            "--preset",
-            "tiny",
-            "--num-videos",
-            "4",
-            "--frames",
-            "8",
-            "--size",
-            "32",
-            "--format",
-            "npy",
-            "--out",
-            str(out),
-            "-q",
-        )
+        tiny_set = ["generate", "--preset", "tiny", "--num-videos", "4", "--frames", "8", "--size", "32"]
+        proc = cli(*tiny_set, "--format", "npy", "--out", str(out), "-q")
         one_line_error(proc, "another process is already writing shard 0/1", str(out))
-        other_shard = cli(
-            "generate",
-            "--preset",
-            "tiny",
-            "--num-videos",
-            "4",
-            "--frames",
-            "8",
-            "--size",
-            "32",
-            "--format",
-            "npy",
-            "--shard",
-            "1/2",
-            "--out",
-            str(out),
-            "-q",
-        )
+        other_shard = cli(*tiny_set, "--format", "npy", "--shard", "1/2", "--out", str(out), "-q")
         assert other_shard.returncode == 0, other_shard.stderr  # shards of one set may write together
 
 

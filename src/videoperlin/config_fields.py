@@ -230,6 +230,15 @@ def deprecated(old: str, new: str) -> None:
         log.warning("deprecated: %s is now %s (read as such; rename it in your files and commands)", old, new)
 
 
+def current_name(renamed: Mapping[str, str], name: str, what: str) -> str:
+    """``name`` as of today: an old one (a key of ``renamed``) is read as its new name with one deprecation line
+    (``what`` says what it names: "config section")."""
+    if name in renamed:
+        deprecated(f"{what} {name!r}", repr(renamed[name]))
+        return renamed[name]
+    return name
+
+
 def current_value(spec: dataclasses.Field, value: Any, key: str) -> Any:
     """``value`` of field ``spec``, an old version's value read as today's (:func:`option`'s ``renamed``)."""
     renamed = spec.metadata.get("renamed") or {}

@@ -28,7 +28,7 @@ from videoperlin.config_fields import (
     FieldError,
     at_least,
     build,
-    deprecated,
+    current_name,
     describe,
     field_types,
     one_of,
@@ -329,10 +329,7 @@ RENAMED_FIELDS = {"vpn_arms": "pretrain_arms"}
 
 
 def current_protocol_field(name: str) -> str:
-    if name in RENAMED_FIELDS:
-        deprecated(f"protocol field {name!r}", repr(RENAMED_FIELDS[name]))
-        return RENAMED_FIELDS[name]
-    return name
+    return current_name(RENAMED_FIELDS, name, "protocol field")
 
 
 def current_protocol(mapping: dict[str, Any]) -> dict[str, Any]:

@@ -30,8 +30,8 @@ from videoperlin.config_fields import (
     at_least,
     build,
     check_foreign_fields,
+    current_name,
     current_value,
-    deprecated,
     field_types,
     greater_than,
     in_range,
@@ -87,10 +87,7 @@ DEPRECATED_SECTIONS = {"vpn": "synthetic"}
 
 def current_section(name: str) -> str:
     """A section's name today (an old name is read with one deprecation line)."""
-    if name in DEPRECATED_SECTIONS:
-        deprecated(f"config section {name!r}", repr(DEPRECATED_SECTIONS[name]))
-        return DEPRECATED_SECTIONS[name]
-    return name
+    return current_name(DEPRECATED_SECTIONS, name, "config section")
 
 
 def current_sections(mapping: Any) -> Any:
