@@ -1,7 +1,7 @@
 """Weights in and out of the video ResNets of other frameworks: torchvision, mmaction2 and
 3D-ResNets-PyTorch (``hara``).
 
-Their networks are ours with other options (:class:`~videoperlin.models.resnet3d.ModelOptions`);
+Their networks are ours with other options (:class:`~videoperlin.models.architectures.resnet3d.ModelOptions`);
 only the parameter names differ. So a conversion is a renaming of every tensor, derived from our
 own key (:func:`their_key`), plus a check that the options which leave no trace in the weights
 (strides, pooling) are the ones the framework's model has:
