@@ -38,7 +38,7 @@ import dataclasses
 import importlib
 import math
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -109,12 +109,18 @@ class LabelSource(Checked):
     labels: str | None = option(None, "JSON/YAML file holding the family's axis lists")
 
 
-def motion_grid(axes: dict[str, list], prefix: str, names: dict[str, Callable[[Any], str]] | None = None) -> LabelSpace:
+def motion_grid(axes: dict[str, list], prefix: str, kinds: dict[str, Sequence[str]] | None = None) -> LabelSpace:
     """The class grid of a family whose label includes a motion: ``{prefix}_direction`` (degrees, 0 right,
     90 up) x ``{prefix}_speed`` (frame widths crossed over the clip, in [0, 1]; 0 = still, one class per
-    value of the other axes), named ``d045`` and ``s0p3`` (``names`` adds the other axes' formats)."""
+    value of the other axes), named ``d045`` and ``s0p3``; ``kinds``: axes of named kinds (a shape, a
+    texture) and the names each allows, written as they are in class names."""
     direction, speed = f"{prefix}_direction", f"{prefix}_speed"
-    formats = {**(names or {}), direction: lambda d: f"d{d:03d}", speed: speed_name}
+    for axis, allowed in (kinds or {}).items():
+        unknown = sorted(set(axes[axis]) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{axis} {unknown} are not among its kinds; choose from {', '.join(allowed)}")
+    formats: dict[str, Callable[[Any], str]] = {direction: lambda d: f"d{d:03d}", speed: speed_name}
+    formats.update((axis, str) for axis in kinds or {})
     grid = LabelSpace(axes, still=(direction, speed), names=formats)
     if any(not 0 <= s <= 1 for s in grid.axes[speed]):
         raise ConfigError(f"{speed} {grid.axes[speed]} must be frame widths in [0, 1]")
