@@ -411,3 +411,15 @@ def test_every_family_and_back_end_renders_its_pinned_labels_and_clips(
     assert [int(k) for k in drawn] == labels
     clips = clips.double()
     assert abs(clips.sum().item() - total) < 2e-3 and abs(clips[1, 0, 3, 17, 5].item() - voxel) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["perlin", "layers", "shapes", "textures"])
+def test_every_familys_label_space_and_dataset_pickle_for_worker_processes(name):
+    """Worker processes started by spawn (macOS, Windows) receive the dataset pickled: its label space's name
+    formats must be module-level functions, not lambdas."""
+    import pickle
+
+    family = get_family(name)
+    ds = SyntheticDataset(family.label_space(family.Labels()), num_videos=8, frames=4, size=16, family=name)
+    again = pickle.loads(pickle.dumps(ds))
+    assert again.space == ds.space and again.space.names() == ds.space.names() and torch.equal(again[3][0], ds[3][0])

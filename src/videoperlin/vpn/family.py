@@ -48,7 +48,7 @@ from torch import Tensor
 from videoperlin.config_fields import Checked, in_range, option
 from videoperlin.errors import ConfigError
 from videoperlin.vpn.draws import ClipDraws, DrawLayout
-from videoperlin.vpn.labels import LabelSpace, check_preset, choose_axes, speed_name
+from videoperlin.vpn.labels import FREQUENCY_NAMES, LabelSpace, check_preset, choose_axes, speed_name
 
 #: Training target of a clip: its class, or (a control for transfer studies) a random class.
 LabelMode = Literal["class", "shuffled"]
@@ -119,7 +119,7 @@ def motion_grid(axes: dict[str, list], prefix: str, kinds: dict[str, Sequence[st
         unknown = sorted(set(axes[axis]) - set(allowed))
         if unknown:
             raise ConfigError(f"{axis} {unknown} are not among its kinds; choose from {', '.join(allowed)}")
-    formats: dict[str, Callable[[Any], str]] = {direction: lambda d: f"d{d:03d}", speed: speed_name}
+    formats: dict[str, Callable[[Any], str]] = {direction: FREQUENCY_NAMES["direction"], speed: speed_name}
     formats.update((axis, str) for axis in kinds or {})
     grid = LabelSpace(axes, still=(direction, speed), names=formats)
     if any(not 0 <= s <= 1 for s in grid.axes[speed]):

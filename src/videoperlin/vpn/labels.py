@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -258,12 +259,18 @@ def check_preset(family: str, presets: Mapping[str, Mapping[str, list]], name: s
 
 # ---- perlin's frequency spaces ------------------------------------------------------------------
 
+
+def padded(prefix: str, digits: int, value: int) -> str:
+    """``x004``: a whole value in a class name (module-level, so a label space pickles to worker processes)."""
+    return f"{prefix}{value:0{digits}d}"
+
+
 #: How perlin's axes read in class names: ``x004_y012_t02_d045_s2``.
 FREQUENCY_NAMES: dict[str, Callable[[Any], str]] = {
-    "fx": lambda v: f"x{v:03d}",
-    "fy": lambda v: f"y{v:03d}",
-    "ft": lambda v: f"t{v:02d}",
-    "direction": lambda d: f"d{d:03d}",
+    "fx": partial(padded, "x", 3),
+    "fy": partial(padded, "y", 3),
+    "ft": partial(padded, "t", 2),
+    "direction": partial(padded, "d", 3),
     "speed": speed_name,
 }
 
