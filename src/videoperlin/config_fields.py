@@ -241,11 +241,7 @@ def current_name(renamed: Mapping[str, str], name: str, what: str) -> str:
 
 def current_value(spec: dataclasses.Field, value: Any, key: str) -> Any:
     """``value`` of field ``spec``, an old version's value read as today's (:func:`option`'s ``renamed``)."""
-    renamed = spec.metadata.get("renamed") or {}
-    if isinstance(value, str) and value in renamed:
-        deprecated(f"{key} {value!r}", repr(renamed[value]))
-        return renamed[value]
-    return value
+    return current_name(spec.metadata.get("renamed") or {}, value, key) if isinstance(value, str) else value
 
 
 class Checked:

@@ -25,7 +25,7 @@ import torch
 
 from videoperlin.errors import ConfigError, VideoperlinError
 from videoperlin.utils.atomic import atomic_path
-from videoperlin.utils.memory import available_memory
+from videoperlin.utils.memory import available_memory, gib
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,16 @@ def _scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, 
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
-def _decode_npy(path: Path, short_side: int | None) -> np.ndarray:
-    need, free = path.stat().st_size, available_memory(torch.device("cpu"))
+def _refuse_unless_it_fits(path: Path, need: int, doing: str, fix: str) -> None:
+    """Refuse (:class:`VideoDecodeError`, naming ``path``) ``doing`` what needs ``need`` bytes (a lower bound)
+    when the memory free now is less."""
+    free = available_memory(torch.device("cpu"))
     if need > free:
-        raise VideoDecodeError(
-            f"{path}: loading it needs {need / 2**30:,.1f} GiB but {free / 2**30:,.1f} GiB is available; "
-            f"cut the clip into shorter files"
-        )
+        raise VideoDecodeError(f"{path}: {doing} needs {gib(need)} but {gib(free)} is available; {fix}")
+
+
+def _decode_npy(path: Path, short_side: int | None) -> np.ndarray:
+    _refuse_unless_it_fits(path, path.stat().st_size, "loading it", "cut the clip into shorter files")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -96,15 +99,12 @@ def declared_frames(path: str | Path) -> int:
 
 
 def _check_decode_memory(path: Path, frames: int, width: int, height: int, short_side: int | None) -> None:
-    """Refuse (:class:`VideoDecodeError`) a video whose decoded frames cannot fit in the memory free now: the
-    frames as decoded and their stacked copy, 2 x T x H x W x 3 bytes at the decoded size (a lower bound)."""
+    """Refuse a video whose decoded frames cannot fit in the memory free now: the frames as decoded and their
+    stacked copy, 2 x T x H x W x 3 bytes at the decoded size."""
     width, height = _scaled_size(width, height, short_side)
-    need, free = 2 * frames * width * height * 3, available_memory(torch.device("cpu"))
-    if need > free:
-        raise VideoDecodeError(
-            f"{path}: decoding its {frames:,} frames at {width}x{height} needs {need / 2**30:,.1f} GiB but "
-            f"{free / 2**30:,.1f} GiB is available; lower data.short_side or cut the video into shorter files"
-        )
+    doing = f"decoding its {frames:,} frames at {width}x{height}"
+    fix = "lower data.short_side or cut the video into shorter files"
+    _refuse_unless_it_fits(path, 2 * frames * width * height * 3, doing, fix)
 
 
 def decode_video(path: str | Path, short_side: int | None = 128) -> np.ndarray:

@@ -23,7 +23,7 @@ from videoperlin.data.sampling import random_clip, sliding_windows
 from videoperlin.data.sources import VideoRecord
 from videoperlin.data.transforms import eval_transform, train_transform
 from videoperlin.errors import ConfigError, DataError
-from videoperlin.utils.memory import available_memory
+from videoperlin.utils.memory import available_memory, gib
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class WindowDataset(_VideoBase):
         if need > free:
             raise ConfigError(
                 f"{what}: {windows:,} evaluation windows of {self.frames}x{self.size}x{self.size} need "
-                f"{need / 2**30:,.1f} GiB but {free / 2**30:,.1f} GiB is available; lower data.max_windows "
+                f"{gib(need)} but {gib(free)} is available; lower data.max_windows "
                 f"(evaluate --max-windows) or data.size, or raise data.window_stride"
             )
 

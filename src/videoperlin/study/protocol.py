@@ -335,14 +335,11 @@ def current_protocol_field(name: str) -> str:
 def current_protocol(mapping: dict[str, Any]) -> dict[str, Any]:
     """A protocol mapping with today's field and section names (stages and arms are partial run configs)."""
     out = {current_protocol_field(k): v for k, v in mapping.items()}
-    for stage in (*STAGES, "pretrain_arms"):
-        if isinstance(out.get(stage), dict):
-            sections = out[stage] if stage != "pretrain_arms" else None
-            out[stage] = (
-                current_sections(sections)
-                if sections is not None
-                else {arm: current_sections(entry) for arm, entry in out[stage].items()}
-            )
+    for stage in STAGES:
+        if stage in out:
+            out[stage] = current_sections(out[stage])
+    if isinstance(out.get("pretrain_arms"), dict):
+        out["pretrain_arms"] = {arm: current_sections(entry) for arm, entry in out["pretrain_arms"].items()}
     return out
 
 

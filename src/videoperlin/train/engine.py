@@ -42,7 +42,7 @@ from videoperlin.train.distributed import all_sum, cleanup_distributed, setup_di
 from videoperlin.train.lifecycle import RunLifecycle
 from videoperlin.train.numerics import Precision, choose_precision, resolve_amp
 from videoperlin.train.objectives import Objective
-from videoperlin.train.resources import check_batch_norm_values, check_set_size, check_step_memory
+from videoperlin.train.resources import check_set_size, check_step
 from videoperlin.train.schedule import lr_factor
 from videoperlin.utils.plotting import plot_run_curves
 from videoperlin.utils.progress import progress_bar
@@ -147,8 +147,7 @@ class Trainer:
         self.class_names = self.source.class_names
         self.model = self._build_model()
         d = config.data
-        check_batch_norm_values(self.model, (3, d.frames, d.size, d.size), config.train.batch_size)
-        check_step_memory(self.model, (3, d.frames, d.size, d.size), config.train.batch_size, self.device)
+        check_step(self.model, (3, d.frames, d.size, d.size), config.train.batch_size, self.device)
         self.objective: Objective = config.objective.objective_class(config.objective.options(), self.model, config)
         self.task_net = self.objective.network()
         self.optimizer = build_optimizer(self.task_net, self.model, config)

@@ -62,6 +62,11 @@ __all__ = ["allocator_choice", "configure_allocator", "reuse_freed_memory"]
 # ---- what is free -----------------------------------------------------------------------------
 
 
+def gib(n: float) -> str:
+    """``3.2 GiB``: bytes as every memory refusal writes them."""
+    return f"{n / 2**30:,.1f} GiB"
+
+
 def available_memory(device: torch.device) -> int:
     """Bytes free for a run on ``device``: free CUDA memory; on the host the least of the available RAM, what
     the process's address-space limit leaves (``ulimit -v``) and what its cgroup's memory limit leaves (a

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from videoperlin.config_fields import deprecated, to_dict
 from videoperlin.errors import ConfigError
 from videoperlin.geometry import ClipGeometry
-from videoperlin.utils.memory import available_memory
+from videoperlin.utils.memory import available_memory, gib
 from videoperlin.vpn.draws import BACKENDS, splitmix64
 from videoperlin.vpn.family import Family, SourceOptions, get_family
 
@@ -166,7 +166,7 @@ class SyntheticDataset(Dataset):
         if need > free:
             raise ConfigError(
                 f"rendering {clips} {self.family.name} clip(s) of {self.frames} frames at {self.height}x{self.width} "
-                f"needs about {need / 2**30:,.1f} GiB but {free / 2**30:,.1f} GiB is available; lower the frames "
+                f"needs about {gib(need)} but {gib(free)} is available; lower the frames "
                 f"(--frames, data.frames), the size (--size, data.size) or the batch (--batch-size, train.batch_size)"
             )
         self._cleared.add((clips, device))
