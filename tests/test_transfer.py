@@ -218,7 +218,7 @@ def test_protocol_is_typed_and_names_the_new_keys(tmp_path):
         ("arms=[vpn-low]", "must include scratch"),
         ("archs=r3d19", "archs \\['r3d19'\\] has 'r3d19'; each item must be one of"),
         ("arms=[scratch, vpn-medium]", "not arms"),
-        ("compare_with=[scratch]", "compare_with \\['scratch'\\] must be pre-trained arms"),
+        ("compare_with=[scratch]", "compare_with \\['scratch'\\] must be pre-trained arms.*--set compare_with=\\[\\]"),
         ("pooled={both: [weizmann, hmdb]}", "pooled.both .*'hmdb'\\] are not"),
     ]:
         with pytest.raises(ConfigError, match=message):

@@ -150,7 +150,11 @@ class Protocol(Checked):
             )
         stray = [a for a in self.compare_with if a not in self.arms or a not in self.pretrain_arms]
         if stray:
-            raise FieldError("compare_with", f"{stray} must be pre-trained arms of this study ({', '.join(self.arms)})")
+            raise FieldError(
+                "compare_with",
+                f"{stray} must be pre-trained arms of this study ({', '.join(self.arms)}): add them to arms, "
+                "or drop the comparison with --set compare_with=[]",
+            )
         if SCRATCH not in self.arms:
             raise FieldError("arms", f"{self.arms} must include {SCRATCH}: every other arm is compared with it")
         if INFLATED in self.arms and not self.inflate_from:
