@@ -71,6 +71,7 @@ def test_pretrain_writes_run_directory(vpn_checkpoint):
     rows = metrics(run)
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"train_loss", "train_acc", "val_acc", "lr", "clips_per_s", "data_wait"} <= set(rows[0])
+    assert [r["clips"] for r in rows] == [64, 64]  # --num-videos 64, every clip once an epoch
     checkpoint = load_checkpoint(vpn_checkpoint)
     assert checkpoint["model_config"]["num_classes"] == 8 and len(checkpoint["class_names"]) == 8
 

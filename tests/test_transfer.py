@@ -17,7 +17,7 @@ from videoperlin.cli import main
 from videoperlin.data.encode import encode_video
 from videoperlin.errors import ConfigError
 from videoperlin.study.protocol import load_protocol
-from videoperlin.study.report import comparison_table, summary_table
+from videoperlin.study.report import clips_seen, comparison_table, interval_text, summary_table
 from videoperlin.study.statistics import paired, paired_interval, t_quantile_975, verdict, wins_ties_losses
 from videoperlin.train.config import builtin_config, load_config, save_config, with_absolute_paths
 
@@ -253,6 +253,10 @@ def test_paired_differences_intervals_and_verdicts():
     assert verdict(paired_interval([0.1, 0.12, 0.09, 0.11])) == "**gain**"
     assert verdict(paired_interval(paired(rows, "worse", "r3d18", "toy")[2])) == "**loss**"
     assert paired_interval([0.3]) is None and verdict(None) == "–"
+    # every pair 7 of 240 videos apart (the ViT confirmation's split 3), in floats that differ in the last bits
+    equal = [0.175 - 0.14583333333333334, 0.18333333333333332 - 0.15416666666666667, 0.17916666666666667 - 0.15]
+    assert interval_text(paired_interval(equal)) == "+2.9 [+2.9, +2.9] ‡"
+    assert interval_text(paired_interval([0.1, 0.12, 0.09, 0.11])) == "+10.5 [+8.4, +12.6]"
     assert [round(d, 6) for d in paired(rows, "vpn-low", "r3d18", "toy", "clip_top1")[2]] == [0.2, 0.2, 0.0, 0.2]
     # against a pre-trained arm (compare_with): paired on fold, seed and pre-training seed, never across seeds
     against_low = paired(rows, "shuffled", "r3d18", "toy", baseline="vpn-low")[2]
@@ -273,6 +277,14 @@ def test_paired_differences_intervals_and_verdicts():
     rows += [{**r, "pretrain_seed": 1, "video_top1": r["video_top1"] - 0.1} for r in rows if r["arm"] == "vpn-low"]
     mine, _base, diffs = paired(rows, "vpn-low", "r3d18", "toy")  # each scratch run pairs with both pre-training seeds
     assert len(mine) == len(diffs) == 8 and [round(d, 6) for d in diffs[4:]] == [0.3, 0.3, -0.1, 0.3]
+
+
+def test_clips_seen_counts_clips_not_steps_times_batch():
+    # JHMDB split 2's 502 training videos in batches of 32: 16 steps an epoch, the last one of 22 clips
+    epochs = [{"epoch": 1, "clips": 502, "clips_per_s": 80.0, "time_s": 6.275, "step": 16}] * 2
+    assert clips_seen(epochs + [{"epoch": 2, "val_loss": 0.5}]) == 1004  # not 2 * 16 * 32 = 1024
+    older = [{"clips_per_s": 502 / 6.3, "time_s": 6.3, "step": 16}]  # written before epochs recorded clips
+    assert clips_seen(older) == 502
 
 
 def test_pooled_splits_pair_within_their_split_and_report_as_one():

@@ -57,7 +57,12 @@ def mean_std(values: list[float]) -> str:
 
 
 def interval_text(interval: tuple[float, float, float] | None) -> str:
-    return "–" if interval is None else f"{100 * interval[0]:+.1f} [{100 * interval[1]:+.1f}, {100 * interval[2]:+.1f}]"
+    """``+m [+lo, +hi]`` in pp; ``‡`` marks an interval of no width (every paired difference equal)."""
+    if interval is None:
+        return "–"
+    mean, low, high = interval
+    mark = " ‡" if high - low < 1e-9 else ""
+    return f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]{mark}"
 
 
 def arms_present(rows: list[dict[str, Any]], protocol: Protocol, arch: str) -> list[str]:
@@ -240,10 +245,17 @@ def pretrain_record(init: Init) -> dict[str, Any] | None:
         "objective": config.get("objective", {}).get("name", "classify"),
         "val_acc": final.get("val_acc"),
         "val_loss": final.get("val_loss"),
-        "clips_seen": int(last.get("step", 0)) * int(config.get("train", {}).get("batch_size", 0)),
+        "clips_seen": clips_seen(records),
         "precision": last.get("precision", "not recorded"),
         "minutes": round(sum(r.get("time_s", 0.0) for r in records) / 60, 1),
     }
+
+
+def clips_seen(records: list[dict[str, Any]]) -> int:
+    """The clips a run trained on: the sum of its epochs' ``clips`` (an older run's: clips/s × seconds, the
+    same count). Not steps × batch size, which counts a partial last batch as full."""
+    epochs = [r for r in records if "clips_per_s" in r]
+    return sum(int(r["clips"]) if "clips" in r else round(r["clips_per_s"] * r["time_s"]) for r in epochs)
 
 
 def pretrain_row(record: dict[str, Any]) -> str:
@@ -303,7 +315,9 @@ folds × seeds × pre-training seeds, n runs. Δ is the mean paired difference t
 fold and seed, in percentage points, with a 95% Student-t interval over the paired runs (they share
 folds and pre-trained checkpoints, so the interval is optimistic where those effects are large).
 W/T/L counts the paired runs the arm wins, ties and loses. Verdict: **gain** when the interval's lower
-bound is above 0, **loss** when its upper bound is below 0, otherwise no evidence of a difference.{POOLED_NOTE if protocol.pooled else ""}
+bound is above 0, **loss** when its upper bound is below 0, otherwise no evidence of a difference.
+‡ marks an interval of no width: every paired difference is the same, so with few pairs the interval says
+nothing of their spread and its verdict rests on W/T/L alone.{POOLED_NOTE if protocol.pooled else ""}
 
 {summary_table(rows, protocol)}
 {failures_section(failed or [])}

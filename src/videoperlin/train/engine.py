@@ -527,6 +527,7 @@ class Trainer:
             "train_loss": loss / max(count, 1),
             **accuracy,
             "lr": max(group["lr"] for group in self.optimizer.param_groups),
+            "clips": int(count),
             "clips_per_s": count / max(seconds, 1e-9),
             "data_wait": wait / self.dist.world_size / max(seconds, 1e-9),
             "time_s": seconds,
