@@ -210,7 +210,15 @@ def test_protocol_is_typed_and_names_the_new_keys(tmp_path):
     assert protocol.finetune["train"]["epochs"] == 60 and protocol.archs == ["r3d18"]
     assert protocol.pretrain_seeds == [0, 1] and protocol.pretrain_arms["wide"] == {"synthetic": {"preset": "wide"}}
     assert protocol.pretrain_config("wide", "r3d18", 1, "x").synthetic.preset == "wide"
+    # a whole arm as YAML, as a study's own arm is written in its file
+    longer = load_protocol(
+        default, ["pretrain_arms.long={synthetic: {preset: low}, train: {epochs: 9}}", "arms=[scratch, long]"]
+    )
+    assert longer.pretrain_config("long", "r3d18", 0, "x").train.epochs == 9
     for bad, message in [
+        ("pretrain={train: {epochs: 3}}", "pretrain is a section; set one of its fields, e.g. pretrain.train.epochs"),
+        ("pretrain_arms.vpn-low={sythetic: {preset: low}}", "pretrain_arms.vpn-low: unknown config field 'sythetic'"),
+        ("pretrain_arms.vpn-low=3", "pretrain_arms.vpn-low expects a mapping, got 3"),
         ("finetune.epochs=60", "did you mean finetune.train.epochs"),
         ("clip.size=64", "did you mean common.data.size"),
         ("finetune.train.epochs=many", "train.epochs value 'many' is not an integer"),

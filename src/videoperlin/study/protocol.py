@@ -296,7 +296,15 @@ def set_protocol_key(mapping: dict[str, Any], key: str, raw: str) -> None:
     path = [head]
     if head == "pretrain_arms":
         arm, _, rest = rest.partition(".")
+        if not arm:  # every arm at once: {ARM: {SECTION: ...}}
+            mapping[head] = parse_text(raw, types_[head], head)
+            return
+        if not rest:  # one whole arm as YAML; its fields are checked with the stage configs
+            mapping.setdefault(head, {})[arm] = parse_text(raw, dict[str, Any], key)
+            return
         path.append(arm)
+    elif not rest:
+        raise ConfigError(f"--set {key}: {head} is a section; set one of its fields, e.g. {head}.train.epochs=...")
     rest = current_key(rest)
     value = parse_text(raw, _run_key_annotation(key, rest), rest)
     target = mapping
