@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -196,10 +197,21 @@ def test_old_section_and_value_names_are_read_with_one_deprecation_line_each(cli
     assert "config section 'vpn' is now 'synthetic'" in lines[0] and "'frequency' is now 'class'" in lines[1]
 
 
+def test_a_stored_record_is_read_without_deprecation_lines_a_users_file_is_not(fresh_deprecations, caplog):
+    with caplog.at_level(logging.WARNING):
+        record = config_from_record({"vpn": {"preset": "low", "label_mode": "frequency"}})
+    assert record.synthetic.label_mode == "class" and "deprecated" not in caplog.text  # the toolkit wrote it
+    with caplog.at_level(logging.WARNING):
+        mine = load_config(base={"vpn": {"preset": "low", "label_mode": "frequency"}}, task="pretrain")
+    assert mine.synthetic == record.synthetic and "config section 'vpn' is now 'synthetic'" in caplog.text
+
+
 def test_a_run_record_of_before_0_4_loads_and_its_run_resumes(tmp_path, cli, fresh_deprecations):
     """A run directory whose config.yaml (and checkpoint record) say vpn/frequency resumes without a changed
     setting: the old names are the same settings."""
     from helpers import TINY_RUN, metrics
+
+    from videoperlin import config_fields
 
     run = tmp_path / "run"
     pre = ["pretrain", "--preset", "tiny", "--num-videos", "32", "--set", "synthetic.val_videos=8", *TINY_RUN]
@@ -209,9 +221,11 @@ def test_a_run_record_of_before_0_4_loads_and_its_run_resumes(tmp_path, cli, fre
     (run / "config.yaml").write_text(yaml.safe_dump(record))
     assert config_from_record(record).synthetic == config_from_record(yaml.safe_load(yaml.safe_dump(record))).synthetic
     assert config_from_record(record).synthetic.label_mode == "class"
+    config_fields._DEPRECATIONS_SHOWN.clear()  # as a fresh process resuming the run
     proc = cli(*pre, "--out", run, "--resume")
     assert proc.returncode == 0, proc.stderr
     assert "changed_settings" not in metrics(run)[-1] and (run / "checkpoints" / "best.pt").exists()
+    assert "deprecated" not in proc.stderr  # the toolkit wrote the old names; the user's command has none
 
 
 def test_an_old_protocol_and_the_old_python_names_still_load(tmp_path, fresh_deprecations, caplog):

@@ -22,13 +22,14 @@ this module (the whole type system we need) does that without a new dependency.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import logging
 import math
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any, Literal
 
@@ -221,11 +222,24 @@ def check_field(cls: type, name: str, value: Any, key: str | None = None) -> Any
 
 
 _DEPRECATIONS_SHOWN: set[str] = set()
+_READING_STORED_RECORDS = 0
+
+
+@contextlib.contextmanager
+def stored_records() -> Iterator[None]:
+    """Within: old names are read as today's without a deprecation line -- for records the toolkit wrote
+    itself (a run's ``config.yaml``, a checkpoint's config), which no user is asked to rename."""
+    global _READING_STORED_RECORDS
+    _READING_STORED_RECORDS += 1
+    try:
+        yield
+    finally:
+        _READING_STORED_RECORDS -= 1
 
 
 def deprecated(old: str, new: str) -> None:
     """Log, once per process, that ``old`` (a section, key or value of an older version) is read as ``new``."""
-    if old not in _DEPRECATIONS_SHOWN:
+    if not _READING_STORED_RECORDS and old not in _DEPRECATIONS_SHOWN:
         _DEPRECATIONS_SHOWN.add(old)
         log.warning("deprecated: %s is now %s (read as such; rename it in your files and commands)", old, new)
 

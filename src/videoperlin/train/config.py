@@ -39,6 +39,7 @@ from videoperlin.config_fields import (
     option,
     parse_text,
     seed_range,
+    stored_records,
     to_dict,
     union_fields,
     values_of,
@@ -546,14 +547,16 @@ def adopt_init_architecture(config: RunConfig, user_keys: frozenset[str] = froze
 def config_from_record(record: dict[str, Any]) -> RunConfig:
     """A stored config (``config.yaml``, a checkpoint's ``config``), migrating what changed since:
     renamed keys, and records that named per-axis frequencies beside the default preset (older
-    versions preferred the lists; one label-space source is the rule now)."""
-    flat = {RENAMED.get(key, key): value for key, value in flatten(record).items()}
-    if any(flat.get(f"synthetic.{axis}") is not None for axis in ("fx", "fy", "ft")):
-        flat["synthetic.preset"] = None
-    mapping: dict[str, Any] = {}
-    for key, value in flat.items():
-        set_key(mapping, key, value)
-    return build(RunConfig, mapping)
+    versions preferred the lists; one label-space source is the rule now). Old names are read without a
+    deprecation line: the toolkit wrote the record, no user is to rename it."""
+    with stored_records():
+        flat = {RENAMED.get(key, key): value for key, value in flatten(record).items()}
+        if any(flat.get(f"synthetic.{axis}") is not None for axis in ("fx", "fy", "ft")):
+            flat["synthetic.preset"] = None
+        mapping: dict[str, Any] = {}
+        for key, value in flat.items():
+            set_key(mapping, key, value)
+        return build(RunConfig, mapping)
 
 
 def with_absolute_paths(config: RunConfig) -> RunConfig:
