@@ -288,7 +288,7 @@ def set_protocol_key(mapping: dict[str, Any], key: str, raw: str) -> None:
     types_ = field_types(Protocol)
     if head not in types_:
         raise ConfigError(f"unknown protocol field {quoted(key)}{suggest(key)}; fields: {', '.join(types_)}")
-    if head not in (*STAGES, "pretrain_arms"):
+    if head not in STAGES and not (head == "pretrain_arms" and rest):  # a whole value (every arm at once too)
         if rest:
             raise ConfigError(f"--set {key}: {head} has no sub-fields; set the whole value, e.g. {head}=...")
         mapping[head] = parse_text(raw, types_[head], head)
@@ -296,9 +296,6 @@ def set_protocol_key(mapping: dict[str, Any], key: str, raw: str) -> None:
     path = [head]
     if head == "pretrain_arms":
         arm, _, rest = rest.partition(".")
-        if not arm:  # every arm at once: {ARM: {SECTION: ...}}
-            mapping[head] = parse_text(raw, types_[head], head)
-            return
         if not rest:  # one whole arm as YAML; its fields are checked with the stage configs
             mapping.setdefault(head, {})[arm] = parse_text(raw, dict[str, Any], key)
             return
