@@ -661,6 +661,19 @@ def test_a_set_too_big_for_the_disk_is_refused_up_front(tmp_path, monkeypatch):
     assert not list((tmp_path / "big").rglob("*.npy"))
 
 
+def test_a_batch_too_big_to_render_is_named_before_the_disk(tmp_path, monkeypatch):
+    """Both faults at once (no disk, no memory for one batch): the render is named, whatever this machine's disk
+    holds (CI's disk once made the 60000x60000 CLI case above report free space instead)."""
+    import shutil
+
+    from videoperlin.vpn.export import export_dataset
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(2**30, 2**30 - 2**21, 2**21))
+    ds = SyntheticDataset(frequency_preset("tiny"), num_videos=2, frames=16, size=60_000)
+    with pytest.raises(ConfigError, match=r"rendering 2 perlin clip\(s\) of 16 frames at 60000x60000"):
+        export_dataset(ds, tmp_path / "big", fmt="npy", progress=False)
+
+
 @pytest.mark.parametrize(
     "flags, needles",
     [

@@ -150,15 +150,16 @@ class SyntheticDataset(Dataset):
         if not indices:
             raise ValueError("SyntheticDataset.batch needs at least one index")
         device = torch.device(device) if device is not None else torch.device("cpu")
-        self._check_render_memory(len(indices), device)
+        self.check_render_memory(len(indices), device)
         index = torch.tensor(indices, dtype=torch.long, device=device)
         clips = self.family.render(self.draws(index), index % len(self.space))
         labels = torch.tensor([self.target(i) for i in indices], dtype=torch.long, device=device)
         return clips.expand(-1, 3, -1, -1, -1), labels
 
-    def _check_render_memory(self, clips: int, device: torch.device) -> None:
+    def check_render_memory(self, clips: int, device: torch.device | str = "cpu") -> None:
         """Refuse (:class:`ConfigError`) a render whose peak exceeds the memory free now, before allocating it
         (once per batch size and device: a training run renders the same size every step)."""
+        device = torch.device(device)
         if (clips, device) in self._cleared:
             return
         need = clips * self.frames * self.height * self.width * self.family.render_bytes_per_pixel

@@ -269,6 +269,8 @@ def export_dataset(
     out = writable_directory(out)
     mine = range(shard[0], len(ds), shard[1])
     with _shard_lock(out, shard):
+        if mine:  # a batch that cannot be rendered is the first fault to name, before the disk it would fill
+            ds.check_render_memory(min(batch_size, len(mine)))
         if not (out / "dataset.json").exists():
             _check_free_space(ds, out, fmt, npy_dtype, len(mine))
         _record_spec(ds, out, fmt, npy_dtype, crf)
