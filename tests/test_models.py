@@ -311,6 +311,14 @@ def test_a_model_directory_has_a_model_card_and_loads_offline(tmp_path, cli, mon
     card = (tmp_path / "model/README.md").read_text()
     assert "# r3d10:" in card and "clips of 8 frames at 32x32 pixels" in card and "objective: classify" in card
     assert "best held-out top-1" in card and "videoperlin.from_pretrained" in card
+    assert "- data: perlin clips (preset " in card and ", 8 per epoch" in card
+    old = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)  # a record before 0.4: section vpn
+    old["config"]["vpn"] = old["config"].pop("synthetic")
+    torch.save(old, tmp_path / "old.pt")
+    cli("convert", tmp_path / "old.pt", "--out", tmp_path / "old-model", check=True)
+    assert (tmp_path / "old-model/README.md").read_text() == card.replace(
+        str(tmp_path / "run/checkpoints/last.pt"), str(tmp_path / "old.pt")
+    )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a local directory needs no network
     model = videoperlin.from_pretrained(tmp_path / "model")
     saved = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=True)["model"]

@@ -196,6 +196,7 @@ def run_convert(args: argparse.Namespace) -> int:
     from videoperlin.models.hub import CARD_FILE, checkpoint_metadata, save_pretrained
     from videoperlin.models.videomae import to_videomae, videomae_settings
     from videoperlin.train.checkpointing import save_checkpoint
+    from videoperlin.train.config import config_from_record
 
     if args.config is not None:
         if args.source is not None:
@@ -214,6 +215,8 @@ def run_convert(args: argparse.Namespace) -> int:
         metadata = (
             checkpoint_metadata(args.source) if source_format == "videoperlin" and Path(args.source).is_file() else {}
         )
+        if metadata.get("config"):  # an older version's record, in today's names for the card
+            metadata["config"] = config_from_record(metadata["config"]).to_dict()
         out = save_pretrained(model, args.out, {**metadata, "source": f"{args.source} ({source_format})"})
         print(f"{args.source} ({source_format}) -> {out} ({name}; model card {out / CARD_FILE})")
         return 0

@@ -31,7 +31,7 @@ def _recipe_lines(config: Mapping[str, Any]) -> list[str]:
         return []
     task, objective = config.get("task", "pretrain"), config.get("objective", {}).get("name", "classify")
     data, train, optim = (config.get(k, {}) for k in ("data", "train", "optim"))
-    synthetic = config.get("synthetic") or config.get("vpn") or {}  # records before 0.4 call it vpn
+    synthetic = config.get("synthetic", {})  # today's names: convert migrates an older record first
     source = (
         f"{synthetic.get('family', 'perlin')} clips (preset {synthetic.get('preset') or 'default'}), {synthetic.get('num_videos')} per epoch"
         if task == "pretrain" and not data.get("path")
