@@ -5,6 +5,7 @@ a fixed train/test split, and the protocol's typed --set."""
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -116,17 +117,22 @@ def test_transfer_study_end_to_end(tmp_path):
 
 def test_a_small_study_reports_publishes_and_reuses_its_runs(tmp_path):
     """The default suite's study end to end (the whole one is slow): one arch, scratch and vpn-low with
-    two pre-training seeds, paired in the report, published, and reused on a second run."""
+    two pre-training seeds and two fine-tuning seeds, paired in the report (a unit per fine-tuning cell),
+    published, and reused on a second run."""
     manifest = write_manifest(tmp_path)
     out, published = tmp_path / "out", tmp_path / "published"
     args = ["transfer", "--config", str(tiny_protocol(tmp_path)), "--out", str(out), "--data", str(manifest)]
-    args += ["--set", "archs=r3d10", "--set", "arms=[scratch, vpn-low]", "--publish", str(published)]
+    args += ["--set", "archs=r3d10", "--set", "arms=[scratch, vpn-low]", "--set", "seeds=0,1"]
+    args += ["--publish", str(published)]
     assert main(args) == 0
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {(r["arm"], r["pretrain_seed"]) for r in rows} == {("scratch", ""), ("vpn-low", "0"), ("vpn-low", "1")}
     report = (out / "report.md").read_text()
-    assert "| r3d10 | vpn-low |" in report and "(n=2)" in report and "[95% CI]" in report
+    vpn_low = next(line for line in report.splitlines() if line.startswith("| r3d10 | vpn-low | "))
+    cells = vpn_low.split(" | ")  # arch, arm, top-1 over 4 runs, the interval, W/T/L over 2 units, ...
+    assert "(n=4)" in cells[2] and re.fullmatch(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]( ‡)?", cells[3])
+    assert sum(map(int, cells[4].split("/"))) == 2, vpn_low
     assert (published / "results.csv").exists() and (published / "figures" / "curves_toy_r3d10.png").exists()
     assert (published / "figures" / "forest.png").stat().st_size > 5000  # the paired interval, drawn
     with open(out / "pretraining.csv", newline="") as handle:
@@ -283,8 +289,9 @@ def test_paired_differences_intervals_and_verdicts():
         and abs(t_quantile_975(120) - 1.980) < 0.002
     )
     rows += [{**r, "pretrain_seed": 1, "video_top1": r["video_top1"] - 0.1} for r in rows if r["arm"] == "vpn-low"]
-    mine, _base, diffs = paired(rows, "vpn-low", "r3d18", "toy")  # each scratch run pairs with both pre-training seeds
-    assert len(mine) == len(diffs) == 8 and [round(d, 6) for d in diffs[4:]] == [0.3, 0.3, -0.1, 0.3]
+    mine, _base, diffs = paired(rows, "vpn-low", "r3d18", "toy")  # a cell's two pre-training seeds: one unit
+    assert len(mine) == 8 and [round(d, 6) for d in diffs] == [0.35, 0.35, -0.05, 0.35]  # each scratch run once
+    assert wins_ties_losses(diffs) == "3/0/1"
 
 
 def test_clips_seen_counts_clips_not_steps_times_batch():
@@ -332,6 +339,46 @@ def test_pooled_splits_pair_within_their_split_and_report_as_one():
         and "| r3d18 | vpn-low | 45.0 ± 17.3 (n=4) | +15.0 [+5.8, +24.2] | 4/0/0 | **gain** |" in pooled
     )
     assert "| r3d18 | shuffled | -10.0 [" in pooled and "| 1/0/2 |" in pooled
+
+
+def test_a_published_study_is_restated_with_this_versions_pairing(tmp_path, capsys):
+    """--restate recomputes a published report's tables from results.csv and its recorded protocol: an arm's
+    two pre-training seeds are one unit per scratch run (the first report counted them as two pairs each)."""
+    from videoperlin.config_fields import to_dict
+    from videoperlin.study.report import write_results
+    from videoperlin.study.restate import FIRST_WRITTEN_HEADING, RESTATED_HEADING
+
+    rows = [
+        {"arm": arm, "arch": "r3d18", "dataset": "toy", "fold": fold, "seed": 0, "video_top1": value,
+         "clip_top1": value, "pretrain_seed": pseed, "error": ""}
+        for arm, pseed, values in (("scratch", "", (0.1, 0.3)), ("vpn-low", 0, (0.3, 0.4)), ("vpn-low", 1, (0.2, 0.6)))
+        for fold, value in enumerate(values)
+    ]  # fmt: skip
+    protocol = load_protocol(
+        builtin_config("transfer_default"),
+        ["datasets=[{name: toy, data: x, folds: 2}]", "arms=[scratch, vpn-low]", "pretrain_seeds=0,1"],
+    )
+    study = tmp_path / "published"
+    study.mkdir()
+    write_results(study, rows)
+    first = f"# Transfer study\n\nthe old tables\n\nProtocol:\n\n```yaml\n{yaml.safe_dump(to_dict(protocol))}```\n"
+    (study / "report.md").write_text(first)
+    assert main(["transfer", "--restate", str(study)]) == 0 and "restated" in capsys.readouterr().out
+    report = (study / "report.md").read_text()
+    restated, kept = report.split(FIRST_WRITTEN_HEADING + "\n")
+    assert (
+        restated.startswith(f"# Transfer study\n\n{RESTATED_HEADING}\n")
+        and kept.strip() == first.split("\n", 1)[1].strip()
+    )
+    # fold 0: (0.3 + 0.2) / 2 - 0.1 = +0.15; fold 1: (0.4 + 0.6) / 2 - 0.3 = +0.2 -- two units, not four pairs
+    assert "| r3d18 | vpn-low | 37.5 ± 17.1 (n=4) | +17.5 [-14.3, +49.3] | 2/0/0 | no evidence" in restated
+    assert (study / "figures" / "forest.png").stat().st_size > 5000
+    assert main(["transfer", "--restate", str(study)]) == 0  # again: the restatement is replaced, not stacked
+    assert (study / "report.md").read_text() == report
+    (study / "report.md").write_text("# Transfer study\n\nno protocol here\n")
+    capsys.readouterr()
+    assert main(["transfer", "--restate", str(study)]) == 2
+    assert "report.md records no protocol" in capsys.readouterr().err
 
 
 def test_failed_runs_are_retried_in_fp32_recorded_and_the_study_goes_on(tmp_path, monkeypatch):

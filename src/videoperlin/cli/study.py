@@ -45,6 +45,14 @@ def transfer_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--publish", type=Path, default=None, help="copy report, results and figures here")
     parser.add_argument(
+        "--restate",
+        type=Path,
+        default=None,
+        metavar="STUDY",
+        help="recompute a published study's tables and forest plot (from its results.csv and report.md) with "
+        "this version's statistics; trains nothing",
+    )
+    parser.add_argument(
         "--pretrain-cache",
         type=Path,
         default=None,
@@ -82,6 +90,12 @@ def run_transfer(args: argparse.Namespace) -> int:
     from videoperlin.study.runs import failures, run_study
 
     _quiet_logging()
+    if args.restate is not None:
+        from videoperlin.study.restate import restate
+
+        report = restate(args.restate)
+        print(f"restated {report} (the tables at its top; figures/forest.png redrawn)")
+        return 0
     if args.data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(Path(args.data_root).expanduser().absolute())
     protocol = load_protocol(

@@ -35,6 +35,7 @@ from videoperlin.config_fields import (
     option,
     parse_text,
     seed_range,
+    stored_records,
 )
 from videoperlin.errors import ConfigError, quoted
 from videoperlin.models.registry import list_models
@@ -350,6 +351,13 @@ def current_protocol(mapping: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("pretrain_arms"), dict):
         out["pretrain_arms"] = {arm: current_sections(entry) for arm, entry in out["pretrain_arms"].items()}
     return out
+
+
+def protocol_from_record(mapping: dict[str, Any]) -> Protocol:
+    """A protocol a study wrote itself (a report's ``Protocol:`` block), read in today's names without
+    deprecation lines: no user is to rename it."""
+    with stored_records():
+        return build(Protocol, current_protocol(mapping))
 
 
 def load_protocol(path: str | Path, sets: list[str] | None = None, changes: dict[str, Any] | None = None) -> Protocol:

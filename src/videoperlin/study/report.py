@@ -312,9 +312,10 @@ def write_report(
 Metric: top-1 on the held-out data at the last fine-tuning epoch, video-level (softmax averaged over
 consecutive 16-frame windows, centre crop) and clip-level (each window alone); mean ± sample std over
 folds × seeds × pre-training seeds, n runs. Δ is the mean paired difference to `scratch` on the same
-fold and seed, in percentage points, with a 95% Student-t interval over the paired runs (they share
+fold and seed, in percentage points, with a 95% Student-t interval over those units (an arm's runs from
+several pre-training seeds are averaged in each first: they share the unit's scratch run; units share
 folds and pre-trained checkpoints, so the interval is optimistic where those effects are large).
-W/T/L counts the paired runs the arm wins, ties and loses. Verdict: **gain** when the interval's lower
+W/T/L counts the units the arm wins, ties and loses. Verdict: **gain** when the interval's lower
 bound is above 0, **loss** when its upper bound is below 0, otherwise no evidence of a difference.
 ‡ marks an interval of no width: every paired difference is the same, so with few pairs the interval says
 nothing of their spread and its verdict rests on W/T/L alone.{POOLED_NOTE if protocol.pooled else ""}

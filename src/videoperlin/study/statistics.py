@@ -1,20 +1,22 @@
 """The statistics of the transfer study: pairing runs, the paired difference's 95% interval, the verdict.
 
 Pairing: a run of arm A on (dataset, architecture, fold, seed, pre-training seed p) is compared
-with scratch on the same (dataset, architecture, fold, seed); scratch has no pre-training seed,
-so each scratch run pairs with one run per pre-training seed of every pre-trained arm. Datasets a
-protocol pools (``pooled``: the official splits 1-3 of one benchmark, each its own dataset entry)
-are reported once more as one: runs pair within their own split, and the pairs of all splits are
+with scratch on the same (dataset, architecture, fold, seed). Scratch has no pre-training seed, so the
+unit is that fine-tuning cell: A's runs in it (one per pre-training seed) are averaged, then scratch's
+run is subtracted. Counting each of them as a pair of its own would use one scratch run several times
+and call its noise independent: the interval came out too narrow (before 2026-12 the reports did so).
+Datasets a protocol pools (``pooled``: the official splits 1-3 of one benchmark, each its own dataset
+entry) are reported once more as one: runs pair within their own split, and the units of all splits are
 the units.
 
-Interval: Student's t interval on the mean paired difference, the units being the paired runs
-(fold x seed x pre-training seed): with 4-18 units a percentile bootstrap undercovers, and the
-differences are bounded and roughly symmetric. Caveat: runs that share a fold share their test
-videos (pooled splits a few: JHMDB's three official test lists share 4-14% of their videos
-pairwise, HMDB-51's 7-10%), and runs that share a pre-training seed share their initialisation, so
-the units are not fully independent; where those effects are large the interval is optimistic
-(narrower than it should be). The verdict is read off the interval: "gain" when its lower bound is
-above 0, "loss" when its upper bound is below 0, otherwise "no evidence of a difference".
+Interval: Student's t interval on the mean paired difference over the units (fold x seed against
+scratch; fold x seed x pre-training seed against a pre-trained arm): with 4-18 units a percentile
+bootstrap undercovers, and the differences are bounded and roughly symmetric. Caveat: units that share
+a fold share their test videos (pooled splits a few: JHMDB's three official test lists share 4-14% of
+their videos pairwise, HMDB-51's 7-10%), and runs that share a pre-training seed share their
+initialisation, so the units are not fully independent; where those effects are large the interval is
+optimistic (narrower than it should be). The verdict is read off the interval: "gain" when its lower
+bound is above 0, "loss" when its upper bound is below 0, otherwise "no evidence of a difference".
 """
 
 from __future__ import annotations
@@ -92,10 +94,11 @@ def paired(
     metric: str = "video_top1",
     baseline: str = SCRATCH,
 ) -> tuple[list[float], list[float], list[float]]:
-    """(arm values, baseline values, paired differences arm - baseline). Scratch pairs on the same dataset,
-    fold and seed (with every pre-training seed of the arm); a pre-trained baseline on the same dataset,
-    fold, seed and pre-training seed. A tuple of datasets pools them (a protocol's ``pooled``): runs pair
-    within their own dataset, and the pairs of all of them are the units."""
+    """(arm values, baseline values, paired differences arm - baseline). Against scratch the unit is a
+    fine-tuning cell, the same dataset, fold and seed: the arm's runs there (one per pre-training seed) are
+    averaged first, so each scratch run is counted once. Against a pre-trained baseline the unit is a run:
+    the same dataset, fold, seed and pre-training seed. A tuple of datasets pools them (a protocol's
+    ``pooled``): runs pair within their own dataset, and the units of all of them are the units."""
     datasets = (dataset,) if isinstance(dataset, str) else dataset
 
     def results(name: str) -> dict[tuple, float]:
@@ -108,7 +111,12 @@ def paired(
     mine = results(arm)
     width = 3 if baseline == SCRATCH else 4  # the part of (dataset, fold, seed, pretrain_seed) that pairs
     base = {key[:width]: value for key, value in results(baseline).items()}
-    return list(mine.values()), list(base.values()), [v - base[k[:width]] for k, v in mine.items() if k[:width] in base]
+    units: dict[tuple, list[float]] = {}
+    for key, value in mine.items():
+        if key[:width] in base:
+            units.setdefault(key[:width], []).append(value)
+    diffs = [statistics.mean(values) - base[unit] for unit, values in units.items()]
+    return list(mine.values()), list(base.values()), diffs
 
 
 def wins_ties_losses(diffs: list[float]) -> str:
