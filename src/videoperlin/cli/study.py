@@ -94,7 +94,7 @@ def run_transfer(args: argparse.Namespace) -> int:
         from videoperlin.study.restate import restate
 
         report = restate(args.restate)
-        print(f"restated {report} (the tables at its top; figures/forest.png redrawn)")
+        print(f"restated {report} (the tables at its top; figures/forest.png drawn from them)")
         return 0
     if args.data_root is not None:
         os.environ[DATA_ROOT_ENV] = str(Path(args.data_root).expanduser().absolute())

@@ -4,7 +4,7 @@ When the pairing or the interval changes (:mod:`videoperlin.study.statistics`), 
 before is not rerun: ``videoperlin transfer --restate STUDY`` reads what it recorded -- ``results.csv``
 (every fine-tuning run's top-1) and the protocol at the end of ``report.md`` -- and writes the tables
 again at the top of ``report.md``, under :data:`RESTATED_HEADING`, with the report as first written
-kept below it; ``figures/forest.png`` is redrawn. Restating again replaces the earlier restatement.
+kept below it; ``figures/forest.png`` is drawn again. Restating again replaces the earlier restatement.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ fine-tuning cell (dataset, fold, seed): an arm's runs from several pre-training 
 scratch's run is subtracted. The report as first written counted each of those runs as a pair of its own, so
 one scratch run counted several times as if its noise were independent: where the study had several
 pre-training seeds its intervals are too narrow and its W/T/L counts runs; these tables replace them.
-`figures/forest.png` is redrawn from them. Columns and verdicts read as described below.
+`figures/forest.png` is drawn from them. Columns and verdicts read as described below.
 
 {tables}
 
