@@ -379,6 +379,9 @@ def test_a_published_study_is_restated_with_this_versions_pairing(tmp_path, caps
     capsys.readouterr()
     assert main(["transfer", "--restate", str(study)]) == 2
     assert "report.md records no protocol" in capsys.readouterr().err
+    (study / "report.md").write_text("# Transfer study\n\nProtocol:\n\n```yaml\narms: [scratch\n```\n")
+    assert main(["transfer", "--restate", str(study)]) == 2
+    assert "its protocol block is not YAML" in capsys.readouterr().err
 
 
 def test_failed_runs_are_retried_in_fp32_recorded_and_the_study_goes_on(tmp_path, monkeypatch):

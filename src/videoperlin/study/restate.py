@@ -29,7 +29,13 @@ def recorded_protocol(report: Path, text: str) -> Protocol:
     if "```yaml\n" not in text:
         raise DataError(f"{report} records no protocol (a ```yaml block at its end); restate a report `transfer` wrote")
     block = text.rsplit("```yaml\n", 1)[1].split("\n```", 1)[0]
-    mapping = yaml.safe_load(block)
+    try:
+        mapping = yaml.safe_load(block)
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0]
+        raise DataError(
+            f"{report}: its protocol block is not YAML ({problem}); restate a report `transfer` wrote"
+        ) from None
     if not isinstance(mapping, dict):
         raise DataError(f"{report}: its protocol block is not a mapping; restate a report `transfer` wrote")
     return protocol_from_record(mapping)
@@ -44,10 +50,10 @@ def restatement(tables: str, study: Path) -> str:
 Restated on {datetime.date.today().isoformat()} by videoperlin {__version__}, from `results.csv` and the protocol
 recorded below; nothing was rerun (`videoperlin transfer --restate {study}`). Against scratch the unit is a
 fine-tuning cell (dataset, fold, seed): an arm's runs from several pre-training seeds are averaged in it, then
-scratch's run is subtracted. The report as first written counted each of those runs as a pair of its own, so
-one scratch run counted several times as if its noise were independent: where the study had several
-pre-training seeds its intervals are too narrow and its W/T/L counts runs; these tables replace them.
-`figures/forest.png` is drawn from them. Columns and verdicts read as described below.
+scratch's run is subtracted. Where the report as first written differs, these tables replace it (reports
+written before 2026-12 counted each of those runs as a pair of its own, one scratch run several times as if
+its noise were independent: with several pre-training seeds their intervals are too narrow and their W/T/L
+counts runs). `figures/forest.png` is drawn from these tables. Columns and verdicts read as described below.
 
 {tables}
 
