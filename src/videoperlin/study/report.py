@@ -290,7 +290,7 @@ def failures_section(failed: list[str]) -> str:
 
 POOLED_NOTE = """
 A pooled section reports the datasets it names as one: each run pairs with scratch (or the compared
-arm) on its own dataset, and n counts the runs of all of them."""
+arm) within its own dataset, the units of all of them are the pool's units, and n counts their runs."""
 
 
 def write_report(
