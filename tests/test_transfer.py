@@ -361,14 +361,17 @@ def test_a_published_study_is_restated_with_this_versions_pairing(tmp_path, caps
     study = tmp_path / "published"
     study.mkdir()
     write_results(study, rows)
-    first = f"# Transfer study\n\nthe old tables\n\nProtocol:\n\n```yaml\n{yaml.safe_dump(to_dict(protocol))}```\n"
+    note = "> **Numerics.** A note put above the title (pre-training precision): it stays first.\n\n"
+    first = (
+        f"{note}# Transfer study\n\nthe old tables\n\nProtocol:\n\n```yaml\n{yaml.safe_dump(to_dict(protocol))}```\n"
+    )
     (study / "report.md").write_text(first)
     assert main(["transfer", "--restate", str(study)]) == 0 and "restated" in capsys.readouterr().out
     report = (study / "report.md").read_text()
     restated, kept = report.split(FIRST_WRITTEN_HEADING + "\n")
     assert (
-        restated.startswith(f"# Transfer study\n\n{RESTATED_HEADING}\n")
-        and kept.strip() == first.split("\n", 1)[1].strip()
+        restated.startswith(f"{note}# Transfer study\n\n{RESTATED_HEADING}\n")
+        and kept.strip() == first.split("# Transfer study\n", 1)[1].strip()
     )
     # fold 0: (0.3 + 0.2) / 2 - 0.1 = +0.15; fold 1: (0.4 + 0.6) / 2 - 0.3 = +0.2 -- two units, not four pairs
     assert "| r3d18 | vpn-low | 37.5 ± 17.1 (n=4) | +17.5 [-14.3, +49.3] | 2/0/0 | no evidence" in restated

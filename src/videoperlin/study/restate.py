@@ -3,8 +3,8 @@
 When the pairing or the interval changes (:mod:`videoperlin.study.statistics`), a study published
 before is not rerun: ``videoperlin transfer --restate STUDY`` reads what it recorded -- ``results.csv``
 (every fine-tuning run's top-1) and the protocol at the end of ``report.md`` -- and writes the tables
-again at the top of ``report.md``, under :data:`RESTATED_HEADING`, with the report as first written
-kept below it; ``figures/forest.png`` is drawn again. Restating again replaces the earlier restatement.
+again below the title of ``report.md`` (a note above the title stays first), under
+:data:`RESTATED_HEADING`, with the report as first written kept below it; ``figures/forest.png`` is drawn again. Restating again replaces the earlier restatement.
 """
 
 from __future__ import annotations
@@ -70,8 +70,10 @@ def restate(study: Path) -> Path:
     if RESTATED_HEADING in text:  # an earlier restatement: replaced
         before, rest = text.split(RESTATED_HEADING, 1)
         text = before + rest.split(f"{FIRST_WRITTEN_HEADING}\n", 1)[1].lstrip("\n")
-    title, body = text.split("\n", 1) if text.startswith("# ") else ("", text)
+    lines = text.split("\n")  # the section goes below the title and any note above it (e.g. on numerics)
+    at = next((i + 1 for i, line in enumerate(lines) if line.startswith("# ")), 0)
+    head, body = "\n".join(lines[:at]), "\n".join(lines[at:]).lstrip("\n")
     section = restatement(summary_table(rows, protocol), study)
-    atomic_write_text(report, f"{title}\n\n{section}\n{body.lstrip(chr(10))}" if title else f"{section}\n{body}")
+    atomic_write_text(report, f"{head}\n\n{section}\n{body}" if head else f"{section}\n{body}")
     forest_plot(rows, protocol, study)
     return report
